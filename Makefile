@@ -1,0 +1,47 @@
+# wspush — see README.md. `make run` starts the server with its embedded
+# defaults; `make test` runs every test, installing what the tests need.
+
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+CONFORMANCE_PORT ?= 9001
+
+.PHONY: all build run test test-deps vet fmt-check conformance bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/wspush ./cmd/wspush
+	$(GO) build -o $(BIN)/wsbench ./cmd/wsbench
+	$(GO) build -o $(BIN)/baseline ./bench/baseline
+
+run:
+	$(GO) run ./cmd/wspush
+
+# test-deps installs, on a fresh Debian machine, the real components the
+# tests drive: Chromium for the browser test, Node.js for the `ws` interop
+# test. It does nothing when they are already there.
+test-deps:
+	@bash scripts/test-deps.sh
+
+test: test-deps vet fmt-check
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# conformance runs the Autobahn|Testsuite fuzzing client (../shared/conformance)
+# against `wspush -echo`. The suite is not in this repo; see that README.
+conformance:
+	$(GO) build -o $(BIN)/wspush ./cmd/wspush
+	@$(BIN)/wspush -listen 127.0.0.1:$(CONFORMANCE_PORT) -admin "" -echo -max-message 67108864 -log-level warn & \
+	pid=$$!; sleep 0.5; \
+	../shared/conformance/run ws://127.0.0.1:$(CONFORMANCE_PORT)/echo; rc=$$?; \
+	kill $$pid; wait $$pid; exit $$rc
+
+clean:
+	rm -rf $(BIN) testdata/out

@@ -1,0 +1,136 @@
+// Command wspush is the WebSocket push server. See README.md and
+// docs/protocol.md; `wspush -h` lists the flags and their environment
+// variables.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/wspush/wspush/netpoll"
+	"github.com/wspush/wspush/server"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "wspush:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg := server.Defaults()
+	fs := flag.NewFlagSet("wspush", flag.ContinueOnError)
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public `address`: WebSocket /ws, demo page /, client /wspush.js")
+	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin API `address`: /publish, /metrics, /healthz, /debug/pprof/ (empty: off)")
+	fs.IntVar(&cfg.Loops, "loops", runtime.GOMAXPROCS(0), "event loops")
+	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "WebSocket connections; over it handshakes are answered 503")
+	fs.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "largest client message and publish body, in `bytes` (over it: close 1009 / HTTP 413)")
+	fs.IntVar(&cfg.MaxHeader, "max-header", cfg.MaxHeader, "largest handshake request, in `bytes` (over it: HTTP 431)")
+	fs.IntVar(&cfg.MaxBuffered, "max-buffered", cfg.MaxBuffered, "bufferedAmount in `bytes` past which a connection is dropped as a slow consumer (close 1013)")
+	fs.IntVar(&cfg.MaxSubs, "max-subs", cfg.MaxSubs, "topics one connection may subscribe to")
+	fs.IntVar(&cfg.SendBuffer, "sndbuf", 0, "SO_SNDBUF of client sockets in `bytes`, bounding the kernel's share of a slow consumer's backlog (0: kernel default, tcp_wmem)")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "time to receive a whole handshake request (slowloris defence)")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "silence after which the server pings a client")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "silence after which the server closes a client (close 1001)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful shutdown budget on SIGINT/SIGTERM")
+	origins := fs.String("allowed-origins", "", "comma-separated Origin values allowed to connect (empty: any)")
+	protocols := fs.String("subprotocols", "", "comma-separated Sec-WebSocket-Protocol values the server selects")
+	fs.BoolVar(&cfg.Echo, "echo", false, "serve GET /echo, a WebSocket echo endpoint (conformance testing)")
+	fs.BoolVar(&cfg.ClientPublish, "client-publish", false, `allow clients to publish with {"op":"pub"}`)
+	fs.StringVar(&cfg.PublishToken, "publish-token", "", "bearer `token` required by POST /publish (empty: none)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: wspush [flags]\n\nEvery flag can also be set with an environment variable, WSPUSH_ and the flag's\nname in upper case with - as _ (WSPUSH_MAX_BUFFERED=2097152); a flag on the\ncommand line wins.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(fs.Output(), "  -%s  (env %s)\n", f.Name, envName(f.Name))
+			name, usage := flag.UnquoteUsage(f)
+			if name != "" {
+				usage = name + ": " + usage
+			}
+			fmt.Fprintf(fs.Output(), "    \t%s (default %q)\n", usage, f.DefValue)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	cfg.AllowedOrigins = splitList(*origins)
+	cfg.Subprotocols = splitList(*protocols)
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
+
+	limit, err := netpoll.RaiseOpenFiles()
+	if err != nil {
+		log.Warn("could not raise the open files limit", "err", err)
+	}
+	log.Info("open files limit", "nofile", limit, "max_connections_by_fd", limit-32)
+
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	got := <-sig
+	log.Info("shutting down", "signal", got.String(), "connections", srv.Conns())
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// envName is the environment variable of a flag: -max-buffered is
+// WSPUSH_MAX_BUFFERED.
+func envName(flagName string) string {
+	return "WSPUSH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets every flag not given on the command line from its
+// environment variable, when that is set.
+func applyEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok || given[f.Name] || err != nil {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+		}
+	})
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

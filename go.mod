@@ -1,0 +1,31 @@
+module github.com/wspush/wspush
+
+go 1.26.0
+
+require (
+	github.com/HdrHistogram/hdrhistogram-go v1.2.0
+	github.com/chromedp/chromedp v0.23.0
+	github.com/coder/websocket v1.8.14
+	github.com/gobwas/ws v1.4.0
+	github.com/gorilla/websocket v1.5.3
+	github.com/mailru/easygo v0.0.0-20190618140210-3c14a0dc985f
+	github.com/prometheus/client_golang v1.23.2
+	golang.org/x/sys v0.49.0
+)
+
+require (
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/gobwas/httphead v0.1.0 // indirect
+	github.com/gobwas/pool v0.2.1 // indirect
+	github.com/kr/text v0.2.0 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/prometheus/client_model v0.6.2 // indirect
+	github.com/prometheus/common v0.66.1 // indirect
+	github.com/prometheus/procfs v0.16.1 // indirect
+	go.yaml.in/yaml/v2 v2.4.2 // indirect
+	google.golang.org/protobuf v1.36.8 // indirect
+)

@@ -1,0 +1,293 @@
+package netpoll
+
+import (
+	"io"
+	"time"
+
+	"github.com/mailru/easygo/netpoll"
+	"golang.org/x/sys/unix"
+)
+
+// Conn is one accepted TCP connection. It is owned by its Loop: call its
+// methods only from that loop's goroutine (inside Handler callbacks or tasks
+// posted to the loop).
+type Conn struct {
+	fd     int32 // -1 once closed
+	idx    int32 // position in loop.conns
+	loop   *Loop
+	tail   []byte // unconsumed input; nil when none
+	out    *outq  // queued output; nil when none
+	queued int    // bytes in out: the connection's bufferedAmount
+
+	dirty      bool // in loop.dirty, waiting for the end-of-callback flush
+	reading    bool // inside Handler.Read: tail must stay put
+	closeWrite bool // shut down the sending side once the queue has drained
+	rdhup      bool // the peer shut down its side
+
+	tnext, tprev *Conn // timer wheel links
+	tdue         int64 // tick of the deadline; 0 when none
+
+	// Data is the Handler's per-connection state.
+	Data any
+}
+
+// outq is a connection's output: references to immutable buffers, sent in
+// order. bufs[head][off:] is the next byte to go.
+type outq struct {
+	bufs [][]byte
+	head int
+	off  int
+}
+
+// Loop is the loop that owns c.
+func (c *Conn) Loop() *Loop { return c.loop }
+
+// Fd is the socket, or -1 once the connection is closed.
+func (c *Conn) Fd() int { return int(c.fd) }
+
+// Closed reports whether the connection has been closed.
+func (c *Conn) Closed() bool { return c.fd < 0 }
+
+// Buffered is the connection's bufferedAmount: bytes queued by Write and not
+// yet accepted by the kernel.
+func (c *Conn) Buffered() int { return c.queued }
+
+// Write queues b to be sent after everything queued before it. b is sent by
+// reference: the caller must not modify it afterwards (shared prepared frames
+// are immutable). Queued bytes are written when the current callback ends, in
+// one writev with everything else queued for c.
+func (c *Conn) Write(b []byte) {
+	if c.fd < 0 || len(b) == 0 {
+		return
+	}
+	l := c.loop
+	if c.out == nil {
+		c.out = l.getq()
+	}
+	c.out.bufs = append(c.out.bufs, b)
+	c.queued += len(b)
+	if !c.dirty {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+// AtBoundary reports whether nothing of the queue's head has been written yet,
+// so the byte stream on the wire ends between two Write calls (between
+// frames). Something written now would not split an earlier frame.
+func (c *Conn) AtBoundary() bool { return c.out == nil || c.out.off == 0 }
+
+// Discard drops everything queued and not yet written.
+func (c *Conn) Discard() {
+	if c.out != nil {
+		c.loop.putq(c.out)
+		c.out, c.queued = nil, 0
+	}
+}
+
+// CloseWrite shuts down the sending side (a TCP FIN) once everything queued
+// has been written. The connection stays open for reading, so the peer's last
+// bytes are not answered with a reset, until the peer closes or the Handler
+// closes it, typically from its timer.
+func (c *Conn) CloseWrite() {
+	if c.fd < 0 || c.closeWrite {
+		return
+	}
+	c.closeWrite = true
+	if c.out == nil {
+		unix.Shutdown(int(c.fd), unix.SHUT_WR)
+	}
+}
+
+// SetTimer sets the connection's single deadline: Handler.Timer is called
+// once it has passed, at the resolution of the loop's tick.
+func (c *Conn) SetTimer(at time.Time) {
+	if c.fd >= 0 {
+		c.loop.wheel.add(c, c.loop.wheel.ticksAt(at))
+	}
+}
+
+// StopTimer cancels the deadline.
+func (c *Conn) StopTimer() { c.loop.wheel.remove(c) }
+
+// Close closes the socket at once, dropping queued output, and calls
+// Handler.Close. Closing a closed connection does nothing.
+func (c *Conn) Close(err error) {
+	if c.fd < 0 {
+		return
+	}
+	l := c.loop
+	if l.ep != nil {
+		l.ep.Del(int(c.fd))
+	}
+	unix.Close(int(c.fd))
+	c.fd = -1
+	l.wheel.remove(c)
+	last := len(l.conns) - 1
+	l.conns[c.idx] = l.conns[last]
+	l.conns[c.idx].idx = c.idx
+	l.conns[last] = nil
+	l.conns = l.conns[:last]
+	c.Discard()
+	if !c.reading {
+		c.releaseTail()
+	}
+	l.Stats.Conns.Add(-1)
+	l.h.Close(c, err)
+}
+
+func (c *Conn) releaseTail() {
+	if c.tail != nil {
+		c.loop.pool.Put(c.tail)
+		c.tail = nil
+	}
+}
+
+func (c *Conn) onEvent(ev netpoll.EpollEvent) {
+	if ev == epollClosed {
+		c.Close(io.ErrClosedPipe)
+		return
+	}
+	l := c.loop
+	l.Stats.Events.Add(1)
+	if ev&netpoll.EPOLLRDHUP != 0 {
+		c.rdhup = true
+	}
+	if ev&(netpoll.EPOLLIN|netpoll.EPOLLRDHUP|netpoll.EPOLLHUP|netpoll.EPOLLERR) != 0 {
+		c.readAll()
+	}
+	if c.fd >= 0 && ev&netpoll.EPOLLOUT != 0 && c.out != nil && !c.dirty {
+		c.flush()
+	}
+	l.flushDirty()
+}
+
+// readAll reads until the socket is drained, as edge-triggered epoll needs.
+func (c *Conn) readAll() {
+	l := c.loop
+	for c.fd >= 0 {
+		dst := l.rbuf
+		if c.tail != nil {
+			dst = c.tail[len(c.tail):cap(c.tail)]
+		}
+		n, err := unix.Read(int(c.fd), dst)
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			c.Close(err)
+			return
+		case n == 0:
+			c.Close(io.EOF)
+			return
+		}
+		var b []byte
+		if c.tail != nil {
+			c.tail = c.tail[:len(c.tail)+n]
+			b = c.tail
+		} else {
+			b = l.rbuf[:n]
+		}
+		c.reading = true
+		used, need := l.h.Read(c, b)
+		c.reading = false
+		if c.fd < 0 {
+			c.releaseTail()
+			return
+		}
+		c.keep(b[used:], need)
+		// A short read drained the socket; a new edge comes with new data.
+		// After RDHUP keep reading to see the EOF, which brings no new edge.
+		if n < len(dst) && !c.rdhup {
+			return
+		}
+	}
+}
+
+// keep stores the unconsumed rest of the input in the connection's tail
+// buffer, sized for need bytes, and returns the buffer when nothing is left.
+func (c *Conn) keep(rest []byte, need int) {
+	if len(rest) == 0 {
+		c.releaseTail()
+		return
+	}
+	size := need
+	if size <= len(rest) {
+		size = 2 * len(rest) // unknown size: room to grow
+	}
+	size = max(size, 512)
+	if c.tail != nil && cap(c.tail) >= size {
+		c.tail = c.tail[:copy(c.tail, rest)]
+		return
+	}
+	buf := c.loop.pool.Get(size)
+	buf = append(buf, rest...)
+	c.releaseTail()
+	c.tail = buf
+}
+
+// flush writes as much of the queue as the kernel takes, in writev calls of up
+// to IOV_MAX buffers. What the kernel does not take waits for EPOLLOUT.
+func (c *Conn) flush() {
+	l := c.loop
+	for c.out != nil && c.fd >= 0 {
+		q := c.out
+		iov := l.iov[:0]
+		want := 0
+		for i, b := range q.bufs[q.head:] {
+			if i == 0 {
+				b = b[q.off:]
+			}
+			iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+			want += len(b)
+			if len(iov) == maxIovecs {
+				break
+			}
+		}
+		n, errno := l.writev(c.fd, iov)
+		clear(iov) // do not keep the frames alive from the loop's scratch
+		switch errno {
+		case 0:
+		case unix.EAGAIN:
+			return
+		case unix.EINTR:
+			continue
+		default:
+			c.Close(errno)
+			return
+		}
+		l.Stats.BytesWritten.Add(uint64(n))
+		c.queued -= n
+		written := n
+		for n > 0 {
+			left := len(q.bufs[q.head]) - q.off
+			if n < left {
+				q.off += n
+				break
+			}
+			n -= left
+			q.bufs[q.head] = nil
+			q.head++
+			q.off = 0
+		}
+		if q.head == len(q.bufs) {
+			l.putq(q)
+			c.out = nil
+			if c.closeWrite {
+				unix.Shutdown(int(c.fd), unix.SHUT_WR)
+			}
+			return
+		}
+		if q.head > 64 && 2*q.head > len(q.bufs) {
+			// A queue that never drains (a slow reader) must not grow forever.
+			k := copy(q.bufs, q.bufs[q.head:])
+			clear(q.bufs[k:])
+			q.bufs, q.head = q.bufs[:k], 0
+		}
+		if written < want {
+			return // the send buffer is full; EPOLLOUT will call again
+		}
+	}
+}

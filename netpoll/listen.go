@@ -1,0 +1,73 @@
+package netpoll
+
+import (
+	"fmt"
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// listenReusePort opens a non-blocking listening TCP socket on addr with
+// SO_REUSEPORT set, so that every loop can own a listener on the same port and
+// the kernel spreads incoming connections over them. A nil or unspecified IP
+// listens on all IPv4 and IPv6 addresses, as net.Listen does.
+func listenReusePort(addr *net.TCPAddr, backlog int) (int, error) {
+	family, sa := sockaddr(addr)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil && family == unix.AF_INET6 && addr.IP == nil {
+		// No IPv6 on this host: fall back to IPv4 only.
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: addr.Port}
+		fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fail := func(what string, err error) (int, error) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s %s: %w", what, addr, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fail("SO_REUSEADDR", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		return fail("SO_REUSEPORT", err)
+	}
+	if family == unix.AF_INET6 && (addr.IP == nil || addr.IP.IsUnspecified()) {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+			return fail("IPV6_V6ONLY", err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail("bind", err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		return fail("listen", err)
+	}
+	return fd, nil
+}
+
+func sockaddr(addr *net.TCPAddr) (int, unix.Sockaddr) {
+	if ip4 := addr.IP.To4(); ip4 != nil {
+		sa := &unix.SockaddrInet4{Port: addr.Port}
+		copy(sa.Addr[:], ip4)
+		return unix.AF_INET, sa
+	}
+	sa := &unix.SockaddrInet6{Port: addr.Port}
+	copy(sa.Addr[:], addr.IP.To16())
+	return unix.AF_INET6, sa
+}
+
+// boundAddr reports the address a listening socket is bound to.
+func boundAddr(fd int) (*net.TCPAddr, error) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}, nil
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}, nil
+	}
+	return nil, fmt.Errorf("getsockname: unexpected address %T", sa)
+}

@@ -1,0 +1,431 @@
+package netpoll
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/mailru/easygo/netpoll"
+	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/bufpool"
+)
+
+// Handler is the protocol spoken on the loops. Every method is called on the
+// goroutine of the loop that owns the connection, never concurrently for one
+// loop, so a Handler needs no locks for per-connection state.
+type Handler interface {
+	// Open is called once, right after the connection is accepted.
+	Open(c *Conn)
+	// Read is called with the bytes received and not yet consumed, oldest
+	// first. It returns how many it consumed; the rest is kept and handed back,
+	// followed by what arrives next, on the next call. When need is larger
+	// than the unconsumed rest it is the total size of the unfinished unit, so
+	// the tail buffer is sized once. b is valid only during the call.
+	Read(c *Conn, b []byte) (consumed, need int)
+	// Timer is called when the deadline set with Conn.SetTimer has passed.
+	Timer(c *Conn, now time.Time)
+	// Close is called once when the connection is gone, with the reason (nil
+	// when the Handler closed it without one, io.EOF when the peer did).
+	Close(c *Conn, err error)
+}
+
+// Config describes a group of event loops serving one listening address.
+type Config struct {
+	Addr       string        // host:port to listen on; port 0 picks a free one
+	Loops      int           // number of event loops; 0 means 1
+	Handler    Handler       // the protocol
+	ReadBuffer int           // bytes of the per-loop read buffer; 0 means 64 KiB
+	SendBuffer int           // SO_SNDBUF for accepted sockets; 0 keeps the kernel's default
+	Tick       time.Duration // timer wheel resolution; 0 means 100ms
+	Backlog    int           // listen backlog; 0 means 4096
+	Logger     *slog.Logger
+}
+
+// Group is a set of loops, each with its own SO_REUSEPORT listener on one
+// address.
+type Group struct {
+	loops []*Loop
+	addr  *net.TCPAddr
+}
+
+// Listen opens the listeners and starts the loops.
+func Listen(cfg Config) (*Group, error) {
+	if cfg.Loops <= 0 {
+		cfg.Loops = 1
+	}
+	if cfg.ReadBuffer <= 0 {
+		cfg.ReadBuffer = 64 << 10
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 100 * time.Millisecond
+	}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	addr, err := net.ResolveTCPAddr("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", cfg.Addr, err)
+	}
+	g := &Group{}
+	for i := 0; i < cfg.Loops; i++ {
+		lfd, err := listenReusePort(addr, cfg.Backlog)
+		if err != nil {
+			g.Close()
+			return nil, err
+		}
+		if i == 0 {
+			// Later listeners must share the port the kernel picked for port 0.
+			if addr, err = boundAddr(lfd); err != nil {
+				unix.Close(lfd)
+				g.Close()
+				return nil, err
+			}
+			g.addr = addr
+		}
+		l, err := newLoop(i, lfd, cfg)
+		if err != nil {
+			unix.Close(lfd)
+			g.Close()
+			return nil, err
+		}
+		g.loops = append(g.loops, l)
+	}
+	return g, nil
+}
+
+// Addr is the address the group listens on.
+func (g *Group) Addr() *net.TCPAddr { return g.addr }
+
+// Loops returns the loops, indexed by Loop.ID.
+func (g *Group) Loops() []*Loop { return g.loops }
+
+// Each runs fn on every loop's goroutine and waits until all have run it.
+func (g *Group) Each(fn func(l *Loop)) {
+	var wg sync.WaitGroup
+	for _, l := range g.loops {
+		wg.Add(1)
+		l.Post(func() {
+			defer wg.Done()
+			fn(l)
+		})
+	}
+	wg.Wait()
+}
+
+// StopAccepting closes the listeners; established connections are untouched.
+func (g *Group) StopAccepting() {
+	g.Each(func(l *Loop) { l.closeListener() })
+}
+
+// Close stops the loops and closes every connection (Handler.Close is called
+// for each, on the calling goroutine, once the loops have stopped).
+func (g *Group) Close() {
+	for _, l := range g.loops {
+		l.stop()
+	}
+}
+
+// Stats are a loop's counters, readable from any goroutine.
+type Stats struct {
+	Wakeups      atomic.Uint64 // wake-ups by Post from other goroutines
+	Events       atomic.Uint64 // epoll events handled
+	Accepted     atomic.Uint64 // connections accepted
+	AcceptErrors atomic.Uint64 // accept4 failures other than EAGAIN (EMFILE...)
+	BytesWritten atomic.Uint64 // bytes the kernel accepted
+	Conns        atomic.Int64  // open connections
+}
+
+// Loop is one event loop: an epoll instance, the goroutine easygo runs for it,
+// and everything owned by that goroutine.
+type Loop struct {
+	id  int
+	h   Handler
+	ep  *netpoll.Epoll
+	log *slog.Logger
+
+	// Owned by the loop goroutine.
+	rbuf    []byte
+	pool    *bufpool.Pool
+	iov     []unix.Iovec
+	conns   []*Conn
+	dirty   []*Conn
+	freeq   []*outq
+	wheel   *wheel
+	fire    func(*Conn)
+	now     time.Time
+	lfd     int // listener, -1 once closed
+	spare   int // reserved descriptor given up to shed a connection on EMFILE
+	sndbuf  int
+	tfd     int // timerfd driving the wheel
+	tbuf    [8]byte
+	efdRead [8]byte
+
+	// Shared with posting goroutines.
+	efd     int // eventfd that wakes the loop for tasks
+	efdOne  [8]byte
+	mu      sync.Mutex
+	tasks   []func()
+	running []func()
+
+	Stats Stats
+}
+
+func newLoop(id, lfd int, cfg Config) (*Loop, error) {
+	l := &Loop{
+		id:     id,
+		h:      cfg.Handler,
+		log:    cfg.Logger.With("loop", id),
+		rbuf:   make([]byte, cfg.ReadBuffer),
+		pool:   bufpool.New(64),
+		iov:    make([]unix.Iovec, 0, maxIovecs),
+		wheel:  newWheel(cfg.Tick, 1024),
+		lfd:    lfd,
+		sndbuf: cfg.SendBuffer,
+		efd:    -1,
+		tfd:    -1,
+		spare:  -1,
+	}
+	l.fire = func(c *Conn) { l.h.Timer(c, l.now) }
+	l.efdOne[0] = 1 // eventfd adds the 8-byte host-endian counter; 1 on little endian
+	var err error
+	l.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if l.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if l.tfd, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC); err != nil {
+		l.closeFds()
+		return nil, fmt.Errorf("timerfd_create: %w", err)
+	}
+	tick := unix.NsecToTimespec(int64(cfg.Tick))
+	if err := unix.TimerfdSettime(l.tfd, 0, &unix.ItimerSpec{Interval: tick, Value: tick}, nil); err != nil {
+		l.closeFds()
+		return nil, fmt.Errorf("timerfd_settime: %w", err)
+	}
+	if l.ep, err = netpoll.EpollCreate(&netpoll.EpollConfig{OnWaitError: func(err error) {
+		l.log.Error("epoll_wait failed", "err", err)
+	}}); err != nil {
+		l.closeFds()
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	// Level-triggered: an unread eventfd, timerfd or backlog keeps waking us.
+	err = errors.Join(
+		l.ep.Add(l.efd, netpoll.EPOLLIN, l.onWake),
+		l.ep.Add(l.tfd, netpoll.EPOLLIN, l.onTick),
+		l.ep.Add(l.lfd, netpoll.EPOLLIN, l.onAccept),
+	)
+	if err != nil {
+		l.ep.Close()
+		l.closeFds()
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return l, nil
+}
+
+// epollClosed is the event easygo passes to every callback when its Epoll is
+// closed (its unexported _EPOLLCLOSED).
+const epollClosed = 0x20
+
+// maxIovecs is IOV_MAX on Linux: the most buffers one writev takes.
+const maxIovecs = 1024
+
+// ID is the loop's index in its Group.
+func (l *Loop) ID() int { return l.id }
+
+// Pool is the loop's buffer pool. Loop goroutine only.
+func (l *Loop) Pool() *bufpool.Pool { return l.pool }
+
+// Conns returns the open connections. Loop goroutine only; the slice changes
+// as connections come and go.
+func (l *Loop) Conns() []*Conn { return l.conns }
+
+// Post queues fn to run on the loop's goroutine and wakes the loop. Tasks run
+// in the order they were posted. Safe from any goroutine.
+func (l *Loop) Post(fn func()) {
+	l.mu.Lock()
+	wake := len(l.tasks) == 0
+	l.tasks = append(l.tasks, fn)
+	l.mu.Unlock()
+	if wake {
+		// Only the first task of a batch writes; the loop drains the eventfd
+		// before taking the batch, so no wake-up is lost.
+		unix.Write(l.efd, l.efdOne[:])
+	}
+}
+
+func (l *Loop) onWake(ev netpoll.EpollEvent) {
+	if ev == epollClosed {
+		l.runTasks() // tasks posted before the stop still run
+		return
+	}
+	l.Stats.Events.Add(1)
+	l.Stats.Wakeups.Add(1)
+	unix.Read(l.efd, l.efdRead[:])
+	l.runTasks()
+	l.flushDirty()
+}
+
+func (l *Loop) runTasks() {
+	l.mu.Lock()
+	l.tasks, l.running = l.running[:0], l.tasks
+	l.mu.Unlock()
+	for i, fn := range l.running {
+		fn()
+		l.running[i] = nil
+	}
+}
+
+func (l *Loop) onTick(ev netpoll.EpollEvent) {
+	if ev == epollClosed {
+		return
+	}
+	l.Stats.Events.Add(1)
+	unix.Read(l.tfd, l.tbuf[:])
+	l.now = time.Now()
+	l.wheel.advance(l.now, l.fire)
+	l.flushDirty()
+}
+
+func (l *Loop) onAccept(ev netpoll.EpollEvent) {
+	if ev == epollClosed || l.lfd < 0 {
+		return
+	}
+	l.Stats.Events.Add(1)
+	// The listener is level-triggered: taking a bounded batch lets the
+	// loop's connections have their turn under a connection storm.
+	for i := 0; i < 256; i++ {
+		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), 0, 0,
+			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case 0:
+			l.open(int(r))
+		case unix.EAGAIN:
+			return
+		case unix.EINTR, unix.ECONNABORTED:
+		case unix.EMFILE, unix.ENFILE:
+			l.Stats.AcceptErrors.Add(1)
+			l.shed()
+			return
+		default:
+			l.Stats.AcceptErrors.Add(1)
+			l.log.Warn("accept4 failed", "err", errno)
+			return
+		}
+	}
+}
+
+// shed is the answer to running out of descriptors: give up the spare one,
+// accept the waiting connection and close it at once (the client sees a reset
+// rather than hanging in the backlog), then take the spare back.
+func (l *Loop) shed() {
+	if l.spare < 0 {
+		return
+	}
+	unix.Close(l.spare)
+	r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), 0, 0, unix.SOCK_CLOEXEC, 0, 0)
+	if errno == 0 {
+		unix.Close(int(r))
+	}
+	l.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	l.log.Warn("out of file descriptors: refused a connection", "accept_errors", l.Stats.AcceptErrors.Load())
+}
+
+func (l *Loop) open(fd int) {
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if l.sndbuf > 0 {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, l.sndbuf)
+	}
+	c := &Conn{fd: int32(fd), idx: int32(len(l.conns)), loop: l}
+	// Edge-triggered for both directions: registered once, never modified.
+	if err := l.ep.Add(fd, netpoll.EPOLLIN|netpoll.EPOLLOUT|netpoll.EPOLLRDHUP|netpoll.EPOLLET, c.onEvent); err != nil {
+		unix.Close(fd)
+		l.log.Warn("epoll add failed", "err", err)
+		return
+	}
+	l.conns = append(l.conns, c)
+	l.Stats.Accepted.Add(1)
+	l.Stats.Conns.Add(1)
+	l.h.Open(c)
+	l.flushDirty()
+}
+
+// flushDirty writes out every connection that had output queued during the
+// current callback: pushes queued for one connection leave in one writev.
+func (l *Loop) flushDirty() {
+	for i, c := range l.dirty {
+		c.dirty = false
+		if c.fd >= 0 {
+			c.flush()
+		}
+		l.dirty[i] = nil
+	}
+	l.dirty = l.dirty[:0]
+}
+
+func (l *Loop) closeListener() {
+	if l.lfd < 0 {
+		return
+	}
+	l.ep.Del(l.lfd)
+	unix.Close(l.lfd)
+	l.lfd = -1
+}
+
+func (l *Loop) stop() {
+	if l.ep != nil {
+		// Close waits for the loop goroutine to exit, then hands epollClosed
+		// to every callback still registered, on this goroutine.
+		l.ep.Close()
+		l.ep = nil
+	}
+	if l.lfd >= 0 {
+		unix.Close(l.lfd)
+		l.lfd = -1
+	}
+	l.closeFds()
+}
+
+func (l *Loop) closeFds() {
+	for _, fd := range []*int{&l.efd, &l.tfd, &l.spare} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+func (l *Loop) getq() *outq {
+	if n := len(l.freeq); n > 0 {
+		q := l.freeq[n-1]
+		l.freeq[n-1] = nil
+		l.freeq = l.freeq[:n-1]
+		return q
+	}
+	return &outq{}
+}
+
+func (l *Loop) putq(q *outq) {
+	clear(q.bufs)
+	q.bufs, q.head, q.off = q.bufs[:0], 0, 0
+	if cap(q.bufs) > 4*maxIovecs {
+		return // a queue that grew for a burst is not kept
+	}
+	if len(l.freeq) < 1024 {
+		l.freeq = append(l.freeq, q)
+	}
+}
+
+// writev is writev(2) over the loop's iovec array, without the allocation
+// unix.Writev makes for its own copy.
+func (l *Loop) writev(fd int32, iov []unix.Iovec) (int, unix.Errno) {
+	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	return int(n), errno
+}

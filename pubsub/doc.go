@@ -1,0 +1,17 @@
+// Package pubsub keeps wspush's topics and fans published messages out to
+// their subscribers.
+//
+// # Concurrency
+//
+// Subscribers live on event loops. For each topic the Hub keeps one
+// subscriber set per loop, and only that loop's goroutine touches it:
+// Subscribe and Unsubscribe are called on the subscriber's loop, and a publish
+// reaches a loop as one task that the loop runs itself. A publish therefore
+// costs one encoded frame and one task per loop that has subscribers, never a
+// lock or an allocation per subscriber.
+//
+// Topic.mu orders publishes of one topic: the sequence number is assigned and
+// the tasks are posted under it, so every loop sees a topic's messages in
+// sequence order. Hub.mu guards the topic table and each topic's subscriber
+// count, so a topic is forgotten exactly when its last subscriber leaves.
+package pubsub

@@ -1,0 +1,243 @@
+package pubsub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wspush/wspush/frames"
+)
+
+// Executor runs tasks on one event loop's goroutine, in the order posted.
+// netpoll.Loop is one.
+type Executor interface {
+	Post(fn func())
+}
+
+// Subscriber is a connection that receives pushes. Push is called on the
+// subscriber's own loop with a frame shared by every subscriber: queue it,
+// never modify it.
+type Subscriber interface {
+	Push(f frames.Prepared)
+}
+
+// Broker is where publishes go. On a single node it is the Hub itself; a
+// cluster broker sends the message through the cluster and has every node's
+// Hub deliver it.
+type Broker interface {
+	Publish(ctx context.Context, topic string, data []byte) (Published, error)
+}
+
+// Published describes an accepted publish.
+type Published struct {
+	Topic       string `json:"topic"`
+	Seq         uint64 `json:"seq"`
+	Subscribers int    `json:"subscribers"` // connections the push was queued to
+}
+
+// ErrInvalidJSON is returned when a published value is not valid JSON.
+var ErrInvalidJSON = errors.New("data is not valid JSON")
+
+// Hub is one node's topic table and fan-out.
+type Hub struct {
+	loops    []Executor
+	interest func(topic string, active bool)
+
+	mu     sync.Mutex
+	topics map[string]*Topic
+
+	published     atomic.Uint64
+	delivered     atomic.Uint64
+	subscriptions atomic.Int64
+}
+
+// Topic is one topic's sequence and its per-loop subscriber sets.
+type Topic struct {
+	name string
+	refs int // subscribers on all loops; guarded by Hub.mu
+
+	mu   sync.Mutex
+	seq  uint64
+	sets []loopSet // indexed by loop
+}
+
+// loopSet is a topic's subscribers on one loop. subs is touched only by that
+// loop's goroutine; n is written by that loop under Topic.mu and read by
+// publishers under Topic.mu.
+type loopSet struct {
+	subs map[Subscriber]uint64 // subscriber -> the topic's seq when it subscribed
+	n    int
+}
+
+// NewHub returns a Hub fanning out over loops, indexed by loop ID. interest,
+// when not nil, is told when a topic gains its first subscriber on this node
+// (true) and loses its last (false), under the Hub's lock, in order.
+func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
+	return &Hub{loops: loops, interest: interest, topics: make(map[string]*Topic)}
+}
+
+// Name is the topic's name.
+func (t *Topic) Name() string { return t.name }
+
+// Seq is the topic's last sequence number.
+func (t *Topic) Seq() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.seq
+}
+
+// Subscribe adds s, living on loop, to topic and returns the topic and its
+// last sequence number: every push s gets from it has a larger one. Call it on
+// s's loop; subscribing twice is the caller's to avoid.
+func (h *Hub) Subscribe(loop int, s Subscriber, topic string) (*Topic, uint64, error) {
+	if err := CheckTopic(topic); err != nil {
+		return nil, 0, err
+	}
+	h.mu.Lock()
+	t := h.topics[topic]
+	if t == nil {
+		t = &Topic{name: topic, sets: make([]loopSet, len(h.loops))}
+		h.topics[topic] = t
+		if h.interest != nil {
+			h.interest(topic, true)
+		}
+	}
+	t.refs++
+	h.mu.Unlock()
+
+	t.mu.Lock()
+	set := &t.sets[loop]
+	if set.subs == nil {
+		set.subs = make(map[Subscriber]uint64)
+	}
+	seq := t.seq
+	set.subs[s] = seq
+	set.n++
+	t.mu.Unlock()
+	h.subscriptions.Add(1)
+	return t, seq, nil
+}
+
+// Unsubscribe removes s, living on loop, from t. Call it on s's loop, once per
+// successful Subscribe.
+func (h *Hub) Unsubscribe(loop int, s Subscriber, t *Topic) {
+	t.mu.Lock()
+	set := &t.sets[loop]
+	delete(set.subs, s)
+	set.n--
+	if set.n == 0 {
+		set.subs = nil // an empty map keeps its buckets
+	}
+	t.mu.Unlock()
+	h.subscriptions.Add(-1)
+
+	h.mu.Lock()
+	t.refs--
+	if t.refs == 0 {
+		delete(h.topics, t.name)
+		if h.interest != nil {
+			h.interest(t.name, false)
+		}
+	}
+	h.mu.Unlock()
+}
+
+// Publish assigns the next sequence number of topic to data, a JSON value, and
+// pushes it to every subscriber on this node. A topic without subscribers is
+// not kept: the publish is dropped and answered with seq 0.
+func (h *Hub) Publish(_ context.Context, topic string, data []byte) (Published, error) {
+	if err := CheckTopic(topic); err != nil {
+		return Published{}, err
+	}
+	if !json.Valid(data) {
+		return Published{}, ErrInvalidJSON
+	}
+	h.published.Add(1)
+	h.mu.Lock()
+	t := h.topics[topic]
+	h.mu.Unlock()
+	if t == nil {
+		return Published{Topic: topic}, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seq++
+	n := h.fanOut(t, t.seq, data)
+	return Published{Topic: topic, Seq: t.seq, Subscribers: n}, nil
+}
+
+// Deliver pushes data with a sequence number assigned elsewhere (a cluster
+// broker) to this node's subscribers of topic. Calls for one topic must come
+// in sequence order; older or repeated numbers are dropped.
+func (h *Hub) Deliver(topic string, seq uint64, data []byte) int {
+	h.mu.Lock()
+	t := h.topics[topic]
+	h.mu.Unlock()
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if seq <= t.seq {
+		return 0
+	}
+	t.seq = seq
+	return h.fanOut(t, seq, data)
+}
+
+// fanOut encodes the push once and posts one task per loop that has
+// subscribers. Called with t.mu held, which keeps every loop's tasks for t in
+// sequence order.
+func (h *Hub) fanOut(t *Topic, seq uint64, data []byte) int {
+	var frame frames.Prepared
+	total := 0
+	for i := range t.sets {
+		n := t.sets[i].n
+		if n == 0 {
+			continue
+		}
+		if frame == nil {
+			frame = PushFrame(t.name, seq, data)
+		}
+		total += n
+		set := &t.sets[i]
+		h.loops[i].Post(func() { h.deliver(set, seq, frame) })
+	}
+	return total
+}
+
+// deliver runs on the set's loop: it queues the frame to each subscriber that
+// subscribed before seq was assigned. No lock: the set is this loop's own.
+func (h *Hub) deliver(set *loopSet, seq uint64, frame frames.Prepared) {
+	n := 0
+	for s, since := range set.subs {
+		if seq > since {
+			s.Push(frame) // may unsubscribe s (a slow consumer): deleting while ranging is safe
+			n++
+		}
+	}
+	h.delivered.Add(uint64(n))
+}
+
+// Stats are the Hub's counters.
+type Stats struct {
+	Topics        int
+	Subscriptions int64
+	Published     uint64
+	Delivered     uint64
+}
+
+// Stats reads the counters; safe from any goroutine.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	topics := len(h.topics)
+	h.mu.Unlock()
+	return Stats{
+		Topics:        topics,
+		Subscriptions: h.subscriptions.Load(),
+		Published:     h.published.Load(),
+		Delivered:     h.delivered.Load(),
+	}
+}

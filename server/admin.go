@@ -1,0 +1,96 @@
+package server
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wspush/wspush/pubsub"
+)
+
+// startAdmin serves the admin API on its own port with plain net/http: it is
+// for backends and operators, not for the connection count the loops serve.
+func (s *Server) startAdmin() error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/publish", s.handlePublish)
+	mux.HandleFunc("/healthz", s.handleHealth)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", s.cfg.Admin)
+	if err != nil {
+		return fmt.Errorf("admin listen %s: %w", s.cfg.Admin, err)
+	}
+	s.adminLn = ln
+	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin server failed", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	if tok := s.cfg.PublishToken; tok != "" {
+		got := r.Header.Get("Authorization")
+		if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+tok)) != 1 {
+			writeJSONError(w, http.StatusUnauthorized, "unauthorized")
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxMessage)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", s.cfg.MaxMessage))
+			return
+		}
+		writeJSONError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	res, err := s.Publish(r.Context(), r.URL.Query().Get("topic"), bytes.TrimSpace(body))
+	switch {
+	case errors.Is(err, pubsub.ErrTopicName), errors.Is(err, pubsub.ErrInvalidJSON):
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	status, code := "ok", http.StatusOK
+	if s.shuttingDown.Load() {
+		status, code = "shutting_down", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"status": status, "connections": s.open.Load(), "loops": len(s.loops)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

@@ -1,0 +1,317 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wspush/wspush/netpoll"
+	"github.com/wspush/wspush/pubsub"
+	"github.com/wspush/wspush/web"
+)
+
+// loopState is what one loop needs to run handshakes: a ws.Upgrader whose
+// hooks write into the handshake in progress. A loop runs one handshake at a
+// time, start to finish, so one set per loop serves all its connections.
+type loopState struct {
+	srv  *Server
+	loop *netpoll.Loop
+	up   ws.Upgrader
+	io   handshakeIO
+
+	// The handshake in progress.
+	topics []string
+	reason string // failure reason for metrics, set by the hook that rejects
+}
+
+// handshakeIO feeds the Upgrader the request bytes gathered by the loop and
+// collects its response, which the loop then queues on the socket.
+type handshakeIO struct {
+	r bytes.Reader
+	w []byte
+}
+
+func (h *handshakeIO) Read(p []byte) (int, error)  { return h.r.Read(p) }
+func (h *handshakeIO) Write(p []byte) (int, error) { h.w = append(h.w, p...); return len(p), nil }
+
+func newLoopState(s *Server, l *netpoll.Loop) *loopState {
+	ls := &loopState{srv: s, loop: l}
+	protocols := make(map[string]bool)
+	for _, p := range s.cfg.Subprotocols {
+		protocols[p] = true
+	}
+	ls.up = ws.Upgrader{
+		ReadBufferSize:  s.cfg.MaxHeader,
+		WriteBufferSize: 512,
+		Protocol:        func(p []byte) bool { return protocols[string(p)] },
+		OnRequest:       ls.onRequest,
+		OnHeader:        ls.onHeader,
+		OnBeforeUpgrade: ls.onBeforeUpgrade,
+	}
+	return ls
+}
+
+func (ls *loopState) reject(reason string, status int, msg string) error {
+	ls.reason = reason
+	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(msg))
+}
+
+// onRequest takes the subscriptions from ?topics=a,b,c.
+func (ls *loopState) onRequest(uri []byte) error {
+	i := bytes.IndexByte(uri, '?')
+	if i < 0 {
+		return nil
+	}
+	q, err := url.ParseQuery(string(uri[i+1:]))
+	if err != nil {
+		return ls.reject("bad_request", http.StatusBadRequest, "malformed query: "+err.Error())
+	}
+	for _, v := range q["topics"] {
+		for _, t := range strings.Split(v, ",") {
+			if t == "" || contains(ls.topics, t) {
+				continue
+			}
+			if err := pubsub.CheckTopic(t); err != nil {
+				return ls.reject("bad_topic", http.StatusBadRequest, err.Error())
+			}
+			ls.topics = append(ls.topics, t)
+		}
+	}
+	if len(ls.topics) > ls.srv.cfg.MaxSubs {
+		return ls.reject("bad_topic", http.StatusBadRequest,
+			fmt.Sprintf("%d topics requested, at most %d allowed", len(ls.topics), ls.srv.cfg.MaxSubs))
+	}
+	return nil
+}
+
+func (ls *loopState) onHeader(key, value []byte) error {
+	if ls.srv.origin != nil && string(key) == "Origin" && !ls.srv.origin[string(value)] {
+		return ls.reject("origin", http.StatusForbidden, "origin not allowed")
+	}
+	return nil
+}
+
+func (ls *loopState) onBeforeUpgrade() (ws.HandshakeHeader, error) {
+	switch {
+	case ls.srv.shuttingDown.Load():
+		return nil, ls.reject("shutdown", http.StatusServiceUnavailable, "server is shutting down")
+	case ls.srv.open.Load() >= int64(ls.srv.cfg.MaxConns):
+		return nil, ls.reject("max_conns", http.StatusServiceUnavailable, "too many connections")
+	}
+	return nil, nil
+}
+
+var headerEnd = []byte("\r\n\r\n")
+
+// handshakeResult is the answer to one request, as parseHandshake decides it.
+type handshakeResult struct {
+	n      int      // bytes of input consumed: 0 while the request is incomplete
+	status int      // 101, 200 (a static file) or an HTTP error status
+	reason string   // failure reason for the metrics; "" for 101 and 200
+	resp   []byte   // the response head; for an error, with its body
+	body   []byte   // the file a 200 to GET carries: embedded and immutable
+	echo   bool     // an upgrade of /echo
+	topics []string // the ?topics= of an upgrade; the loop's scratch, valid until its next handshake
+	err    error    // why the Upgrader refused, for the debug log
+}
+
+// handshake parses the HTTP request at the start of b, once it is whole, and
+// answers it: an upgrade to WebSocket, a static file, or an HTTP error. It
+// returns the bytes it consumed (0 while the request is incomplete).
+func (s *session) handshake(b []byte) int {
+	r := s.ls.parseHandshake(b)
+	switch r.status {
+	case 0:
+		return 0
+	case http.StatusSwitchingProtocols:
+		s.echo = r.echo
+		s.upgrade(r)
+	case http.StatusOK:
+		s.c.Write(r.resp)
+		s.c.Write(r.body) // embedded and immutable: queued by reference
+		s.drain()
+	default:
+		s.refused(r)
+	}
+	return r.n
+}
+
+// parseHandshake decides the answer to the request at the start of b without
+// any I/O: it reads the server's configuration and its shutdown and
+// connection count, and uses the loop's Upgrader. The session carries the
+// decision out.
+func (ls *loopState) parseHandshake(b []byte) handshakeResult {
+	cfg := &ls.srv.cfg
+	end := bytes.Index(b, headerEnd)
+	if end < 0 || end+len(headerEnd) > cfg.MaxHeader {
+		if len(b) > cfg.MaxHeader {
+			return refusal(len(b), "header_too_large", http.StatusRequestHeaderFieldsTooLarge, "request header too large", "")
+		}
+		return handshakeResult{}
+	}
+	req := b[:end+len(headerEnd)]
+	n := len(req)
+	method, target, ok := requestLine(req)
+	if !ok {
+		return refusal(n, "bad_request", http.StatusBadRequest, "malformed request line", "")
+	}
+	path, _, _ := strings.Cut(target, "?")
+	echo := false
+	switch {
+	case path == "/ws":
+	case path == "/echo" && cfg.Echo:
+		echo = true
+	default:
+		return fileResult(n, method, path)
+	}
+	if method != http.MethodGet {
+		return refusal(n, "method", http.StatusMethodNotAllowed, "WebSocket handshakes use GET", "Allow: GET\r\n")
+	}
+	if !hasHeader(req, "Upgrade") {
+		return refusal(n, "not_upgrade", http.StatusUpgradeRequired, "this is a WebSocket endpoint",
+			"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n")
+	}
+	r := ls.runUpgrader(req)
+	r.n, r.echo = n, echo
+	return r
+}
+
+// runUpgrader runs the Upgrader over a whole request.
+func (ls *loopState) runUpgrader(req []byte) handshakeResult {
+	ls.io.r.Reset(req)
+	ls.io.w = ls.io.w[:0]
+	ls.topics = ls.topics[:0]
+	ls.reason = ""
+	_, err := ls.up.Upgrade(&ls.io)
+	resp := bytes.Clone(ls.io.w)
+	if err == nil {
+		return handshakeResult{status: http.StatusSwitchingProtocols, resp: resp, topics: ls.topics}
+	}
+	r := handshakeResult{status: http.StatusInternalServerError, reason: ls.reason, resp: resp, err: err}
+	if r.reason == "" {
+		r.reason = "bad_request"
+	}
+	var rej *ws.ConnectionRejectedError
+	if errors.As(err, &rej) && rej.StatusCode() != 0 {
+		r.status = rej.StatusCode()
+	}
+	if len(resp) == 0 {
+		// The Upgrader returns without an answer when it cannot parse the
+		// request line (an HTTP version such as "HTTP/1.1x" that requestLine
+		// lets through): the client is still owed one.
+		r.status = http.StatusBadRequest
+		r.resp = httpError(r.status, "malformed request line", "")
+	}
+	return r
+}
+
+// upgrade opens the WebSocket the Upgrader accepted: the ?topics= are
+// subscribed before the 101 goes out.
+func (s *session) upgrade(r handshakeResult) {
+	s.state = stateOpen
+	s.upgraded = true
+	s.srv.open.Add(1)
+	s.srv.metrics.handshakes.Inc()
+	// Subscribed before the 101 leaves, answered right after it.
+	seqs := make([]uint64, len(r.topics))
+	for i, t := range r.topics {
+		seqs[i] = s.add(t)
+	}
+	s.c.Write(r.resp)
+	for i, t := range r.topics {
+		s.reply(reply{Op: "subscribed", Topic: t, Seq: &seqs[i]})
+	}
+	s.lastRead = time.Now()
+	s.c.SetTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
+}
+
+// fileResult answers a plain HTTP request on the public port: the demo page
+// and the browser client, or an error.
+func fileResult(n int, method, path string) handshakeResult {
+	body, ctype, ok := web.File(path)
+	switch {
+	case !ok:
+		return refusal(n, "not_found", http.StatusNotFound, "not found", "")
+	case method != http.MethodGet && method != http.MethodHead:
+		return refusal(n, "method", http.StatusMethodNotAllowed, "method not allowed", "Allow: GET, HEAD\r\n")
+	}
+	r := handshakeResult{n: n, status: http.StatusOK}
+	r.resp = fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n"+
+		"Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n", ctype, len(body))
+	if method == http.MethodGet {
+		r.body = body
+	}
+	return r
+}
+
+// refusal is an HTTP error answer to a request of n bytes.
+func refusal(n int, reason string, status int, msg, header string) handshakeResult {
+	return handshakeResult{n: n, status: status, reason: reason, resp: httpError(status, msg, header)}
+}
+
+// httpError is an HTTP error response with extra header lines and msg as its
+// body.
+func httpError(status int, msg, header string) []byte {
+	body := msg + "\n"
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\n"+
+		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), header, len(body), body)
+}
+
+// refuse answers with an HTTP error and closes the connection.
+func (s *session) refuse(reason string, status int, msg, header string) {
+	s.refused(handshakeResult{status: status, reason: reason, resp: httpError(status, msg, header)})
+}
+
+// refused sends an HTTP error answer and closes the connection.
+func (s *session) refused(r handshakeResult) {
+	if r.reason != "" {
+		s.srv.metrics.handshakeFailed(r.reason)
+	}
+	s.srv.log.Debug("request refused", "reason", r.reason, "status", r.status, "err", r.err)
+	s.c.Write(r.resp)
+	s.drain()
+}
+
+// closeHTTP ends a connection after its plain HTTP answer.
+func (s *session) closeHTTP() { s.drain() }
+
+// requestLine splits "METHOD target HTTP/1.x" off the start of req.
+func requestLine(req []byte) (method, target string, ok bool) {
+	line, _, _ := bytes.Cut(req, []byte("\r\n"))
+	m, rest, ok1 := bytes.Cut(line, []byte(" "))
+	t, proto, ok2 := bytes.Cut(rest, []byte(" "))
+	if !ok1 || !ok2 || len(m) == 0 || len(t) == 0 || !bytes.HasPrefix(proto, []byte("HTTP/")) {
+		return "", "", false
+	}
+	return string(m), string(t), true
+}
+
+// hasHeader reports whether the request has a header field named name (any
+// case).
+func hasHeader(req []byte, name string) bool {
+	_, rest, _ := bytes.Cut(req, []byte("\r\n"))
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		k, _, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(string(bytes.TrimSpace(k)), name) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,235 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// startServer starts a Server on loopback ports picked by the kernel, with
+// cfg's non-zero fields over the defaults, and closes it when the test ends.
+func startServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Admin == "" {
+		cfg.Admin = "127.0.0.1:0"
+	}
+	if cfg.Loops == 0 {
+		cfg.Loops = 2
+	}
+	if cfg.Logger == nil {
+		level := slog.LevelWarn
+		if os.Getenv("WSPUSH_TEST_DEBUG") != "" {
+			level = slog.LevelDebug
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *Server) wsURL(pathAndQuery string) string {
+	return "ws://" + s.Addr().String() + pathAndQuery
+}
+
+func (s *Server) adminURL(pathAndQuery string) string {
+	return "http://" + s.AdminAddr() + pathAndQuery
+}
+
+// dial opens a WebSocket with coder/websocket, an implementation independent
+// of gobwas/ws, so a bug the server shares with its library cannot hide.
+func dial(t testing.TB, s *Server, pathAndQuery string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, s.wsURL(pathAndQuery), nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", pathAndQuery, err)
+	}
+	c.SetReadLimit(64 << 20)
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// readJSON reads one text message into a map.
+func readJSON(t testing.TB, c *websocket.Conn) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	typ, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if typ != websocket.MessageText {
+		t.Fatalf("got a %v message, want text", typ)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("message %q is not JSON: %v", b, err)
+	}
+	return m
+}
+
+func sendJSON(t testing.TB, c *websocket.Conn, v string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(v)); err != nil {
+		t.Fatalf("write %s: %v", v, err)
+	}
+}
+
+// publish POSTs body to topic over the admin API and returns the status and
+// the decoded answer.
+func publish(t testing.TB, s *Server, topic, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.adminURL("/publish?topic="+topic), strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("publish answer: %v", err)
+	}
+	return resp.StatusCode, m
+}
+
+// rawConn is a plain TCP client for what a WebSocket library will not do:
+// stop reading, send broken frames, stall mid-handshake.
+type rawConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialRaw(t testing.TB, s *Server) *rawConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{Conn: c, r: bufio.NewReader(c)}
+}
+
+// upgrade sends a valid handshake for pathAndQuery and reads the 101.
+func (c *rawConn) upgrade(t testing.TB, pathAndQuery string) {
+	t.Helper()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", pathAndQuery)
+	status := c.readHTTP(t)
+	if status != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake answered %d, want 101", status)
+	}
+}
+
+// readHTTP reads an HTTP response head and returns its status.
+func (c *rawConn) readHTTP(t testing.TB) int {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		t.Fatalf("read HTTP response: %v", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		io.Copy(io.Discard, resp.Body)
+	}
+	return resp.StatusCode
+}
+
+// readFrame reads one server frame (unmasked, payload < 64 KiB in tests).
+func (c *rawConn) readFrame(t testing.TB) (op byte, payload []byte) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var h [2]byte
+	if _, err := io.ReadFull(c.r, h[:]); err != nil {
+		t.Fatalf("read frame header: %v", err)
+	}
+	n := int(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var ext [2]byte
+		io.ReadFull(c.r, ext[:])
+		n = int(ext[0])<<8 | int(ext[1])
+	case 127:
+		t.Fatalf("test frame too large")
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(c.r, payload); err != nil {
+		t.Fatalf("read frame payload: %v", err)
+	}
+	return h[0] & 0x0f, payload
+}
+
+// writeFrame sends one masked client frame: first byte b0 (FIN, RSV, opcode).
+func (c *rawConn) writeFrame(t testing.TB, b0 byte, payload []byte) {
+	t.Helper()
+	mask := [4]byte{1, 2, 3, 4}
+	f := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		f = append(f, 0x80|byte(n))
+	case n < 1<<16:
+		f = append(f, 0x80|126, byte(n>>8), byte(n))
+	default:
+		f = append(f, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	f = append(f, mask[:]...)
+	for i, b := range payload {
+		f = append(f, b^mask[i%4])
+	}
+	if _, err := c.Write(f); err != nil {
+		t.Fatalf("write frame: %v", err)
+	}
+}
+
+// closeCode reads frames until a close frame and returns its status code.
+func (c *rawConn) closeCode(t testing.TB) int {
+	t.Helper()
+	for {
+		op, p := c.readFrame(t)
+		if op == 0x8 {
+			if len(p) < 2 {
+				return 1005
+			}
+			return int(p[0])<<8 | int(p[1])
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes: for state that
+// changes on another goroutine, never for timing.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wspush/wspush/netpoll"
+)
+
+// handshakeFailureReasons are the values of the reason label, created up
+// front so every series exists from the first scrape.
+var handshakeFailureReasons = []string{
+	"bad_request", "origin", "not_found", "method", "not_upgrade", "header_too_large",
+	"timeout", "max_conns", "shutdown", "bad_topic", "eof",
+}
+
+// metrics are the server's Prometheus collectors. Counters on the hot path
+// live in the loops and the Hub as atomics and are read at scrape time.
+type metrics struct {
+	reg               *prometheus.Registry
+	handshakes        prometheus.Counter
+	handshakeFailures *prometheus.CounterVec
+	slowDropped       prometheus.Counter
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		handshakes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wspush_handshakes_total", Help: "Successful WebSocket upgrades.",
+		}),
+		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wspush_handshake_failures_total", Help: "Failed or refused handshakes and plain HTTP errors, by reason.",
+		}, []string{"reason"}),
+		slowDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wspush_slow_consumers_dropped_total", Help: "Connections dropped for holding more than -max-buffered bytes.",
+		}),
+	}
+	for _, r := range handshakeFailureReasons {
+		m.handshakeFailures.WithLabelValues(r)
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	sumLoops := func(f func(l *netpoll.Loop) uint64) func() float64 {
+		return func() float64 {
+			var n uint64
+			for _, l := range s.group.Loops() {
+				n += f(l)
+			}
+			return float64(n)
+		}
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.handshakes, m.handshakeFailures, m.slowDropped,
+		gauge("wspush_connections", "Open WebSocket connections.", func() float64 { return float64(s.open.Load()) }),
+		gauge("wspush_topics", "Topics with at least one subscriber.", func() float64 { return float64(s.hub.Stats().Topics) }),
+		gauge("wspush_subscriptions", "Subscriptions: (connection, topic) pairs.", func() float64 { return float64(s.hub.Stats().Subscriptions) }),
+		counter("wspush_messages_published_total", "Messages published.", func() float64 { return float64(s.hub.Stats().Published) }),
+		counter("wspush_messages_delivered_total", "Pushes queued to connections.", func() float64 { return float64(s.hub.Stats().Delivered) }),
+		counter("wspush_bytes_written_total", "Bytes the kernel accepted from the loops.", sumLoops(func(l *netpoll.Loop) uint64 { return l.Stats.BytesWritten.Load() })),
+		counter("wspush_accept_errors_total", "accept4 failures (EMFILE...).", sumLoops(func(l *netpoll.Loop) uint64 { return l.Stats.AcceptErrors.Load() })),
+		bufferedCollector{s},
+	)
+	for _, l := range s.group.Loops() {
+		id := strconv.Itoa(l.ID())
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "wspush_loop_wakeups_total", Help: "Event-loop wake-ups by tasks from other goroutines.",
+				ConstLabels: prometheus.Labels{"loop": id},
+			}, func() float64 { return float64(l.Stats.Wakeups.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "wspush_loop_events_total", Help: "Epoll events handled by the loop.",
+				ConstLabels: prometheus.Labels{"loop": id},
+			}, func() float64 { return float64(l.Stats.Events.Load()) }),
+		)
+	}
+	return m
+}
+
+func (m *metrics) handshakeFailed(reason string) {
+	m.handshakeFailures.WithLabelValues(reason).Inc()
+}
+
+// bufferedCollector reports the distribution of bufferedAmount over the open
+// connections at scrape time. Sampling at scrape time keeps the delivery path
+// free of histogram updates.
+type bufferedCollector struct{ s *Server }
+
+var bufferedDesc = prometheus.NewDesc("wspush_buffered_amount_bytes",
+	"bufferedAmount (bytes queued, not yet taken by the kernel) of the open connections, sampled at scrape time.", nil, nil)
+
+var bufferedBuckets = []float64{0, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20}
+
+func (b bufferedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- bufferedDesc }
+
+func (b bufferedCollector) Collect(ch chan<- prometheus.Metric) {
+	if b.s.shuttingDown.Load() {
+		return // the loops may be stopping: do not wait on them
+	}
+	counts := make([][]uint64, len(b.s.group.Loops()))
+	sums := make([]float64, len(counts))
+	conns := make([]int, len(counts))
+	b.s.group.Each(func(l *netpoll.Loop) {
+		c := make([]uint64, len(bufferedBuckets))
+		for _, conn := range l.Conns() {
+			v := float64(conn.Buffered())
+			sums[l.ID()] += v
+			for i, ub := range bufferedBuckets {
+				if v <= ub {
+					c[i]++
+				}
+			}
+		}
+		counts[l.ID()] = c
+		conns[l.ID()] = len(l.Conns())
+	})
+	var total uint64
+	var sum float64
+	cum := make(map[float64]uint64, len(bufferedBuckets))
+	for i, c := range counts {
+		sum += sums[i]
+		total += uint64(conns[i])
+		for j, ub := range bufferedBuckets {
+			cum[ub] += c[j]
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(bufferedDesc, total, sum, cum)
+}

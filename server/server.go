@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wspush/wspush/netpoll"
+	"github.com/wspush/wspush/pubsub"
+)
+
+// Server is a running wspush node.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	group  *netpoll.Group
+	loops  []*loopState // indexed by loop ID
+	hub    *pubsub.Hub
+	broker pubsub.Broker
+	origin map[string]bool
+
+	admin   *http.Server
+	adminLn net.Listener
+	metrics *metrics
+
+	open         atomic.Int64 // upgraded connections
+	shuttingDown atomic.Bool
+}
+
+// New starts a server: its event loops listen on cfg.Listen and its admin API
+// on cfg.Admin.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if len(cfg.AllowedOrigins) > 0 {
+		s.origin = make(map[string]bool)
+		for _, o := range cfg.AllowedOrigins {
+			s.origin[o] = true
+		}
+	} else {
+		s.log.Info("accepting WebSocket handshakes from any Origin (set -allowed-origins to restrict)")
+	}
+	group, err := netpoll.Listen(netpoll.Config{
+		Addr:       cfg.Listen,
+		Loops:      cfg.Loops,
+		Handler:    handler{s},
+		SendBuffer: cfg.SendBuffer,
+		Tick:       tickFor(cfg),
+		Logger:     s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.group = group
+	execs := make([]pubsub.Executor, len(group.Loops()))
+	for i, l := range group.Loops() {
+		execs[i] = l
+		s.loops = append(s.loops, newLoopState(s, l))
+	}
+	s.hub = pubsub.NewHub(execs, nil)
+	s.broker = s.hub
+	s.metrics = newMetrics(s)
+	if cfg.Admin != "" {
+		if err := s.startAdmin(); err != nil {
+			group.Close()
+			return nil, err
+		}
+	}
+	s.log.Info("wspush listening", "addr", group.Addr().String(), "admin", s.AdminAddr(), "loops", len(s.loops))
+	return s, nil
+}
+
+// tickFor picks the timer wheel resolution: fine enough for the shortest
+// timeout, never so fine that idle loops wake often.
+func tickFor(cfg Config) time.Duration {
+	d := min(cfg.HandshakeTimeout, cfg.PingInterval, cfg.CloseTimeout) / 4
+	return max(5*time.Millisecond, min(d, 100*time.Millisecond))
+}
+
+// Addr is the public address.
+func (s *Server) Addr() *net.TCPAddr { return s.group.Addr() }
+
+// AdminAddr is the admin API's address, "" when it is off.
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// Hub is the server's topic table: an embedding program may publish through
+// it.
+func (s *Server) Hub() *pubsub.Hub { return s.hub }
+
+// Registry is the server's Prometheus registry.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
+// Conns is the number of upgraded connections.
+func (s *Server) Conns() int { return int(s.open.Load()) }
+
+// Publish publishes data, a JSON value, to topic through the server's broker.
+func (s *Server) Publish(ctx context.Context, topic string, data []byte) (pubsub.Published, error) {
+	if s.shuttingDown.Load() {
+		return pubsub.Published{}, ErrShuttingDown
+	}
+	return s.broker.Publish(ctx, topic, data)
+}
+
+// ErrShuttingDown is returned by Publish once Shutdown has begun.
+var ErrShuttingDown = errors.New("server is shutting down")
+
+// Shutdown stops accepting, sends close 1001 to every client, waits for them
+// to close (or for ctx), then closes what is left and the admin API.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.shuttingDown.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.group.StopAccepting()
+	s.group.Each(func(l *netpoll.Loop) {
+		// Closing removes connections from l.Conns: walk a copy.
+		for _, c := range append([]*netpoll.Conn(nil), l.Conns()...) {
+			c.Data.(*session).goAway()
+		}
+	})
+	var err error
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.tcpConns() > 0 && err == nil {
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("shutdown: %d connections left: %w", s.tcpConns(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	s.group.Close()
+	if s.admin != nil {
+		actx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		s.admin.Shutdown(actx)
+	}
+	return err
+}
+
+// Close stops everything at once, without the close handshake.
+func (s *Server) Close() {
+	s.shuttingDown.Store(true)
+	s.group.Close()
+	if s.admin != nil {
+		s.admin.Close()
+	}
+}
+
+// tcpConns counts accepted sockets not yet closed, upgraded or not.
+func (s *Server) tcpConns() int64 {
+	var n int64
+	for _, l := range s.group.Loops() {
+		n += l.Stats.Conns.Load()
+	}
+	return n
+}

@@ -1,0 +1,236 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/frames"
+	"github.com/wspush/wspush/netpoll"
+	"github.com/wspush/wspush/pubsub"
+)
+
+// Connection states.
+const (
+	stateHandshake uint8 = iota // gathering the HTTP request
+	stateOpen                   // WebSocket frames flow both ways
+	stateClosing                // our close frame is out; waiting for the peer's, or the timeout
+	stateDraining               // our last word is out; input is discarded until the peer's FIN or the timeout
+)
+
+// session is one connection's protocol state. It is owned by the
+// connection's loop (see the package comment).
+type session struct {
+	srv      *Server
+	ls       *loopState
+	c        *netpoll.Conn
+	dec      frames.Decoder
+	topics   []*pubsub.Topic
+	lastRead time.Time
+	state    uint8
+	upgraded bool // counted in Server.open
+	echo     bool // the /echo endpoint
+	pinged   bool // a ping is out since lastRead
+}
+
+// handler adapts Server to netpoll.Handler.
+type handler struct{ s *Server }
+
+func (h handler) Open(c *netpoll.Conn) {
+	s := &session{srv: h.s, ls: h.s.loops[c.Loop().ID()], c: c}
+	s.dec.MaxMessage = h.s.cfg.MaxMessage
+	s.dec.Pool = c.Loop().Pool()
+	c.Data = s
+	c.SetTimer(time.Now().Add(h.s.cfg.HandshakeTimeout))
+}
+
+func (h handler) Read(c *netpoll.Conn, b []byte) (int, int) { return c.Data.(*session).read(b) }
+
+func (h handler) Timer(c *netpoll.Conn, now time.Time) { c.Data.(*session).timer(now) }
+
+func (h handler) Close(c *netpoll.Conn, err error) {
+	s := c.Data.(*session)
+	if s.state == stateHandshake {
+		s.srv.metrics.handshakeFailed("eof") // the peer left before its request was whole
+	}
+	for _, t := range s.topics {
+		s.srv.hub.Unsubscribe(c.Loop().ID(), s, t)
+	}
+	s.topics = nil
+	s.dec.Release()
+	if s.upgraded {
+		s.srv.open.Add(-1)
+	}
+	s.srv.log.Debug("connection closed", "err", err)
+}
+
+// read consumes what it can of b: the handshake, then whole frames.
+func (s *session) read(b []byte) (used, need int) {
+	s.lastRead = time.Now()
+	s.pinged = false
+	if s.state == stateHandshake {
+		used = s.handshake(b)
+		if used == 0 {
+			return 0, 0
+		}
+	}
+	for used < len(b) && !s.c.Closed() {
+		if s.state == stateDraining {
+			return len(b), 0
+		}
+		m, n, err := s.dec.Next(b[used:])
+		used += n
+		if err != nil {
+			s.fail(err)
+			continue
+		}
+		if m.Op == 0 {
+			return used, s.dec.Need()
+		}
+		s.message(m)
+	}
+	return used, 0
+}
+
+func (s *session) message(m frames.Message) {
+	if s.state == stateClosing {
+		if m.Op == ws.OpClose {
+			s.c.Close(nil) // the close handshake is complete; the server closes TCP first
+		}
+		return
+	}
+	switch m.Op {
+	case ws.OpPing:
+		s.c.Write(frames.AppendFrame(nil, ws.OpPong, true, m.Payload))
+	case ws.OpPong:
+	case ws.OpClose:
+		code, _ := frames.ParseClose(m.Payload)
+		if len(m.Payload) == 0 {
+			s.c.Write(frames.AppendFrame(nil, ws.OpClose, true, nil))
+		} else {
+			s.c.Write(frames.AppendClose(nil, code, ""))
+		}
+		s.drain() // the server ends TCP first; the peer's FIN completes the close
+	case ws.OpText, ws.OpBinary:
+		if s.echo {
+			s.c.Write(frames.AppendFrame(nil, m.Op, true, m.Payload))
+			return
+		}
+		if m.Op == ws.OpBinary {
+			s.reply(errorReply("binary messages are not supported: send JSON commands as text"))
+			return
+		}
+		s.command(m.Payload)
+	}
+}
+
+// fail answers a protocol violation with the close code it calls for.
+func (s *session) fail(err error) {
+	var ce *frames.CloseError
+	if !errors.As(err, &ce) {
+		ce = &frames.CloseError{Code: ws.StatusInternalServerError, Reason: "internal error"}
+	}
+	s.srv.log.Debug("protocol error", "code", ce.Code, "err", err)
+	s.closeWith(ce.Code, ce.Reason)
+	s.drain() // the rest of the input cannot be parsed: FIN right after the close frame
+}
+
+// closeWith starts the close handshake: our close frame goes out, the peer's
+// answer (or the close timeout) ends the connection.
+func (s *session) closeWith(code ws.StatusCode, reason string) {
+	if s.state != stateOpen {
+		return
+	}
+	s.state = stateClosing
+	s.c.Write(frames.AppendClose(nil, code, reason))
+	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
+}
+
+// drain ends the connection after what is queued: a FIN once it is written,
+// then the close on the peer's FIN or after CloseTimeout. Input meanwhile is
+// read and dropped, so the peer's last bytes never meet a reset.
+func (s *session) drain() {
+	s.state = stateDraining
+	s.c.CloseWrite()
+	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
+}
+
+// goAway is the shutdown of one connection: close 1001 for a WebSocket, an
+// immediate close for anything else.
+func (s *session) goAway() {
+	if s.state == stateOpen {
+		s.closeWith(ws.StatusGoingAway, "server shutdown")
+	} else if s.state == stateHandshake {
+		s.refuse("shutdown", http.StatusServiceUnavailable, "server is shutting down", "")
+	}
+}
+
+func (s *session) timer(now time.Time) {
+	cfg := &s.srv.cfg
+	switch s.state {
+	case stateHandshake:
+		s.refuse("timeout", http.StatusRequestTimeout, "handshake timeout", "")
+	case stateClosing, stateDraining:
+		s.c.Close(errCloseTimeout)
+	case stateOpen:
+		silent := now.Sub(s.lastRead)
+		switch {
+		case silent >= cfg.IdleTimeout:
+			s.srv.log.Debug("closing idle connection", "silent", silent)
+			s.closeWith(ws.StatusGoingAway, "idle timeout")
+		case silent >= cfg.PingInterval && !s.pinged:
+			s.pinged = true
+			s.c.Write(pingFrame)
+			s.c.SetTimer(s.lastRead.Add(cfg.IdleTimeout))
+		default:
+			next := s.lastRead.Add(cfg.PingInterval)
+			if s.pinged {
+				next = s.lastRead.Add(cfg.IdleTimeout)
+			}
+			s.c.SetTimer(next)
+		}
+	}
+}
+
+var errCloseTimeout = errors.New("close handshake timed out")
+
+// pingFrame is the server's ping, shared by every connection.
+var pingFrame = frames.AppendFrame(nil, ws.OpPing, true, nil)
+
+// Push queues a push frame shared with the topic's other subscribers. It is
+// the connection's bufferedAmount check: past MaxBuffered the connection is a
+// slow consumer and is dropped now, before it costs memory or anyone's latency.
+func (s *session) Push(f frames.Prepared) {
+	if s.state != stateOpen {
+		return
+	}
+	s.c.Write(f)
+	if s.c.Buffered() > s.srv.cfg.MaxBuffered {
+		s.dropSlow()
+	}
+}
+
+// dropSlow drops a slow consumer: one non-blocking attempt at a close frame
+// (only where it would not split a frame already partly on the wire), then
+// the socket is closed.
+func (s *session) dropSlow() {
+	buffered := s.c.Buffered()
+	clean := s.c.AtBoundary()
+	s.c.Discard()
+	if clean {
+		unix.Write(s.c.Fd(), slowCloseFrame)
+	}
+	s.srv.metrics.slowDropped.Inc()
+	s.srv.log.Debug("slow consumer dropped", "buffered", buffered, "close_frame", clean)
+	s.c.Close(errSlowConsumer)
+}
+
+var errSlowConsumer = errors.New("slow consumer")
+
+// statusTryAgainLater is close code 1013, which gobwas/ws does not name.
+const statusTryAgainLater ws.StatusCode = 1013
+
+var slowCloseFrame = frames.AppendClose(nil, statusTryAgainLater, "slow consumer")
