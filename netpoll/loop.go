@@ -54,7 +54,7 @@ type Group struct {
 	addr  *net.TCPAddr
 }
 
-// Listen opens the listeners and starts the loops.
+// Listen opens the listeners and starts the loops; Start begins accepting.
 func Listen(cfg Config) (*Group, error) {
 	if cfg.Loops <= 0 {
 		cfg.Loops = 1
@@ -100,6 +100,18 @@ func Listen(cfg Config) (*Group, error) {
 		g.loops = append(g.loops, l)
 	}
 	return g, nil
+}
+
+// Start begins accepting connections. Until then the listeners queue them in
+// their backlog: whatever the Handler needs can be set up after Listen.
+func (g *Group) Start() error {
+	for _, l := range g.loops {
+		// Level-triggered: a backlog left by a bounded accept batch wakes us again.
+		if err := l.ep.Add(l.lfd, netpoll.EPOLLIN, l.onAccept); err != nil {
+			return fmt.Errorf("epoll_ctl listener: %w", err)
+		}
+	}
+	return nil
 }
 
 // Addr is the address the group listens on.
@@ -216,11 +228,10 @@ func newLoop(id, lfd int, cfg Config) (*Loop, error) {
 		l.closeFds()
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	// Level-triggered: an unread eventfd, timerfd or backlog keeps waking us.
+	// Level-triggered: an unread eventfd or timerfd keeps waking us.
 	err = errors.Join(
 		l.ep.Add(l.efd, netpoll.EPOLLIN, l.onWake),
 		l.ep.Add(l.tfd, netpoll.EPOLLIN, l.onTick),
-		l.ep.Add(l.lfd, netpoll.EPOLLIN, l.onAccept),
 	)
 	if err != nil {
 		l.ep.Close()

@@ -147,6 +147,18 @@ func (s *session) handshake(b []byte) int {
 // connection count, and uses the loop's Upgrader. The session carries the
 // decision out.
 func (ls *loopState) parseHandshake(b []byte) handshakeResult {
+	r := ls.answer(b)
+	if r.status >= 400 {
+		if method, _, ok := requestLine(b); ok && method == http.MethodHead {
+			// The answer to HEAD has the header of the answer to GET and no
+			// content (RFC 9110 section 9.3.2), errors included.
+			r.resp = r.resp[:bytes.Index(r.resp, headerEnd)+len(headerEnd)]
+		}
+	}
+	return r
+}
+
+func (ls *loopState) answer(b []byte) handshakeResult {
 	cfg := &ls.srv.cfg
 	end := bytes.Index(b, headerEnd)
 	if end < 0 || end+len(headerEnd) > cfg.MaxHeader {

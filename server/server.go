@@ -73,6 +73,10 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if err := group.Start(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.log.Info("wspush listening", "addr", group.Addr().String(), "admin", s.AdminAddr(), "loops", len(s.loops))
 	return s, nil
 }
