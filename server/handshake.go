@@ -158,6 +158,7 @@ func (ls *loopState) parseHandshake(b []byte) handshakeResult {
 	return r
 }
 
+// answer is parseHandshake before the HEAD rule.
 func (ls *loopState) answer(b []byte) handshakeResult {
 	cfg := &ls.srv.cfg
 	end := bytes.Index(b, headerEnd)
@@ -226,9 +227,15 @@ func (ls *loopState) runUpgrader(req []byte) handshakeResult {
 // upgrade opens the WebSocket the Upgrader accepted: the ?topics= are
 // subscribed before the 101 goes out.
 func (s *session) upgrade(r handshakeResult) {
+	// The Upgrader's hook checked -max-conns; taking the slot here makes it
+	// exact when handshakes on several loops race for the last one.
+	if s.srv.open.Add(1) > int64(s.srv.cfg.MaxConns) {
+		s.srv.open.Add(-1)
+		s.refuse("max_conns", http.StatusServiceUnavailable, "too many connections", "")
+		return
+	}
 	s.state = stateOpen
 	s.upgraded = true
-	s.srv.open.Add(1)
 	s.srv.metrics.handshakes.Inc()
 	// Subscribed before the 101 leaves, answered right after it.
 	seqs := make([]uint64, len(r.topics))
@@ -289,9 +296,6 @@ func (s *session) refused(r handshakeResult) {
 	s.c.Write(r.resp)
 	s.drain()
 }
-
-// closeHTTP ends a connection after its plain HTTP answer.
-func (s *session) closeHTTP() { s.drain() }
 
 // requestLine splits "METHOD target HTTP/1.x" off the start of req.
 func requestLine(req []byte) (method, target string, ok bool) {

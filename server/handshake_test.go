@@ -279,7 +279,7 @@ func TestHandshakeMaxConns(t *testing.T) {
 // TestHandshakeTimeout: a request that does not arrive whole within
 // HandshakeTimeout gets 408, then the connection ends.
 func TestHandshakeTimeout(t *testing.T) {
-	s := startServer(t, Config{Loops: 1, HandshakeTimeout: 200 * time.Millisecond, CloseTimeout: time.Second})
+	s := startServer(t, Config{Loops: 1, HandshakeTimeout: 200 * time.Millisecond, CloseTimeout: 300 * time.Millisecond})
 	for _, partial := range []string{"", "GET /ws HTTP/1.1\r\nHost: test\r\n"} {
 		t.Run(fmt.Sprintf("%d bytes", len(partial)), func(t *testing.T) {
 			c := dialRaw(t, s)
@@ -412,7 +412,7 @@ func TestHandshakeFailureMetrics(t *testing.T) {
 		Loops:            2,
 		MaxConns:         1,
 		MaxHeader:        1024,
-		HandshakeTimeout: time.Second,
+		HandshakeTimeout: 500 * time.Millisecond,
 		AllowedOrigins:   []string{"https://good.example"},
 	})
 	before := hsScrape(t, s)

@@ -317,7 +317,10 @@ func TestNothingLeftBehindAfterSubscribeChurn(t *testing.T) {
 	s := startServer(t, Config{Loops: 2, MaxSubs: 200})
 	base := s.hub.Stats()
 	goroutines := runtime.NumGoroutine()
-	const conns, rounds = 1000, 50 // 1000 x 50 x 2 topics = 100,000 subscribes and as many unsubscribes
+	// 1000 connections x 10 rounds x 10 topics = 100,000 subscribes and as
+	// many unsubscribes, pipelined: each round sends both commands, then
+	// reads the 20 answers.
+	const conns, rounds, perRound = 1000, 10, 10
 	var wg sync.WaitGroup
 	for g := 0; g < 10; g++ {
 		wg.Add(1)
@@ -330,17 +333,22 @@ func TestNothingLeftBehindAfterSubscribeChurn(t *testing.T) {
 					return
 				}
 				for r := 0; r < rounds; r++ {
-					topics := fmt.Sprintf(`["t%d","shared"]`, r)
+					names := make([]string, perRound)
+					for k := range names {
+						names[k] = fmt.Sprintf(`"t%d.%d"`, r, k)
+					}
+					names[0] = `"shared"`
+					topics := "[" + strings.Join(names, ",") + "]"
 					for _, op := range []string{"sub", "unsub"} {
 						if err := c.Write(context.Background(), websocket.MessageText, []byte(`{"op":"`+op+`","topics":`+topics+`}`)); err != nil {
 							t.Error(err)
 							return
 						}
-						for k := 0; k < 2; k++ {
-							if _, _, err := c.Read(context.Background()); err != nil {
-								t.Error(err)
-								return
-							}
+					}
+					for k := 0; k < 2*perRound; k++ {
+						if _, _, err := c.Read(context.Background()); err != nil {
+							t.Error(err)
+							return
 						}
 					}
 				}
