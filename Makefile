@@ -6,7 +6,7 @@ BIN      := bin
 PKGS     := ./...
 CONFORMANCE_PORT ?= 9001
 
-.PHONY: all build run test test-deps vet fmt-check conformance bench clean
+.PHONY: all build run test test-deps vet fmt-check conformance bench bench-quick clean
 
 all: build
 
@@ -43,5 +43,15 @@ conformance:
 	../shared/conformance/run ws://127.0.0.1:$(CONFORMANCE_PORT)/echo; rc=$$?; \
 	kill $$pid; wait $$pid; exit $$rc
 
+# bench compares wspush with bench/baseline on connect (15,000), fanout
+# (10,000 subscribers, 200 x 128 B), latency at a fixed rate, slow consumers
+# and churn, alternating the servers; about 7 minutes. Results and HTML
+# reports in out/bench/. See docs/benchmarks.md.
+bench:
+	ROUNDS=$${ROUNDS:-2} sh bench/run.sh
+
+bench-quick:
+	ROUNDS=1 sh bench/run.sh connect fanout
+
 clean:
-	rm -rf $(BIN) testdata/out
+	rm -rf $(BIN) out testdata/out

@@ -1,0 +1,50 @@
+#!/bin/sh
+# bench/run.sh: build wspush, the baseline and wsbench, then compare them
+# (A = wspush, B = baseline) on connect, fanout (throughput and latency at a
+# fixed rate), slow and churn. Every run starts a fresh server (-a-cmd/-b-cmd)
+# so memory figures do not inherit an earlier run. Bounded: about 6 minutes
+# with ROUNDS=2. Results: $OUT/*.json and $OUT/*.html; ratios are A/B.
+#
+#   ROUNDS=3 OUT=out/bench sh bench/run.sh [connect fanout latency slow churn]
+set -eu
+OUT=${OUT:-out/bench}
+ROUNDS=${ROUNDS:-2}
+SRC=${SRC:-127.0.0.2-127.0.0.60}
+APORT=${APORT:-27180}
+BPORT=${BPORT:-27080}
+SCENARIOS=${*:-connect fanout latency slow churn}
+
+BIN=$OUT/bin
+mkdir -p "$BIN"
+go build -o "$BIN/wspush" ./cmd/wspush
+go build -o "$BIN/baseline" ./bench/baseline
+go build -o "$BIN/wsbench" ./cmd/wsbench
+
+AADM=$((APORT + 1))
+BADM=$((BPORT + 1))
+WSPUSH="$BIN/wspush -listen 127.0.0.1:$APORT -admin 127.0.0.1:$AADM -log-level warn"
+BASE="$BIN/baseline -listen 127.0.0.1:$BPORT -admin 127.0.0.1:$BADM"
+
+cmp() { # name, then wsbench flags; extra server flags in AFLAGS/BFLAGS
+	name=$1
+	shift
+	echo "== $name"
+	"$BIN/wsbench" compare -no-progress -rounds "$ROUNDS" -src "$SRC" \
+		-a-url "ws://127.0.0.1:$APORT/ws" -a-admin "http://127.0.0.1:$AADM" -a-cmd "$WSPUSH ${AFLAGS:-}" \
+		-b-url "ws://127.0.0.1:$BPORT/ws" -b-admin "http://127.0.0.1:$BADM" -b-cmd "$BASE ${BFLAGS:-}" \
+		-json "$OUT/$name.json" -report "$OUT/$name.html" "$@"
+}
+
+for s in $SCENARIOS; do
+	case $s in
+	connect) cmp connect -scenario connect -conns 15000 -rate 5000 -duration 30s ;;
+	fanout) cmp fanout -scenario fanout -conns 10000 -rate 5000 -messages 200 -size 128 -duration 60s ;;
+	latency) cmp latency -scenario fanout -conns 10000 -rate 5000 -messages 60 -size 128 -pub-rate 5 -duration 30s ;;
+	slow)
+		AFLAGS="-sndbuf 16384 -max-buffered 131072" BFLAGS="-sndbuf 16384" \
+			cmp slow -scenario slow -conns 2000 -rate 5000 -messages 400 -size 512 -pub-rate 40 -slow 0.1 -duration 30s
+		;;
+	churn) cmp churn -scenario churn -conns 200 -rate 1000 -duration 10s ;;
+	*) echo "unknown scenario $s" >&2; exit 2 ;;
+	esac
+done
