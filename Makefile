@@ -23,6 +23,7 @@ run:
 # test. It does nothing when they are already there.
 test-deps:
 	@bash scripts/test-deps.sh
+	cd web/interop && npm ci --no-audit --no-fund --loglevel=error
 
 test: test-deps vet fmt-check
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)

@@ -127,13 +127,13 @@
     get connected() { return !!this._ws && this._ws.readyState === OPEN; }
 
     // connect opens the connection; the constructor calls it. After close()
-    // it starts over.
+    // it starts over; while waiting to reconnect it tries at once.
     connect() {
       if (this._ws) return;
       this._stopped = false;
       clearTimeout(this._timer);
       this._timer = null;
-      this._setState(this._everOpened || this.attempt > 0 ? "reconnecting" : "connecting");
+      if (this.state !== "reconnecting") this._setState("connecting");
       var WS = this.options.WebSocket || root.WebSocket;
       var url = this.url;
       var held = [];
