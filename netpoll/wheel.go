@@ -59,7 +59,7 @@ func (w *wheel) remove(c *Conn) {
 // advance fires, in tick order, every deadline up to time t. fire may set a
 // new deadline for the connection it is given or close it.
 func (w *wheel) advance(t time.Time, fire func(*Conn)) {
-	to := w.ticksAt(t)
+	to := int64(t.Sub(w.start) / w.tick) // ticks fully elapsed: round down
 	if to-w.now > int64(len(w.slots)) {
 		// After a stall, one round over the slots visits every deadline.
 		w.now = to - int64(len(w.slots))
