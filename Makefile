@@ -39,7 +39,7 @@ fmt-check:
 # against `wspush -echo`. The suite is not in this repo; see that README.
 conformance:
 	$(GO) build -o $(BIN)/wspush ./cmd/wspush
-	@$(BIN)/wspush -listen 127.0.0.1:$(CONFORMANCE_PORT) -admin "" -echo -max-message 67108864 -log-level warn & \
+	@$(BIN)/wspush -listen 127.0.0.1:$(CONFORMANCE_PORT) -admin "" -echo -compression -max-message 67108864 -log-level warn & \
 	pid=$$!; sleep 0.5; \
 	../shared/conformance/run ws://127.0.0.1:$(CONFORMANCE_PORT)/echo; rc=$$?; \
 	kill $$pid; wait $$pid; exit $$rc

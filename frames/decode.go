@@ -30,10 +30,17 @@ type Decoder struct {
 	// garbage collector.
 	Pool *bufpool.Pool
 
-	op   ws.OpCode // opcode of the fragmented message in progress, 0 if none
-	buf  []byte    // its reassembly buffer, from Pool
-	lent bool      // buf was returned as a Payload and goes back at the next call
-	text UTF8      // UTF-8 state of the text message in progress
+	// Deflate is set when permessage-deflate (RFC 7692) was negotiated: the
+	// first frame of a data message may then carry RSV1, and such a message
+	// is returned with Compressed set, its UTF-8 left for the caller to check
+	// once it is inflated.
+	Deflate bool
+
+	op         ws.OpCode // opcode of the fragmented message in progress, 0 if none
+	compressed bool      // the message in progress has RSV1
+	buf        []byte    // its reassembly buffer, from Pool
+	lent       bool      // buf was returned as a Payload and goes back at the next call
+	text       UTF8      // UTF-8 state of the text message in progress
 
 	// done counts the payload bytes of the frame at the start of the caller's
 	// buffer that are already unmasked and validated, so that a large frame
@@ -56,6 +63,10 @@ type Message struct {
 	// Release, and until the caller reuses its buffer: copy what must be
 	// kept. A close payload has already been validated; use ParseClose.
 	Payload []byte
+
+	// Compressed reports a permessage-deflate message: Payload is the
+	// compressed data, to be given to an Inflater (see Decoder.Deflate).
+	Compressed bool
 }
 
 // Next consumes frames from the start of b until it has a complete data
@@ -98,7 +109,11 @@ func (d *Decoder) Next(b []byte) (m Message, n int, err error) {
 			return d.fail(n, ce)
 		}
 		length := int(h.Length) // check made sure it fits
-		text := h.OpCode == ws.OpText || h.OpCode == ws.OpContinuation && d.op == ws.OpText
+		if h.OpCode == ws.OpText || h.OpCode == ws.OpBinary {
+			d.compressed = h.Rsv != 0
+		}
+		// Compressed text is checked by the caller after inflating it.
+		text := !d.compressed && (h.OpCode == ws.OpText || h.OpCode == ws.OpContinuation && d.op == ws.OpText)
 		p := b[n+hn:]
 		if len(p) < length {
 			if ce := d.advance(h, p, text); ce != nil {
@@ -128,14 +143,14 @@ func (d *Decoder) Next(b []byte) (m Message, n int, err error) {
 		if h.Fin && h.OpCode != ws.OpContinuation {
 			// The common case: a whole message in one frame, zero copy.
 			d.text.Reset()
-			return Message{Op: h.OpCode, Payload: p}, n, nil
+			return Message{Op: h.OpCode, Payload: p, Compressed: d.compressed}, n, nil
 		}
 		if h.OpCode != ws.OpContinuation {
 			d.op = h.OpCode
 		}
 		d.appendBuf(p)
 		if h.Fin {
-			m = Message{Op: d.op, Payload: d.buf}
+			m = Message{Op: d.op, Payload: d.buf, Compressed: d.compressed}
 			d.op, d.lent = 0, true
 			d.text.Reset()
 			return m, n, nil
@@ -162,15 +177,19 @@ func (d *Decoder) Need() int {
 // A Payload returned earlier must not be used afterwards.
 func (d *Decoder) Release() {
 	d.put(d.buf)
-	*d = Decoder{MaxMessage: d.MaxMessage, Pool: d.Pool}
+	*d = Decoder{MaxMessage: d.MaxMessage, Pool: d.Pool, Deflate: d.Deflate}
 }
 
 // check applies the rules that depend on the header alone, so that they fail
 // before any payload is waited for.
 func (d *Decoder) check(h ws.Header) *CloseError {
 	switch {
+	case h.Rsv == rsv1 && d.Deflate && (h.OpCode == ws.OpText || h.OpCode == ws.OpBinary):
+		// permessage-deflate marks the first frame of a compressed message.
 	case h.Rsv != 0:
 		return ErrProtocolRSV
+	}
+	switch {
 	case h.OpCode.IsReserved():
 		return ErrProtocolOpcode
 	case !h.Masked:
@@ -246,6 +265,9 @@ func (d *Decoder) fail(n int, err *CloseError) (Message, int, error) {
 	d.err = err
 	return Message{}, n, err
 }
+
+// rsv1 is the RSV1 bit in ws.Header.Rsv.
+const rsv1 = 1 << 2
 
 // headerSize returns the size of the header at the start of b as far as b
 // tells: 2 until the first two bytes are there.

@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/gobwas/ws"
 
@@ -39,6 +40,30 @@ func PushFrame(topic string, seq uint64, data []byte) frames.Prepared {
 	b = frames.AppendHeader(b, ws.OpText, true, n)
 	b = AppendEnvelope(b, topic, seq, data)
 	return frames.Prepared(b)
+}
+
+// Push is one published message on its way to subscribers, encoded once for
+// all of them. It is immutable but for the compressed frame, made once on
+// first use.
+type Push struct {
+	Frame frames.Prepared // the push as a plain text frame
+
+	deflaters *sync.Pool // of *frames.Deflater
+	once      sync.Once
+	deflated  frames.Prepared
+}
+
+// Deflated is the push as a permessage-deflate frame (plain when compressing
+// does not make it smaller), for connections that negotiated compression.
+// The first loop to ask compresses it; the others share the result.
+func (p *Push) Deflated() frames.Prepared {
+	p.once.Do(func() {
+		_, n, _ := frames.ParseHeader(p.Frame) // our own frame: well formed
+		d := p.deflaters.Get().(*frames.Deflater)
+		p.deflated = frames.Prepared(d.AppendFrame(nil, ws.OpText, p.Frame[n:]))
+		p.deflaters.Put(d)
+	})
+	return p.deflated
 }
 
 // appendTopic appends a valid topic name as a JSON string: printable ASCII

@@ -17,10 +17,10 @@ type Executor interface {
 }
 
 // Subscriber is a connection that receives pushes. Push is called on the
-// subscriber's own loop with a frame shared by every subscriber: queue it,
-// never modify it.
+// subscriber's own loop with a message shared by every subscriber: queue its
+// frames, never modify them.
 type Subscriber interface {
-	Push(f frames.Prepared)
+	Push(p *Push)
 }
 
 // Broker is where publishes go. On a single node it is the Hub itself; a
@@ -47,6 +47,8 @@ type Hub struct {
 
 	mu     sync.Mutex
 	topics map[string]*Topic
+
+	deflaters sync.Pool // *frames.Deflater, shared by every Push
 
 	published     atomic.Uint64
 	delivered     atomic.Uint64
@@ -75,7 +77,9 @@ type loopSet struct {
 // when not nil, is told when a topic gains its first subscriber on this node
 // (true) and loses its last (false), under the Hub's lock, in order.
 func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
-	return &Hub{loops: loops, interest: interest, topics: make(map[string]*Topic)}
+	h := &Hub{loops: loops, interest: interest, topics: make(map[string]*Topic)}
+	h.deflaters.New = func() any { return new(frames.Deflater) }
+	return h
 }
 
 // Name is the topic's name.
@@ -191,30 +195,30 @@ func (h *Hub) Deliver(topic string, seq uint64, data []byte) int {
 // subscribers. Called with t.mu held, which keeps every loop's tasks for t in
 // sequence order.
 func (h *Hub) fanOut(t *Topic, seq uint64, data []byte) int {
-	var frame frames.Prepared
+	var push *Push
 	total := 0
 	for i := range t.sets {
 		n := t.sets[i].n
 		if n == 0 {
 			continue
 		}
-		if frame == nil {
-			frame = PushFrame(t.name, seq, data)
+		if push == nil {
+			push = &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
 		}
 		total += n
 		set := &t.sets[i]
-		h.loops[i].Post(func() { h.deliver(set, seq, frame) })
+		h.loops[i].Post(func() { h.deliver(set, seq, push) })
 	}
 	return total
 }
 
 // deliver runs on the set's loop: it queues the frame to each subscriber that
 // subscribed before seq was assigned. No lock: the set is this loop's own.
-func (h *Hub) deliver(set *loopSet, seq uint64, frame frames.Prepared) {
+func (h *Hub) deliver(set *loopSet, seq uint64, push *Push) {
 	n := 0
 	for s, since := range set.subs {
 		if seq > since {
-			s.Push(frame) // may unsubscribe s (a slow consumer): deleting while ranging is safe
+			s.Push(push) // may unsubscribe s (a slow consumer): deleting while ranging is safe
 			n++
 		}
 	}

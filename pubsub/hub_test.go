@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -21,7 +22,7 @@ func (inline) Post(fn func()) { fn() }
 // recorder is a Subscriber that keeps what it is pushed.
 type recorder struct{ got []frames.Prepared }
 
-func (r *recorder) Push(f frames.Prepared) { r.got = append(r.got, f) }
+func (r *recorder) Push(p *Push) { r.got = append(r.got, p.Frame) }
 
 func newTestHub(loops int) *Hub {
 	execs := make([]Executor, loops)
@@ -191,7 +192,34 @@ func TestConcurrentPublishersKeepSeqOrder(t *testing.T) {
 // reference.
 type counter struct{ n int }
 
-func (c *counter) Push(frames.Prepared) { c.n++ }
+func (c *counter) Push(*Push) { c.n++ }
+
+func TestDeflatedPushIsSharedAndDecodes(t *testing.T) {
+	h := newTestHub(1)
+	r := &pushRecorder{}
+	h.Subscribe(0, r, "z")
+	data := `{"text":"` + strings.Repeat("all work and no play ", 20) + `"}`
+	h.Publish(context.Background(), "z", []byte(data))
+	p := r.pushes[0]
+	d1, d2 := p.Deflated(), p.Deflated()
+	if &d1[0] != &d2[0] {
+		t.Fatal("the compressed frame was made twice")
+	}
+	hd, n, err := frames.ParseHeader(d1)
+	if err != nil || hd.Rsv == 0 || len(d1) >= len(p.Frame) {
+		t.Fatalf("compressed frame header %+v (%v), %d bytes against %d plain", hd, err, len(d1), len(p.Frame))
+	}
+	var f frames.Inflater
+	plain, err := f.Inflate(nil, d1[n:], 0)
+	_, pn, _ := frames.ParseHeader(p.Frame)
+	if err != nil || string(plain) != string(p.Frame[pn:]) {
+		t.Fatalf("inflated %q, %v", plain, err)
+	}
+}
+
+type pushRecorder struct{ pushes []*Push }
+
+func (r *pushRecorder) Push(p *Push) { r.pushes = append(r.pushes, p) }
 
 // BenchmarkFanOut10k publishes one message to 10,000 subscribers on one
 // loop. allocs/op is per message: the frame and the loop task, nothing per

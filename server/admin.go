@@ -79,10 +79,20 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	status, code := "ok", http.StatusOK
+	body := map[string]any{"connections": s.open.Load(), "loops": len(s.loops)}
+	if s.nats != nil {
+		body["broker"] = "ok"
+		if err := s.nats.Healthy(); err != nil {
+			// Local connections are still served; publishes fail (503).
+			status, code = "degraded", http.StatusServiceUnavailable
+			body["broker"] = err.Error()
+		}
+	}
 	if s.shuttingDown.Load() {
 		status, code = "shutting_down", http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{"status": status, "connections": s.open.Load(), "loops": len(s.loops)})
+	body["status"] = status
+	writeJSON(w, code, body)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -115,8 +115,45 @@ func (s *session) publish(cmd command) {
 		s.reply(errorReply(`"pub" needs "data"`))
 		return
 	}
+	if q := s.ls.publishes; q != nil {
+		// The cluster broker waits for NATS: hand the publish to the loop's
+		// publisher goroutine rather than stall every connection of the loop.
+		select {
+		case q <- clientPublish{s: s, topic: cmd.Topic, data: cmd.Data}:
+		default:
+			s.reply(errorReply("too many publishes in flight: retry later"))
+		}
+		return
+	}
 	if _, err := s.srv.Publish(context.Background(), cmd.Topic, cmd.Data); err != nil {
 		s.reply(errorReply(err.Error()))
+	}
+}
+
+// clientPublish is a client's "pub" on its way to a cluster broker.
+type clientPublish struct {
+	s     *session
+	topic string
+	data  []byte // unmarshalled: not the loop's read buffer
+}
+
+// publishClients runs a loop's client publishes through a broker that waits
+// on the network, in order, and answers failures on the loop. One goroutine
+// per loop, for the server's life.
+func (ls *loopState) publishClients(done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case p := <-ls.publishes:
+			if _, err := ls.srv.Publish(context.Background(), p.topic, p.data); err != nil {
+				ls.loop.Post(func() {
+					if p.s.state == stateOpen {
+						p.s.reply(errorReply(err.Error()))
+					}
+				})
+			}
+		}
 	}
 }
 

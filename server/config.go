@@ -26,7 +26,9 @@ type Config struct {
 	Subprotocols     []string      // Sec-WebSocket-Protocol values the server selects
 	Echo             bool          // serve GET /echo
 	ClientPublish    bool          // allow the "pub" command
+	Compression      bool          // negotiate permessage-deflate (RFC 7692) with clients that offer it
 	PublishToken     string        // bearer token required by POST /publish
+	Broker           string        // comma-separated NATS URLs of the cluster broker; "" keeps publishes on this node (docs/cluster.md)
 	Logger           *slog.Logger
 }
 

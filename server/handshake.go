@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
+	"github.com/wspush/wspush/frames"
 	"github.com/wspush/wspush/netpoll"
 	"github.com/wspush/wspush/pubsub"
 	"github.com/wspush/wspush/web"
@@ -24,6 +26,15 @@ type loopState struct {
 	loop *netpoll.Loop
 	up   ws.Upgrader
 	io   handshakeIO
+	ext  wsflate.Extension // permessage-deflate negotiation of the handshake in progress
+
+	// Compression for the loop's connections that negotiated it: messages
+	// are compressed on their own, so one (de)compressor serves them all.
+	inflater frames.Inflater
+	deflater frames.Deflater
+
+	// publishes feeds publishClients with a cluster broker; nil otherwise.
+	publishes chan clientPublish
 
 	// The handshake in progress.
 	topics []string
@@ -53,6 +64,12 @@ func newLoopState(s *Server, l *netpoll.Loop) *loopState {
 		OnRequest:       ls.onRequest,
 		OnHeader:        ls.onHeader,
 		OnBeforeUpgrade: ls.onBeforeUpgrade,
+	}
+	if s.cfg.Compression {
+		// No context takeover either way: one compressed push frame serves
+		// every subscriber, and no connection keeps a window between messages.
+		ls.ext.Parameters = wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+		ls.up.Negotiate = ls.ext.Negotiate
 	}
 	return ls
 }
@@ -111,14 +128,15 @@ var headerEnd = []byte("\r\n\r\n")
 
 // handshakeResult is the answer to one request, as parseHandshake decides it.
 type handshakeResult struct {
-	n      int      // bytes of input consumed: 0 while the request is incomplete
-	status int      // 101, 200 (a static file) or an HTTP error status
-	reason string   // failure reason for the metrics; "" for 101 and 200
-	resp   []byte   // the response head; for an error, with its body
-	body   []byte   // the file a 200 to GET carries: embedded and immutable
-	echo   bool     // an upgrade of /echo
-	topics []string // the ?topics= of an upgrade; the loop's scratch, valid until its next handshake
-	err    error    // why the Upgrader refused, for the debug log
+	n       int      // bytes of input consumed: 0 while the request is incomplete
+	status  int      // 101, 200 (a static file) or an HTTP error status
+	reason  string   // failure reason for the metrics; "" for 101 and 200
+	resp    []byte   // the response head; for an error, with its body
+	body    []byte   // the file a 200 to GET carries: embedded and immutable
+	echo    bool     // an upgrade of /echo
+	deflate bool     // the upgrade negotiated permessage-deflate
+	topics  []string // the ?topics= of an upgrade; the loop's scratch, valid until its next handshake
+	err     error    // why the Upgrader refused, for the debug log
 }
 
 // handshake parses the HTTP request at the start of b, once it is whole, and
@@ -131,6 +149,8 @@ func (s *session) handshake(b []byte) int {
 		return 0
 	case http.StatusSwitchingProtocols:
 		s.echo = r.echo
+		s.deflate = r.deflate
+		s.dec.Deflate = r.deflate
 		s.upgrade(r)
 	case http.StatusOK:
 		s.c.Write(r.resp)
@@ -201,10 +221,12 @@ func (ls *loopState) runUpgrader(req []byte) handshakeResult {
 	ls.io.w = ls.io.w[:0]
 	ls.topics = ls.topics[:0]
 	ls.reason = ""
+	ls.ext.Reset()
 	_, err := ls.up.Upgrade(&ls.io)
 	resp := bytes.Clone(ls.io.w)
 	if err == nil {
-		return handshakeResult{status: http.StatusSwitchingProtocols, resp: resp, topics: ls.topics}
+		_, deflate := ls.ext.Accepted()
+		return handshakeResult{status: http.StatusSwitchingProtocols, resp: resp, topics: ls.topics, deflate: deflate}
 	}
 	r := handshakeResult{status: http.StatusInternalServerError, reason: ls.reason, resp: resp, err: err}
 	if r.reason == "" {

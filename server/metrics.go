@@ -63,12 +63,30 @@ func newMetrics(s *Server) *metrics {
 		gauge("wspush_connections", "Open WebSocket connections.", func() float64 { return float64(s.open.Load()) }),
 		gauge("wspush_topics", "Topics with at least one subscriber.", func() float64 { return float64(s.hub.Stats().Topics) }),
 		gauge("wspush_subscriptions", "Subscriptions: (connection, topic) pairs.", func() float64 { return float64(s.hub.Stats().Subscriptions) }),
-		counter("wspush_messages_published_total", "Messages published.", func() float64 { return float64(s.hub.Stats().Published) }),
+		counter("wspush_messages_published_total", "Messages published.", func() float64 {
+			n := s.hub.Stats().Published
+			if s.nats != nil {
+				n += s.nats.Stats().Published
+			}
+			return float64(n)
+		}),
 		counter("wspush_messages_delivered_total", "Pushes queued to connections.", func() float64 { return float64(s.hub.Stats().Delivered) }),
 		counter("wspush_bytes_written_total", "Bytes the kernel accepted from the loops.", sumLoops(func(l *netpoll.Loop) uint64 { return l.Stats.BytesWritten.Load() })),
 		counter("wspush_accept_errors_total", "accept4 failures (EMFILE...).", sumLoops(func(l *netpoll.Loop) uint64 { return l.Stats.AcceptErrors.Load() })),
 		bufferedCollector{s},
 	)
+	if s.nats != nil {
+		m.reg.MustRegister(
+			gauge("wspush_broker_connected", "1 while connected to the cluster broker (NATS), else 0.", func() float64 {
+				if s.nats.Stats().Connected {
+					return 1
+				}
+				return 0
+			}),
+			counter("wspush_broker_reconnects_total", "Reconnections to the cluster broker.", func() float64 { return float64(s.nats.Stats().Reconnects) }),
+			counter("wspush_broker_publish_failures_total", "Publishes the cluster broker did not accept (answered 503).", func() float64 { return float64(s.nats.Stats().PublishFailures) }),
+		)
+	}
 	for _, l := range s.group.Loops() {
 		id := strconv.Itoa(l.ID())
 		m.reg.MustRegister(

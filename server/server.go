@@ -14,6 +14,7 @@ import (
 
 	"github.com/wspush/wspush/netpoll"
 	"github.com/wspush/wspush/pubsub"
+	"github.com/wspush/wspush/pubsub/natsbroker"
 )
 
 // Server is a running wspush node.
@@ -24,6 +25,8 @@ type Server struct {
 	loops  []*loopState // indexed by loop ID
 	hub    *pubsub.Hub
 	broker pubsub.Broker
+	nats   *natsbroker.Broker // the cluster broker with -broker, else nil
+	done   chan struct{}      // closed when the server stops: ends the client publishers
 	origin map[string]bool
 
 	admin   *http.Server
@@ -64,12 +67,30 @@ func New(cfg Config) (*Server, error) {
 		execs[i] = l
 		s.loops = append(s.loops, newLoopState(s, l))
 	}
-	s.hub = pubsub.NewHub(execs, nil)
+	var interest func(topic string, active bool)
+	if cfg.Broker != "" {
+		s.nats, err = natsbroker.New(natsbroker.Config{URLs: cfg.Broker, Name: "wspush " + group.Addr().String(), Logger: s.log})
+		if err != nil {
+			group.Close()
+			return nil, err
+		}
+		interest = s.nats.SetInterest
+	}
+	s.hub = pubsub.NewHub(execs, interest)
 	s.broker = s.hub
+	if s.nats != nil {
+		s.nats.Attach(s.hub)
+		s.broker = s.nats
+		s.done = make(chan struct{})
+		for _, ls := range s.loops {
+			ls.publishes = make(chan clientPublish, 1024)
+			go ls.publishClients(s.done)
+		}
+	}
 	s.metrics = newMetrics(s)
 	if cfg.Admin != "" {
 		if err := s.startAdmin(); err != nil {
-			group.Close()
+			s.Close()
 			return nil, err
 		}
 	}
@@ -100,7 +121,8 @@ func (s *Server) AdminAddr() string {
 }
 
 // Hub is the server's topic table: an embedding program may publish through
-// it.
+// it. With a cluster broker (Config.Broker) publish with Server.Publish
+// instead: Hub.Publish reaches this node's subscribers only.
 func (s *Server) Hub() *pubsub.Hub { return s.hub }
 
 // Registry is the server's Prometheus registry.
@@ -144,6 +166,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.group.Close()
+	s.stopBroker()
 	if s.admin != nil {
 		actx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -156,6 +179,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() {
 	s.shuttingDown.Store(true)
 	s.group.Close()
+	s.stopBroker()
 	if s.admin != nil {
 		s.admin.Close()
 	}
@@ -168,4 +192,16 @@ func (s *Server) tcpConns() int64 {
 		n += l.Stats.Conns.Load()
 	}
 	return n
+}
+
+func (s *Server) stopBroker() {
+	if s.nats == nil {
+		return
+	}
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	s.nats.Close()
 }

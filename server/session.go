@@ -33,6 +33,7 @@ type session struct {
 	state    uint8
 	upgraded bool // counted in Server.open
 	echo     bool // the /echo endpoint
+	deflate  bool // permessage-deflate was negotiated
 	pinged   bool // a ping is out since lastRead
 }
 
@@ -115,15 +116,35 @@ func (s *session) message(m frames.Message) {
 		}
 		s.drain() // the server ends TCP first; the peer's FIN completes the close
 	case ws.OpText, ws.OpBinary:
-		if s.echo {
-			s.c.Write(frames.AppendFrame(nil, m.Op, true, m.Payload))
-			return
+		payload := m.Payload
+		if m.Compressed {
+			pool := s.c.Loop().Pool()
+			var err error
+			if payload, err = s.ls.inflater.Inflate(pool, m.Payload, s.srv.cfg.MaxMessage); err != nil {
+				s.fail(err)
+				return
+			}
+			defer pool.Put(payload)
+			if m.Op == ws.OpText && !frames.Valid(payload) {
+				s.fail(frames.ErrInvalidUTF8)
+				return
+			}
 		}
-		if m.Op == ws.OpBinary {
-			s.reply(errorReply("binary messages are not supported: send JSON commands as text"))
-			return
-		}
-		s.command(m.Payload)
+		s.data(m.Op, payload)
+	}
+}
+
+// data handles a whole text or binary message.
+func (s *session) data(op ws.OpCode, payload []byte) {
+	switch {
+	case s.echo && s.deflate:
+		s.c.Write(s.ls.deflater.AppendFrame(nil, op, payload))
+	case s.echo:
+		s.c.Write(frames.AppendFrame(nil, op, true, payload))
+	case op == ws.OpBinary:
+		s.reply(errorReply("binary messages are not supported: send JSON commands as text"))
+	default:
+		s.command(payload)
 	}
 }
 
@@ -203,11 +224,15 @@ var pingFrame = frames.AppendFrame(nil, ws.OpPing, true, nil)
 // Push queues a push frame shared with the topic's other subscribers. It is
 // the connection's bufferedAmount check: past MaxBuffered the connection is a
 // slow consumer and is dropped now, before it costs memory or anyone's latency.
-func (s *session) Push(f frames.Prepared) {
+func (s *session) Push(p *pubsub.Push) {
 	if s.state != stateOpen {
 		return
 	}
-	s.c.Write(f)
+	if s.deflate {
+		s.c.Write(p.Deflated())
+	} else {
+		s.c.Write(p.Frame)
+	}
 	if s.c.Buffered() > s.srv.cfg.MaxBuffered {
 		s.dropSlow()
 	}

@@ -49,7 +49,9 @@ func run(args []string) error {
 	protocols := fs.String("subprotocols", "", "comma-separated Sec-WebSocket-Protocol values the server selects")
 	fs.BoolVar(&cfg.Echo, "echo", false, "serve GET /echo, a WebSocket echo endpoint (conformance testing)")
 	fs.BoolVar(&cfg.ClientPublish, "client-publish", false, `allow clients to publish with {"op":"pub"}`)
+	fs.BoolVar(&cfg.Compression, "compression", false, "negotiate permessage-deflate with clients that offer it (pushes are compressed once per message)")
 	fs.StringVar(&cfg.PublishToken, "publish-token", "", "bearer `token` required by POST /publish (empty: none)")
+	fs.StringVar(&cfg.Broker, "broker", "", "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: wspush [flags]\n\nEvery flag can also be set with an environment variable, WSPUSH_ and the flag's\nname in upper case with - as _ (WSPUSH_MAX_BUFFERED=2097152); a flag on the\ncommand line wins.\n\n")
