@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -48,7 +49,8 @@ type Hub struct {
 	mu     sync.Mutex
 	topics map[string]*Topic
 
-	deflaters sync.Pool // *frames.Deflater, shared by every Push
+	deflaters sync.Pool     // *frames.Deflater, shared by every Push
+	inflight  chan struct{} // one token per Publish being handed out (MaxInFlight)
 
 	published     atomic.Uint64
 	delivered     atomic.Uint64
@@ -77,7 +79,7 @@ type loopSet struct {
 // when not nil, is told when a topic gains its first subscriber on this node
 // (true) and loses its last (false), under the Hub's lock, in order.
 func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
-	h := &Hub{loops: loops, interest: interest, topics: make(map[string]*Topic)}
+	h := &Hub{loops: loops, interest: interest, topics: make(map[string]*Topic), inflight: make(chan struct{}, MaxInFlight)}
 	h.deflaters.New = func() any { return new(frames.Deflater) }
 	return h
 }
@@ -148,14 +150,56 @@ func (h *Hub) Unsubscribe(loop int, s Subscriber, t *Topic) {
 	h.mu.Unlock()
 }
 
-// Publish assigns the next sequence number of topic to data, a JSON value, and
-// pushes it to every subscriber on this node. A topic without subscribers is
-// not kept: the publish is dropped and answered with seq 0.
-func (h *Hub) Publish(_ context.Context, topic string, data []byte) (Published, error) {
+// Publish assigns the next sequence number of topic to data, a JSON value,
+// and hands it to every loop that has subscribers of it. A topic without
+// subscribers is not kept: the publish is dropped and answered with seq 0.
+//
+// At most MaxInFlight publishes (see SetMaxInFlight) are being handed out by the loops at once;
+// past that Publish waits (or gives up with ctx) until the loops catch up, so
+// publishers cannot queue unbounded work and memory behind slow loops. Within
+// the bound the loops take several messages per wake-up, and a subscriber's
+// pushes leave in one writev. Publish must not be called from an event loop,
+// which could wait for itself: loops use Enqueue.
+func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (Published, error) {
+	select {
+	case h.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return Published{}, fmt.Errorf("waiting for the loops to take the message: %w", ctx.Err())
+	}
+	return h.publish(topic, data, h.release)
+}
+
+// MaxInFlight is the default bound on the publishes the loops are handing
+// out at once. A larger bound lets more pushes share a writev under a burst
+// (less CPU per delivery); a smaller one keeps each message's wait behind
+// the others short (lower latency).
+const MaxInFlight = 16
+
+// SetMaxInFlight changes the bound on publishes in flight. Call it before the
+// Hub is used.
+func (h *Hub) SetMaxInFlight(n int) {
+	if n > 0 {
+		h.inflight = make(chan struct{}, n)
+	}
+}
+
+// Enqueue is Publish without the bound, for callers on an event loop.
+func (h *Hub) Enqueue(topic string, data []byte) (Published, error) {
+	return h.publish(topic, data, nil)
+}
+
+func (h *Hub) release() { <-h.inflight }
+
+// publish assigns the sequence number and fans out; done, if not nil, is
+// called once every loop has handed the message out (at once when none has
+// subscribers, or the publish fails).
+func (h *Hub) publish(topic string, data []byte, done func()) (Published, error) {
 	if err := CheckTopic(topic); err != nil {
+		callIf(done)
 		return Published{}, err
 	}
 	if !json.Valid(data) {
+		callIf(done)
 		return Published{}, ErrInvalidJSON
 	}
 	h.published.Add(1)
@@ -163,13 +207,20 @@ func (h *Hub) Publish(_ context.Context, topic string, data []byte) (Published, 
 	t := h.topics[topic]
 	h.mu.Unlock()
 	if t == nil {
+		callIf(done)
 		return Published{Topic: topic}, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.seq++
-	n := h.fanOut(t, t.seq, data)
+	n := h.fanOut(t, t.seq, data, done)
 	return Published{Topic: topic, Seq: t.seq, Subscribers: n}, nil
+}
+
+func callIf(fn func()) {
+	if fn != nil {
+		fn()
+	}
 }
 
 // Deliver pushes data with a sequence number assigned elsewhere (a cluster
@@ -188,33 +239,52 @@ func (h *Hub) Deliver(topic string, seq uint64, data []byte) int {
 		return 0
 	}
 	t.seq = seq
-	return h.fanOut(t, seq, data)
+	return h.fanOut(t, seq, data, nil)
 }
 
 // fanOut encodes the push once and posts one task per loop that has
-// subscribers. Called with t.mu held, which keeps every loop's tasks for t in
-// sequence order.
-func (h *Hub) fanOut(t *Topic, seq uint64, data []byte) int {
+// subscribers; done, when not nil, is called after the last of those tasks.
+// Called with t.mu held, which keeps every loop's tasks for t in sequence
+// order.
+func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 	var push *Push
+	var left *atomic.Int32
 	total := 0
 	for i := range t.sets {
-		n := t.sets[i].n
-		if n == 0 {
+		total += t.sets[i].n
+	}
+	if total == 0 {
+		callIf(done)
+		return 0
+	}
+	if done != nil {
+		left = new(atomic.Int32)
+		for i := range t.sets {
+			if t.sets[i].n > 0 {
+				left.Add(1)
+			}
+		}
+	}
+	push = &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
+	for i := range t.sets {
+		if t.sets[i].n == 0 {
 			continue
 		}
-		if push == nil {
-			push = &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
-		}
-		total += n
 		set := &t.sets[i]
-		h.loops[i].Post(func() { h.deliver(set, seq, push) })
+		h.loops[i].Post(func() {
+			h.deliver(set, seq, push)
+			if left != nil && left.Add(-1) == 0 {
+				done()
+			}
+		})
 	}
 	return total
 }
 
-// deliver runs on the set's loop: it queues the frame to each subscriber that
-// subscribed before seq was assigned. No lock: the set is this loop's own.
-func (h *Hub) deliver(set *loopSet, seq uint64, push *Push) {
+// deliver runs on the set's loop: it queues the push to each subscriber that
+// subscribed before seq was assigned, and returns how many. No lock: the set
+// is this loop's own.
+func (h *Hub) deliver(set *loopSet, seq uint64, push *Push) int {
 	n := 0
 	for s, since := range set.subs {
 		if seq > since {
@@ -223,6 +293,7 @@ func (h *Hub) deliver(set *loopSet, seq uint64, push *Push) {
 		}
 	}
 	h.delivered.Add(uint64(n))
+	return n
 }
 
 // Stats are the Hub's counters.

@@ -3,10 +3,12 @@ package pubsub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -94,6 +96,35 @@ func TestPushFrameEnvelope(t *testing.T) {
 	}
 }
 
+func TestPublishIsBoundedByTheLoops(t *testing.T) {
+	// A loop that runs nothing: after MaxInFlight publishes the next one
+	// waits, and gives up with its context; running the loop frees the slots.
+	var queued []func()
+	h := NewHub([]Executor{postFunc(func(fn func()) { queued = append(queued, fn) })}, nil)
+	h.Subscribe(0, &recorder{}, "w")
+	for i := 0; i < MaxInFlight; i++ {
+		if _, err := h.Publish(context.Background(), "w", []byte(`1`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.Publish(ctx, "w", []byte(`1`)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("publish past the bound: %v, want to wait until the deadline", err)
+	}
+	for _, fn := range queued {
+		fn()
+	}
+	if res, err := h.Publish(context.Background(), "w", []byte(`1`)); err != nil || res.Seq != MaxInFlight+1 {
+		t.Fatalf("publish after the loop caught up: %+v, %v", res, err)
+	}
+	// Publishes that reach no loop give their slot back at once.
+	for i := 0; i < 2*MaxInFlight; i++ {
+		h.Publish(context.Background(), "nobody", []byte(`1`))
+		h.Publish(context.Background(), "bad topic", []byte(`1`))
+	}
+}
+
 func TestPublishValidates(t *testing.T) {
 	h := newTestHub(1)
 	for _, tt := range []struct{ topic, data string }{
@@ -116,7 +147,7 @@ func TestLateSubscriberSkipsEarlierSeq(t *testing.T) {
 	h := NewHub([]Executor{postFunc(func(fn func()) { queued = append(queued, fn) })}, nil)
 	early := &recorder{}
 	h.Subscribe(0, early, "t")
-	h.Publish(context.Background(), "t", []byte(`1`)) // seq 1, queued
+	h.Enqueue("t", []byte(`1`)) // seq 1, queued on the loop, not yet run
 	late := &recorder{}
 	_, seq, _ := h.Subscribe(0, late, "t")
 	if seq != 1 {

@@ -125,7 +125,9 @@ func (s *session) publish(cmd command) {
 		}
 		return
 	}
-	if _, err := s.srv.Publish(context.Background(), cmd.Topic, cmd.Data); err != nil {
+	// On the loop: hand the message out without waiting for the loops (this
+	// one included) to queue it.
+	if _, err := s.srv.hub.Enqueue(cmd.Topic, cmd.Data); err != nil {
 		s.reply(errorReply(err.Error()))
 	}
 }

@@ -16,6 +16,7 @@ type Config struct {
 	MaxHeader        int           // bytes of a handshake request
 	MaxBuffered      int           // bufferedAmount past which a connection is a slow consumer
 	MaxSubs          int           // topics one connection may hold
+	MaxInFlight      int           // publishes the loops hand out at once; more wait (pubsub.MaxInFlight)
 	SendBuffer       int           // SO_SNDBUF of accepted sockets; 0 keeps the kernel's default
 	HandshakeTimeout time.Duration // to receive the whole handshake request
 	PingInterval     time.Duration // silence after which the server pings

@@ -77,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		interest = s.nats.SetInterest
 	}
 	s.hub = pubsub.NewHub(execs, interest)
+	s.hub.SetMaxInFlight(cfg.MaxInFlight)
 	s.broker = s.hub
 	if s.nats != nil {
 		s.nats.Attach(s.hub)
