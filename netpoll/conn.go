@@ -22,6 +22,7 @@ type Conn struct {
 	dirty      bool // in loop.dirty, waiting for the end-of-callback flush
 	reading    bool // inside Handler.Read: tail must stay put
 	closeWrite bool // shut down the sending side once the queue has drained
+	blocked    bool // the last write met a full send buffer: wait for EPOLLOUT
 	rdhup      bool // the peer shut down its side
 
 	tnext, tprev *Conn // timer wheel links
@@ -156,8 +157,11 @@ func (c *Conn) onEvent(ev netpoll.EpollEvent) {
 	if ev&(netpoll.EPOLLIN|netpoll.EPOLLRDHUP|netpoll.EPOLLHUP|netpoll.EPOLLERR) != 0 {
 		c.readAll()
 	}
-	if c.fd >= 0 && ev&netpoll.EPOLLOUT != 0 && c.out != nil && !c.dirty {
-		c.flush()
+	if ev&netpoll.EPOLLOUT != 0 {
+		c.blocked = false
+		if c.fd >= 0 && c.out != nil && !c.dirty {
+			c.flush()
+		}
 	}
 	l.flushDirty()
 }
@@ -251,6 +255,7 @@ func (c *Conn) flush() {
 		switch errno {
 		case 0:
 		case unix.EAGAIN:
+			c.blocked = true
 			return
 		case unix.EINTR:
 			continue
@@ -287,7 +292,8 @@ func (c *Conn) flush() {
 			q.bufs, q.head = q.bufs[:k], 0
 		}
 		if written < want {
-			return // the send buffer is full; EPOLLOUT will call again
+			c.blocked = true // the send buffer is full; EPOLLOUT will call again
+			return
 		}
 	}
 }

@@ -373,7 +373,7 @@ func (l *Loop) open(fd int) {
 func (l *Loop) flushDirty() {
 	for i, c := range l.dirty {
 		c.dirty = false
-		if c.fd >= 0 {
+		if c.fd >= 0 && !c.blocked { // a blocked one is flushed on EPOLLOUT: no futile writev
 			c.flush()
 		}
 		l.dirty[i] = nil
