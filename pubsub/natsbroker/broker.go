@@ -132,7 +132,7 @@ type Stats struct {
 // pubsub.NewHub, then the Hub to Attach.
 func New(cfg Config) (*Broker, error) {
 	cfg = cfg.withDefaults()
-	urls := strings.Join(splitList(cfg.URLs), ",")
+	urls := strings.Join(strings.Fields(strings.ReplaceAll(cfg.URLs, ",", " ")), ",") // nats.go takes a comma-separated list
 	if urls == "" {
 		return nil, errors.New("natsbroker: no NATS URL")
 	}
@@ -403,14 +403,4 @@ func (b *Broker) backoff(attempt int) time.Duration {
 	}
 	d = min(d, b.cfg.MaxReconnectWait)
 	return d + rand.N(d/2+1)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }
