@@ -120,15 +120,18 @@ func (g *Group) Addr() *net.TCPAddr { return g.addr }
 // Loops returns the loops, indexed by Loop.ID.
 func (g *Group) Loops() []*Loop { return g.loops }
 
-// Each runs fn on every loop's goroutine and waits until all have run it.
+// Each runs fn on every loop's goroutine and waits until all have run it. A
+// loop that has stopped is skipped.
 func (g *Group) Each(fn func(l *Loop)) {
 	var wg sync.WaitGroup
 	for _, l := range g.loops {
 		wg.Add(1)
-		l.Post(func() {
+		if !l.post(func() {
 			defer wg.Done()
 			fn(l)
-		})
+		}) {
+			wg.Done()
+		}
 	}
 	wg.Wait()
 }
@@ -185,6 +188,7 @@ type Loop struct {
 	efd     int // eventfd that wakes the loop for tasks
 	efdOne  [8]byte
 	mu      sync.Mutex
+	stopped bool // set once the loop is gone: Post drops tasks
 	tasks   []func()
 	running []func()
 
@@ -259,9 +263,17 @@ func (l *Loop) Pool() *bufpool.Pool { return l.pool }
 func (l *Loop) Conns() []*Conn { return l.conns }
 
 // Post queues fn to run on the loop's goroutine and wakes the loop. Tasks run
-// in the order they were posted. Safe from any goroutine.
-func (l *Loop) Post(fn func()) {
+// in the order they were posted; once the loop has stopped they are dropped.
+// Safe from any goroutine.
+func (l *Loop) Post(fn func()) { l.post(fn) }
+
+// post is Post reporting whether fn will run.
+func (l *Loop) post(fn func()) bool {
 	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return false
+	}
 	wake := len(l.tasks) == 0
 	l.tasks = append(l.tasks, fn)
 	l.mu.Unlock()
@@ -270,6 +282,7 @@ func (l *Loop) Post(fn func()) {
 		// before taking the batch, so no wake-up is lost.
 		unix.Write(l.efd, l.efdOne[:])
 	}
+	return true
 }
 
 func (l *Loop) onWake(ev netpoll.EpollEvent) {
@@ -397,6 +410,12 @@ func (l *Loop) stop() {
 		l.ep.Close()
 		l.ep = nil
 	}
+	// Tasks posted while the loop was stopping run here, the loop being gone;
+	// later ones are dropped.
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+	l.runTasks()
 	if l.lfd >= 0 {
 		unix.Close(l.lfd)
 		l.lfd = -1

@@ -199,3 +199,17 @@ func (h *timerHandler) Open(c *Conn) {
 	h.lineHandler.Open(c)
 	c.SetTimer(time.Now().Add(50 * time.Millisecond))
 }
+
+func TestEachAfterCloseDoesNotWait(t *testing.T) {
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Loops: 2, Handler: &lineHandler{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Start()
+	g.Close()
+	ran := 0
+	g.Each(func(*Loop) { ran++ }) // must return: the loops are gone
+	if ran != 0 {
+		t.Fatalf("ran on %d stopped loops", ran)
+	}
+}
