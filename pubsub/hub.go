@@ -72,6 +72,7 @@ type Topic struct {
 // publishers under Topic.mu.
 type loopSet struct {
 	subs map[Subscriber]uint64 // subscriber -> the topic's seq when it subscribed
+	last uint64                // the last seq this loop handed out; loop-owned
 	n    int
 }
 
@@ -87,11 +88,13 @@ func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
 // Name is the topic's name.
 func (t *Topic) Name() string { return t.name }
 
-// Seq is the topic's last sequence number.
-func (t *Topic) Seq() uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.seq
+// Position is where s, already subscribed on loop, stands in t: every push
+// it gets from now on has a larger sequence number. That is the later of the
+// seq it subscribed at and the last one this loop handed out, since the loop
+// takes t's messages in order. Call it on s's loop.
+func (t *Topic) Position(loop int, s Subscriber) uint64 {
+	set := &t.sets[loop]
+	return max(set.subs[s], set.last)
 }
 
 // Subscribe adds s, living on loop, to topic and returns the topic and its
@@ -285,6 +288,7 @@ func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 // subscribed before seq was assigned, and returns how many. No lock: the set
 // is this loop's own.
 func (h *Hub) deliver(set *loopSet, seq uint64, push *Push) int {
+	set.last = seq
 	n := 0
 	for s, since := range set.subs {
 		if seq > since {

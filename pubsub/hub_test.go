@@ -161,6 +161,28 @@ func TestLateSubscriberSkipsEarlierSeq(t *testing.T) {
 	}
 }
 
+func TestPositionOfAHeldSubscription(t *testing.T) {
+	// Asked again while a publish is still on its way to the loop, a
+	// subscriber's position is below that publish: it is yet to arrive.
+	var queued []func()
+	h := NewHub([]Executor{postFunc(func(fn func()) { queued = append(queued, fn) })}, nil)
+	r := &recorder{}
+	top, _, _ := h.Subscribe(0, r, "t")
+	h.Enqueue("t", []byte(`1`))
+	h.Enqueue("t", []byte(`2`))
+	queued[0]() // seq 1 handed out; seq 2 still queued
+	if pos := top.Position(0, r); pos != 1 {
+		t.Fatalf("position %d, want 1: seq 2 is still to come", pos)
+	}
+	queued[1]()
+	late := &recorder{}
+	h.Enqueue("t", []byte(`3`)) // queued, not run
+	h.Subscribe(0, late, "t")   // subscribes at seq 3: 3 is not for it
+	if pos := top.Position(0, late); pos != 3 {
+		t.Fatalf("late subscriber's position %d, want 3", pos)
+	}
+}
+
 type postFunc func(func())
 
 func (p postFunc) Post(fn func()) { p(fn) }

@@ -79,7 +79,7 @@ func (s *session) subscribe(topic string) {
 func (s *session) add(topic string) uint64 {
 	for _, t := range s.topics {
 		if t.Name() == topic {
-			return t.Seq()
+			return t.Position(s.c.Loop().ID(), s)
 		}
 	}
 	t, seq, _ := s.srv.hub.Subscribe(s.c.Loop().ID(), s, topic) // valid: checked by the caller
