@@ -250,25 +250,23 @@ func (h *Hub) Deliver(topic string, seq uint64, data []byte) int {
 // Called with t.mu held, which keeps every loop's tasks for t in sequence
 // order.
 func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
-	var push *Push
-	var left *atomic.Int32
-	total := 0
+	total, loops := 0, int32(0)
 	for i := range t.sets {
-		total += t.sets[i].n
+		if n := t.sets[i].n; n > 0 {
+			total += n
+			loops++
+		}
 	}
 	if total == 0 {
 		callIf(done)
 		return 0
 	}
+	var left *atomic.Int32 // loops yet to run their task, when someone waits for them
 	if done != nil {
 		left = new(atomic.Int32)
-		for i := range t.sets {
-			if t.sets[i].n > 0 {
-				left.Add(1)
-			}
-		}
+		left.Store(loops)
 	}
-	push = &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
+	push := &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
 	for i := range t.sets {
 		if t.sets[i].n == 0 {
 			continue

@@ -120,9 +120,6 @@ var bufferedBuckets = []float64{0, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 
 func (b bufferedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- bufferedDesc }
 
 func (b bufferedCollector) Collect(ch chan<- prometheus.Metric) {
-	if b.s.shuttingDown.Load() {
-		return // the loops may be stopping: do not wait on them
-	}
 	counts := make([][]uint64, len(b.s.group.Loops()))
 	sums := make([]float64, len(counts))
 	conns := make([]int, len(counts))
