@@ -49,15 +49,16 @@ func (c *Conn) Fd() int { return int(c.fd) }
 // Closed reports whether the connection has been closed.
 func (c *Conn) Closed() bool { return c.fd < 0 }
 
-// Buffered is the connection's bufferedAmount: bytes queued by Write and not
+// Buffered is the connection's bufferedAmount: bytes queued by Queue and not
 // yet accepted by the kernel.
 func (c *Conn) Buffered() int { return c.queued }
 
-// Write queues b to be sent after everything queued before it. b is sent by
-// reference: the caller must not modify it afterwards (shared prepared frames
-// are immutable). Queued bytes are written when the current callback ends, in
-// one writev with everything else queued for c.
-func (c *Conn) Write(b []byte) {
+// Queue queues b, by reference, to be sent after everything queued before
+// it. It is not an io.Writer: b is not copied, so the caller must not modify
+// b afterwards (shared prepared frames are immutable, which is what lets one
+// frame serve every subscriber). Queued bytes are written when the current
+// callback ends, in one writev with everything else queued for c.
+func (c *Conn) Queue(b []byte) {
 	if c.fd < 0 || len(b) == 0 {
 		return
 	}
@@ -74,7 +75,7 @@ func (c *Conn) Write(b []byte) {
 }
 
 // AtBoundary reports whether nothing of the queue's head has been written yet,
-// so the byte stream on the wire ends between two Write calls (between
+// so the byte stream on the wire ends between two Queue calls (between
 // frames). Something written now would not split an earlier frame.
 func (c *Conn) AtBoundary() bool { return c.out == nil || c.out.off == 0 }
 

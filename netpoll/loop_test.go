@@ -38,10 +38,10 @@ func (h *lineHandler) Read(c *Conn, b []byte) (int, int) {
 			c.Close(nil)
 			return used, 0
 		case "big":
-			c.Write(bytes.Repeat([]byte("x"), 8<<20))
-			c.Write([]byte("\n"))
+			c.Queue(bytes.Repeat([]byte("x"), 8<<20))
+			c.Queue([]byte("\n"))
 		default:
-			c.Write(bytes.ToUpper(append(line[:len(line):len(line)], '\n')))
+			c.Queue(bytes.ToUpper(append(line[:len(line):len(line)], '\n')))
 		}
 	}
 }

@@ -162,7 +162,7 @@ func (ls *loopState) publishClients(done <-chan struct{}) {
 // reply queues one answer as a text frame.
 func (s *session) reply(r reply) {
 	b, _ := json.Marshal(r) // a reply always marshals
-	s.c.Write(frames.AppendFrame(nil, ws.OpText, true, b))
+	s.c.Queue(frames.AppendFrame(nil, ws.OpText, true, b))
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -153,8 +153,8 @@ func (s *session) handshake(b []byte) int {
 		s.dec.Deflate = r.deflate
 		s.upgrade(r)
 	case http.StatusOK:
-		s.c.Write(r.resp)
-		s.c.Write(r.body) // embedded and immutable: queued by reference
+		s.c.Queue(r.resp)
+		s.c.Queue(r.body) // embedded and immutable: queued by reference
 		s.drain()
 	default:
 		s.refused(r)
@@ -264,7 +264,7 @@ func (s *session) upgrade(r handshakeResult) {
 	for i, t := range r.topics {
 		seqs[i] = s.add(t)
 	}
-	s.c.Write(r.resp)
+	s.c.Queue(r.resp)
 	for i, t := range r.topics {
 		s.reply(reply{Op: "subscribed", Topic: t, Seq: &seqs[i]})
 	}
@@ -315,7 +315,7 @@ func (s *session) refused(r handshakeResult) {
 		s.srv.metrics.handshakeFailed(r.reason)
 	}
 	s.srv.log.Debug("request refused", "reason", r.reason, "status", r.status, "err", r.err)
-	s.c.Write(r.resp)
+	s.c.Queue(r.resp)
 	s.drain()
 }
 

@@ -105,14 +105,14 @@ func (s *session) message(m frames.Message) {
 	}
 	switch m.Op {
 	case ws.OpPing:
-		s.c.Write(frames.AppendFrame(nil, ws.OpPong, true, m.Payload))
+		s.c.Queue(frames.AppendFrame(nil, ws.OpPong, true, m.Payload))
 	case ws.OpPong:
 	case ws.OpClose:
 		code, _ := frames.ParseClose(m.Payload)
 		if len(m.Payload) == 0 {
-			s.c.Write(frames.AppendFrame(nil, ws.OpClose, true, nil))
+			s.c.Queue(frames.AppendFrame(nil, ws.OpClose, true, nil))
 		} else {
-			s.c.Write(frames.AppendClose(nil, code, ""))
+			s.c.Queue(frames.AppendClose(nil, code, ""))
 		}
 		s.drain() // the server ends TCP first; the peer's FIN completes the close
 	case ws.OpText, ws.OpBinary:
@@ -138,9 +138,9 @@ func (s *session) message(m frames.Message) {
 func (s *session) data(op ws.OpCode, payload []byte) {
 	switch {
 	case s.echo && s.deflate:
-		s.c.Write(s.ls.deflater.AppendFrame(nil, op, payload))
+		s.c.Queue(s.ls.deflater.AppendFrame(nil, op, payload))
 	case s.echo:
-		s.c.Write(frames.AppendFrame(nil, op, true, payload))
+		s.c.Queue(frames.AppendFrame(nil, op, true, payload))
 	case op == ws.OpBinary:
 		s.reply(errorReply("binary messages are not supported: send JSON commands as text"))
 	default:
@@ -166,7 +166,7 @@ func (s *session) closeWith(code ws.StatusCode, reason string) {
 		return
 	}
 	s.state = stateClosing
-	s.c.Write(frames.AppendClose(nil, code, reason))
+	s.c.Queue(frames.AppendClose(nil, code, reason))
 	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
 }
 
@@ -204,7 +204,7 @@ func (s *session) timer(now time.Time) {
 			s.closeWith(ws.StatusGoingAway, "idle timeout")
 		case silent >= cfg.PingInterval && !s.pinged:
 			s.pinged = true
-			s.c.Write(pingFrame)
+			s.c.Queue(pingFrame)
 			s.c.SetTimer(s.lastRead.Add(cfg.IdleTimeout))
 		default:
 			next := s.lastRead.Add(cfg.PingInterval)
@@ -229,9 +229,9 @@ func (s *session) Push(p *pubsub.Push) {
 		return
 	}
 	if s.deflate {
-		s.c.Write(p.Deflated())
+		s.c.Queue(p.Deflated())
 	} else {
-		s.c.Write(p.Frame)
+		s.c.Queue(p.Frame)
 	}
 	if s.c.Buffered() > s.srv.cfg.MaxBuffered {
 		s.dropSlow()
