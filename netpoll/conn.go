@@ -4,7 +4,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/mailru/easygo/netpoll"
+	epoll "github.com/mailru/easygo/netpoll"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,20 +145,20 @@ func (c *Conn) releaseTail() {
 	}
 }
 
-func (c *Conn) onEvent(ev netpoll.EpollEvent) {
+func (c *Conn) onEvent(ev epoll.EpollEvent) {
 	if ev == epollClosed {
 		c.Close(io.ErrClosedPipe)
 		return
 	}
 	l := c.loop
 	l.Stats.Events.Add(1)
-	if ev&netpoll.EPOLLRDHUP != 0 {
+	if ev&epoll.EPOLLRDHUP != 0 {
 		c.rdhup = true
 	}
-	if ev&(netpoll.EPOLLIN|netpoll.EPOLLRDHUP|netpoll.EPOLLHUP|netpoll.EPOLLERR) != 0 {
+	if ev&(epoll.EPOLLIN|epoll.EPOLLRDHUP|epoll.EPOLLHUP|epoll.EPOLLERR) != 0 {
 		c.readAll()
 	}
-	if ev&netpoll.EPOLLOUT != 0 {
+	if ev&epoll.EPOLLOUT != 0 {
 		c.blocked = false
 		if c.fd >= 0 && c.out != nil && !c.dirty {
 			c.flush()

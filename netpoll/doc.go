@@ -21,9 +21,10 @@
 //
 // # Epoll
 //
-// The epoll wrapper is github.com/mailru/easygo/netpoll: one Epoll per loop,
-// whose goroutine invokes our callbacks. Sockets are registered edge-triggered
-// for input and output once, so no epoll_ctl is needed when a queue fills or
-// drains. Everything easygo lacks (accept4, writev, eventfd, timerfd,
-// SO_REUSEPORT) is called through golang.org/x/sys/unix at the call site.
+// The epoll wrapper is github.com/mailru/easygo/netpoll, imported as epoll
+// (it shares this package's name): one Epoll per loop, whose goroutine
+// invokes our callbacks. Sockets are registered edge-triggered for input and
+// output once, so no epoll_ctl is needed when a queue fills or drains.
+// Everything easygo lacks (accept4, writev, eventfd, timerfd, SO_REUSEPORT) is
+// called through golang.org/x/sys/unix at the call site.
 package netpoll

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/mailru/easygo/netpoll"
+	epoll "github.com/mailru/easygo/netpoll"
 	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/internal/bufpool"
@@ -107,7 +107,7 @@ func Listen(cfg Config) (*Group, error) {
 func (g *Group) Start() error {
 	for _, l := range g.loops {
 		// Level-triggered: a backlog left by a bounded accept batch wakes us again.
-		if err := l.ep.Add(l.lfd, netpoll.EPOLLIN, l.onAccept); err != nil {
+		if err := l.ep.Add(l.lfd, epoll.EPOLLIN, l.onAccept); err != nil {
 			return fmt.Errorf("epoll_ctl listener: %w", err)
 		}
 	}
@@ -164,7 +164,7 @@ type Stats struct {
 type Loop struct {
 	id  int
 	h   Handler
-	ep  *netpoll.Epoll
+	ep  *epoll.Epoll
 	log *slog.Logger
 
 	// Owned by the loop goroutine.
@@ -226,7 +226,7 @@ func newLoop(id, lfd int, cfg Config) (*Loop, error) {
 		l.closeFds()
 		return nil, fmt.Errorf("timerfd_settime: %w", err)
 	}
-	if l.ep, err = netpoll.EpollCreate(&netpoll.EpollConfig{OnWaitError: func(err error) {
+	if l.ep, err = epoll.EpollCreate(&epoll.EpollConfig{OnWaitError: func(err error) {
 		l.log.Error("epoll_wait failed", "err", err)
 	}}); err != nil {
 		l.closeFds()
@@ -234,8 +234,8 @@ func newLoop(id, lfd int, cfg Config) (*Loop, error) {
 	}
 	// Level-triggered: an unread eventfd or timerfd keeps waking us.
 	err = errors.Join(
-		l.ep.Add(l.efd, netpoll.EPOLLIN, l.onWake),
-		l.ep.Add(l.tfd, netpoll.EPOLLIN, l.onTick),
+		l.ep.Add(l.efd, epoll.EPOLLIN, l.onWake),
+		l.ep.Add(l.tfd, epoll.EPOLLIN, l.onTick),
 	)
 	if err != nil {
 		l.ep.Close()
@@ -285,7 +285,7 @@ func (l *Loop) post(fn func()) bool {
 	return true
 }
 
-func (l *Loop) onWake(ev netpoll.EpollEvent) {
+func (l *Loop) onWake(ev epoll.EpollEvent) {
 	if ev == epollClosed {
 		l.runTasks() // tasks posted before the stop still run
 		return
@@ -307,7 +307,7 @@ func (l *Loop) runTasks() {
 	}
 }
 
-func (l *Loop) onTick(ev netpoll.EpollEvent) {
+func (l *Loop) onTick(ev epoll.EpollEvent) {
 	if ev == epollClosed {
 		return
 	}
@@ -318,7 +318,7 @@ func (l *Loop) onTick(ev netpoll.EpollEvent) {
 	l.flushDirty()
 }
 
-func (l *Loop) onAccept(ev netpoll.EpollEvent) {
+func (l *Loop) onAccept(ev epoll.EpollEvent) {
 	if ev == epollClosed || l.lfd < 0 {
 		return
 	}
@@ -369,7 +369,7 @@ func (l *Loop) open(fd int) {
 	}
 	c := &Conn{fd: int32(fd), idx: int32(len(l.conns)), loop: l}
 	// Edge-triggered for both directions: registered once, never modified.
-	if err := l.ep.Add(fd, netpoll.EPOLLIN|netpoll.EPOLLOUT|netpoll.EPOLLRDHUP|netpoll.EPOLLET, c.onEvent); err != nil {
+	if err := l.ep.Add(fd, epoll.EPOLLIN|epoll.EPOLLOUT|epoll.EPOLLRDHUP|epoll.EPOLLET, c.onEvent); err != nil {
 		unix.Close(fd)
 		l.log.Warn("epoll add failed", "err", err)
 		return
