@@ -25,8 +25,8 @@ type Subscriber interface {
 }
 
 // Broker is where publishes go. On a single node it is the Hub itself; a
-// cluster broker sends the message through the cluster and has every node's
-// Hub deliver it.
+// cluster broker sends the message through the cluster, which sequences it,
+// and every node's broker hands it to its Hub with Hub.Ingest.
 type Broker interface {
 	Publish(ctx context.Context, topic string, data []byte) (Published, error)
 }
@@ -42,6 +42,12 @@ type Published struct {
 var ErrInvalidJSON = errors.New("data is not valid JSON")
 
 // Hub is one node's topic table and fan-out.
+//
+// The words for a message's way through it: a publish (Publish, Enqueue) or
+// an ingest (Ingest, a message sequenced by the cluster) takes a sequence
+// number and fans out: one task per loop with subscribers. Each loop's task
+// delivers: it queues the push to that loop's subscribers (Stats.Delivered
+// counts those pushes).
 type Hub struct {
 	loops    []Executor
 	interest func(topic string, active bool)
@@ -226,10 +232,11 @@ func callIf(fn func()) {
 	}
 }
 
-// Deliver pushes data with a sequence number assigned elsewhere (a cluster
-// broker) to this node's subscribers of topic. Calls for one topic must come
-// in sequence order; older or repeated numbers are dropped.
-func (h *Hub) Deliver(topic string, seq uint64, data []byte) int {
+// Ingest takes in a message sequenced elsewhere (by a cluster broker) and
+// fans it out to this node's subscribers of topic, returning how many there
+// are. Calls for one topic must come in sequence order; older or repeated
+// numbers are dropped.
+func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
 	h.mu.Lock()
 	t := h.topics[topic]
 	h.mu.Unlock()
@@ -282,9 +289,9 @@ func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 	return total
 }
 
-// deliver runs on the set's loop: it queues the push to each subscriber that
-// subscribed before seq was assigned, and returns how many. No lock: the set
-// is this loop's own.
+// deliver is the per-loop fan-out task, run on the set's loop: it queues the
+// push to each subscriber that subscribed before seq was assigned, and
+// returns how many. No lock: the set is this loop's own.
 func (h *Hub) deliver(set *loopSet, seq uint64, push *Push) int {
 	set.last = seq
 	n := 0

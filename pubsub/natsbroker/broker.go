@@ -6,15 +6,15 @@
 // stream stores it, assigns the next stream sequence number, and republishes
 // it to wspush.out.<topic> with that number in the Nats-Sequence header. Each
 // node core-subscribes to wspush.out.<topic> for the topics it has local
-// subscribers of, and hands what arrives to its Hub with Hub.Deliver. The
+// subscribers of, and hands what arrives to its Hub with Hub.Ingest. The
 // stream's sequence is strictly increasing, so it is per topic too, with
 // gaps.
 //
 // # Concurrency
 //
-// One goroutine per node delivers: every topic subscription shares one
+// One goroutine per node ingests: every topic subscription shares one
 // buffered channel, read by that goroutine in arrival order, which is the
-// stream's order, as Hub.Deliver requires. A second goroutine (re)creates the
+// stream's order, as Hub.Ingest requires. A second goroutine (re)creates the
 // stream after each (re)connect, when missing. SetInterest is called by the Hub under its
 // lock, in order, from any event loop; it (un)subscribes at once, and the
 // first subscriber of a topic on this node waits one NATS round trip (a
@@ -63,7 +63,7 @@ type Config struct {
 	ReconnectWait    time.Duration         // first reconnect delay, doubled per failed round; default 100ms
 	MaxReconnectWait time.Duration         // reconnect delay cap; default 5s
 	PingInterval     time.Duration         // how often a silent connection is checked; default 5s
-	Buffer           int                   // deliveries queued for the delivery goroutine; default 65536
+	Buffer           int                   // messages queued for the ingest goroutine; default 65536
 	Logger           *slog.Logger
 }
 
@@ -101,8 +101,8 @@ type Broker struct {
 	log  *slog.Logger
 	nc   *nats.Conn
 	js   jetstream.JetStream
-	hub  *pubsub.Hub    // set once by Attach, before the delivery goroutine starts
-	msgs chan *nats.Msg // every topic subscription's deliveries
+	hub  *pubsub.Hub    // set once by Attach, before the ingest goroutine starts
+	msgs chan *nats.Msg // every topic subscription's messages, for ingestLoop
 	kick chan struct{}  // (re)create the stream
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -173,7 +173,7 @@ func New(cfg Config) (*Broker, error) {
 				subject = sub.Subject
 			}
 			if errors.Is(err, nats.ErrSlowConsumer) {
-				b.log.Warn("delivery buffer full: messages for this node were dropped", "subject", subject, "buffer", cfg.Buffer)
+				b.log.Warn("ingest buffer full: messages for this node were dropped", "subject", subject, "buffer", cfg.Buffer)
 				return
 			}
 			b.log.Warn("NATS error", "subject", subject, "err", err)
@@ -196,13 +196,13 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// Attach starts delivering to hub, which must have been built with
+// Attach starts handing the cluster's messages to hub, which must have been built with
 // SetInterest as its interest callback. Call it once, before the Hub has
 // subscribers.
 func (b *Broker) Attach(hub *pubsub.Hub) {
 	b.hub = hub
 	b.wg.Add(1)
-	go b.deliverLoop()
+	go b.ingestLoop()
 }
 
 // SetInterest is the Hub's interest callback: it subscribes this node to a
@@ -297,26 +297,28 @@ func (b *Broker) Close() {
 	})
 }
 
-// deliverLoop hands every republished message to the Hub, in arrival order.
-func (b *Broker) deliverLoop() {
+// ingestLoop hands every republished message to the Hub, in arrival order.
+func (b *Broker) ingestLoop() {
 	defer b.wg.Done()
 	for {
 		select {
 		case m := <-b.msgs:
-			b.deliver(m)
+			b.ingest(m)
 		case <-b.done:
 			return
 		}
 	}
 }
 
-func (b *Broker) deliver(m *nats.Msg) {
+// ingest hands one republished message to Hub.Ingest with the stream's
+// sequence number.
+func (b *Broker) ingest(m *nats.Msg) {
 	topic, err := Topic(strings.TrimPrefix(m.Subject, outPrefix))
 	if err == nil {
 		var seq uint64
 		seq, err = strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err == nil {
-			b.hub.Deliver(topic, seq, m.Data)
+			b.hub.Ingest(topic, seq, m.Data)
 			return
 		}
 	}
