@@ -63,25 +63,6 @@ type Hub struct {
 	subscriptions atomic.Int64
 }
 
-// Topic is one topic's sequence and its per-loop subscriber sets.
-type Topic struct {
-	name string
-	refs int // subscribers on all loops; guarded by Hub.mu
-
-	mu   sync.Mutex
-	seq  uint64
-	sets []loopSet // indexed by loop
-}
-
-// loopSet is a topic's subscribers on one loop. subs is touched only by that
-// loop's goroutine; n is written by that loop under Topic.mu and read by
-// publishers under Topic.mu.
-type loopSet struct {
-	subs map[Subscriber]uint64 // subscriber -> the topic's seq when it subscribed
-	last uint64                // the last seq this loop handed out; loop-owned
-	n    int
-}
-
 // NewHub returns a Hub fanning out over loops, indexed by loop ID. interest,
 // when not nil, is told when a topic gains its first subscriber on this node
 // (true) and loses its last (false), under the Hub's lock, in order.
@@ -89,74 +70,6 @@ func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
 	h := &Hub{loops: loops, interest: interest, topics: make(map[string]*Topic), inflight: make(chan struct{}, MaxInFlight)}
 	h.deflaters.New = func() any { return new(frames.Deflater) }
 	return h
-}
-
-// Name is the topic's name.
-func (t *Topic) Name() string { return t.name }
-
-// Position is where s, already subscribed on loop, stands in t: every push
-// it gets from now on has a larger sequence number. That is the later of the
-// seq it subscribed at and the last one this loop handed out, since the loop
-// takes t's messages in order. Call it on s's loop.
-func (t *Topic) Position(loop int, s Subscriber) uint64 {
-	set := &t.sets[loop]
-	return max(set.subs[s], set.last)
-}
-
-// Subscribe adds s, living on loop, to topic and returns the topic and its
-// last sequence number: every push s gets from it has a larger one. Call it on
-// s's loop; subscribing twice is the caller's to avoid.
-func (h *Hub) Subscribe(loop int, s Subscriber, topic string) (*Topic, uint64, error) {
-	if err := CheckTopic(topic); err != nil {
-		return nil, 0, err
-	}
-	h.mu.Lock()
-	t := h.topics[topic]
-	if t == nil {
-		t = &Topic{name: topic, sets: make([]loopSet, len(h.loops))}
-		h.topics[topic] = t
-		if h.interest != nil {
-			h.interest(topic, true)
-		}
-	}
-	t.refs++
-	h.mu.Unlock()
-
-	t.mu.Lock()
-	set := &t.sets[loop]
-	if set.subs == nil {
-		set.subs = make(map[Subscriber]uint64)
-	}
-	seq := t.seq
-	set.subs[s] = seq
-	set.n++
-	t.mu.Unlock()
-	h.subscriptions.Add(1)
-	return t, seq, nil
-}
-
-// Unsubscribe removes s, living on loop, from t. Call it on s's loop, once per
-// successful Subscribe.
-func (h *Hub) Unsubscribe(loop int, s Subscriber, t *Topic) {
-	t.mu.Lock()
-	set := &t.sets[loop]
-	delete(set.subs, s)
-	set.n--
-	if set.n == 0 {
-		set.subs = nil // an empty map keeps its buckets
-	}
-	t.mu.Unlock()
-	h.subscriptions.Add(-1)
-
-	h.mu.Lock()
-	t.refs--
-	if t.refs == 0 {
-		delete(h.topics, t.name)
-		if h.interest != nil {
-			h.interest(t.name, false)
-		}
-	}
-	h.mu.Unlock()
 }
 
 // Publish assigns the next sequence number of topic to data, a JSON value,
