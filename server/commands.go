@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 
@@ -129,33 +128,6 @@ func (s *session) publish(cmd command) {
 	// one included) to queue it.
 	if _, err := s.srv.hub.Enqueue(cmd.Topic, cmd.Data); err != nil {
 		s.reply(errorReply(err.Error()))
-	}
-}
-
-// clientPublish is a client's "pub" on its way to a cluster broker.
-type clientPublish struct {
-	s     *session
-	topic string
-	data  []byte // unmarshalled: not the loop's read buffer
-}
-
-// publishClients runs a loop's client publishes through a broker that waits
-// on the network, in order, and answers failures on the loop. One goroutine
-// per loop, for the server's life.
-func (ls *loopState) publishClients(done <-chan struct{}) {
-	for {
-		select {
-		case <-done:
-			return
-		case p := <-ls.publishes:
-			if _, err := ls.srv.Publish(context.Background(), p.topic, p.data); err != nil {
-				ls.loop.Post(func() {
-					if p.s.state == stateOpen {
-						p.s.reply(errorReply(err.Error()))
-					}
-				})
-			}
-		}
 	}
 }
 

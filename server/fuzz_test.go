@@ -14,9 +14,9 @@ import (
 	"github.com/wspush/wspush/web"
 )
 
-// fuzzLoopState is a loop's handshake state on a server that is never
+// fuzzLoopServer is a loop's server-side state on a server that is never
 // started: parseHandshake reads only its configuration and counters.
-func fuzzLoopState() *loopState {
+func fuzzLoopServer() *loopServer {
 	cfg := Config{
 		MaxHeader:      1024,
 		MaxSubs:        3,
@@ -26,7 +26,7 @@ func fuzzLoopState() *loopState {
 		Logger:         slog.New(slog.DiscardHandler),
 	}.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, origin: map[string]bool{"https://good.example": true}}
-	return newLoopState(s, nil)
+	return newLoopServer(s, nil)
 }
 
 // FuzzHandshake feeds arbitrary bytes to the handshake path, whole and then
@@ -46,7 +46,7 @@ func FuzzHandshake(f *testing.F) {
 		f.Add([]byte(seed), []byte{})
 		f.Add([]byte(seed), []byte{0, 3, 17})
 	}
-	ls := fuzzLoopState()
+	ls := fuzzLoopServer()
 	cfg := &ls.srv.cfg
 	f.Fuzz(func(t *testing.T, req, cuts []byte) {
 		whole := ls.parseHandshake(slices.Clone(req))

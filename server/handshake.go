@@ -10,36 +10,10 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsflate"
 
-	"github.com/wspush/wspush/frames"
-	"github.com/wspush/wspush/netpoll"
 	"github.com/wspush/wspush/pubsub"
 	"github.com/wspush/wspush/web"
 )
-
-// loopState is what one loop needs to run handshakes: a ws.Upgrader whose
-// hooks write into the handshake in progress. A loop runs one handshake at a
-// time, start to finish, so one set per loop serves all its connections.
-type loopState struct {
-	srv  *Server
-	loop *netpoll.Loop
-	up   ws.Upgrader
-	io   handshakeIO
-	ext  wsflate.Extension // permessage-deflate negotiation of the handshake in progress
-
-	// Compression for the loop's connections that negotiated it: messages
-	// are compressed on their own, so one (de)compressor serves them all.
-	inflater frames.Inflater
-	deflater frames.Deflater
-
-	// publishes feeds publishClients with a cluster broker; nil otherwise.
-	publishes chan clientPublish
-
-	// The handshake in progress.
-	topics []string
-	reason string // failure reason for metrics, set by the hook that rejects
-}
 
 // handshakeIO feeds the Upgrader the request bytes gathered by the loop and
 // collects its response, which the loop then queues on the socket.
@@ -51,36 +25,13 @@ type handshakeIO struct {
 func (h *handshakeIO) Read(p []byte) (int, error)  { return h.r.Read(p) }
 func (h *handshakeIO) Write(p []byte) (int, error) { h.w = append(h.w, p...); return len(p), nil }
 
-func newLoopState(s *Server, l *netpoll.Loop) *loopState {
-	ls := &loopState{srv: s, loop: l}
-	protocols := make(map[string]bool)
-	for _, p := range s.cfg.Subprotocols {
-		protocols[p] = true
-	}
-	ls.up = ws.Upgrader{
-		ReadBufferSize:  s.cfg.MaxHeader,
-		WriteBufferSize: 512,
-		Protocol:        func(p []byte) bool { return protocols[string(p)] },
-		OnRequest:       ls.onRequest,
-		OnHeader:        ls.onHeader,
-		OnBeforeUpgrade: ls.onBeforeUpgrade,
-	}
-	if s.cfg.Compression {
-		// No context takeover either way: one compressed push frame serves
-		// every subscriber, and no connection keeps a window between messages.
-		ls.ext.Parameters = wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
-		ls.up.Negotiate = ls.ext.Negotiate
-	}
-	return ls
-}
-
-func (ls *loopState) reject(reason string, status int, msg string) error {
+func (ls *loopServer) reject(reason string, status int, msg string) error {
 	ls.reason = reason
 	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(msg))
 }
 
 // onRequest takes the subscriptions from ?topics=a,b,c.
-func (ls *loopState) onRequest(uri []byte) error {
+func (ls *loopServer) onRequest(uri []byte) error {
 	i := bytes.IndexByte(uri, '?')
 	if i < 0 {
 		return nil
@@ -107,14 +58,14 @@ func (ls *loopState) onRequest(uri []byte) error {
 	return nil
 }
 
-func (ls *loopState) onHeader(key, value []byte) error {
+func (ls *loopServer) onHeader(key, value []byte) error {
 	if ls.srv.origin != nil && string(key) == "Origin" && !ls.srv.origin[string(value)] {
 		return ls.reject("origin", http.StatusForbidden, "origin not allowed")
 	}
 	return nil
 }
 
-func (ls *loopState) onBeforeUpgrade() (ws.HandshakeHeader, error) {
+func (ls *loopServer) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 	switch {
 	case ls.srv.shuttingDown.Load():
 		return nil, ls.reject("shutdown", http.StatusServiceUnavailable, "server is shutting down")
@@ -166,7 +117,7 @@ func (s *session) handshake(b []byte) int {
 // any I/O: it reads the server's configuration and its shutdown and
 // connection count, and uses the loop's Upgrader. The session carries the
 // decision out.
-func (ls *loopState) parseHandshake(b []byte) handshakeResult {
+func (ls *loopServer) parseHandshake(b []byte) handshakeResult {
 	r := ls.answer(b)
 	if r.status >= 400 {
 		if method, _, ok := requestLine(b); ok && method == http.MethodHead {
@@ -179,7 +130,7 @@ func (ls *loopState) parseHandshake(b []byte) handshakeResult {
 }
 
 // answer is parseHandshake before the HEAD rule.
-func (ls *loopState) answer(b []byte) handshakeResult {
+func (ls *loopServer) answer(b []byte) handshakeResult {
 	cfg := &ls.srv.cfg
 	end := bytes.Index(b, headerEnd)
 	if end < 0 || end+len(headerEnd) > cfg.MaxHeader {
@@ -216,7 +167,7 @@ func (ls *loopState) answer(b []byte) handshakeResult {
 }
 
 // runUpgrader runs the Upgrader over a whole request.
-func (ls *loopState) runUpgrader(req []byte) handshakeResult {
+func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 	ls.io.r.Reset(req)
 	ls.io.w = ls.io.w[:0]
 	ls.topics = ls.topics[:0]

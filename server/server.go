@@ -22,7 +22,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	group  *netpoll.Group
-	loops  []*loopState // indexed by loop ID
+	loops  []*loopServer // indexed by loop ID
 	hub    *pubsub.Hub
 	broker pubsub.Broker
 	nats   *natsbroker.Broker // the cluster broker with -broker, else nil
@@ -65,7 +65,7 @@ func New(cfg Config) (*Server, error) {
 	execs := make([]pubsub.Executor, len(group.Loops()))
 	for i, l := range group.Loops() {
 		execs[i] = l
-		s.loops = append(s.loops, newLoopState(s, l))
+		s.loops = append(s.loops, newLoopServer(s, l))
 	}
 	var interest func(topic string, active bool)
 	if cfg.Broker != "" {

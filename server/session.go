@@ -25,7 +25,7 @@ const (
 // connection's loop (see the package comment).
 type session struct {
 	srv      *Server
-	ls       *loopState
+	ls       *loopServer
 	c        *netpoll.Conn
 	dec      frames.Decoder
 	topics   []*pubsub.Topic
