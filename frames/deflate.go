@@ -24,10 +24,6 @@ var deflateTail = []byte{0, 0, 0xff, 0xff}
 // truncated or corrupt one fails.
 var inflateTail = []byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}
 
-// ErrInvalidDeflate fails a connection whose compressed message does not
-// inflate.
-var ErrInvalidDeflate = &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "invalid compressed data"}
-
 // Inflater decompresses messages. It keeps one decompressor for all the
 // connections of its owner (an event loop) and is not safe for concurrent use.
 type Inflater struct {

@@ -29,7 +29,7 @@ func (e *CloseError) Is(target error) bool {
 	return ok && t.Code == e.Code
 }
 
-// The errors the Decoder returns. They are package-level values so that the
+// The errors the Decoder and the Inflater return. They are package-level values so that the
 // error path does not allocate; callers must not modify them.
 var (
 	// ErrProtocol (1002) is the generic protocol error; every 1002 error
@@ -64,6 +64,9 @@ var (
 	// ErrInvalidUTF8 (1007): a text message or close reason that is not
 	// valid UTF-8.
 	ErrInvalidUTF8 = &CloseError{ws.StatusInvalidFramePayloadData, "invalid UTF-8"}
+	// ErrInvalidDeflate (1007): a compressed message (permessage-deflate)
+	// that does not inflate; returned by Inflater.Inflate.
+	ErrInvalidDeflate = &CloseError{ws.StatusInvalidFramePayloadData, "invalid compressed data"}
 
 	// ErrMessageTooBig (1009): a message larger than Decoder.MaxMessage.
 	ErrMessageTooBig = &CloseError{ws.StatusMessageTooBig, "message too big"}
