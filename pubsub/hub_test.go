@@ -13,13 +13,8 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/wspush/wspush/frames"
+	"github.com/wspush/wspush/internal/testsupport"
 )
-
-// inline runs a loop's tasks at once on the posting goroutine: a stand-in
-// for an event loop where only the Hub's own bookkeeping is under test.
-type inline struct{}
-
-func (inline) Post(fn func()) { fn() }
 
 // recorder is a Subscriber that keeps what it is pushed.
 type recorder struct{ got []frames.Prepared }
@@ -29,7 +24,7 @@ func (r *recorder) Push(p *Push) { r.got = append(r.got, p.Frame) }
 func newTestHub(loops int) *Hub {
 	execs := make([]Executor, loops)
 	for i := range execs {
-		execs[i] = inline{}
+		execs[i] = testsupport.Inline{}
 	}
 	return NewHub(execs, nil)
 }
@@ -189,7 +184,7 @@ func (p postFunc) Post(fn func()) { p(fn) }
 
 func TestTopicForgottenWithLastSubscriber(t *testing.T) {
 	var interest []string
-	h := NewHub([]Executor{inline{}, inline{}}, func(topic string, on bool) {
+	h := NewHub([]Executor{testsupport.Inline{}, testsupport.Inline{}}, func(topic string, on bool) {
 		interest = append(interest, fmt.Sprintf("%s %v", topic, on))
 	})
 	a, b := &recorder{}, &recorder{}

@@ -16,27 +16,9 @@ import (
 	"github.com/coder/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/pubsub/natsbroker"
 )
-
-// startNATS runs a NATS server with JetStream on loopback: port -1 picks a
-// free one; storeDir is where JetStream keeps the stream across restarts.
-func startNATS(t *testing.T, port int, storeDir string) *natsserver.Server {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{
-		ServerName: "test-nats", Host: "127.0.0.1", Port: port,
-		JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
 
 // startNodes starts n wspush nodes sharing the NATS server at url and waits
 // until each reports itself healthy.
@@ -173,7 +155,7 @@ func expectPushes(t *testing.T, c *websocket.Conn, who string, after uint64, wan
 // subscriber on every node gets each message once, in one increasing
 // sequence.
 func TestClusterPublishReachesEveryNode(t *testing.T) {
-	ns := startNATS(t, -1, t.TempDir())
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
 	nodes := startNodes(t, ns.ClientURL(), 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 
@@ -224,7 +206,7 @@ func TestClusterPublishReachesEveryNode(t *testing.T) {
 // subscription per topic with local subscribers, from the "subscribed"
 // answer on, and drops it with the last subscriber.
 func TestClusterInterestFollowsSubscriptions(t *testing.T) {
-	ns := startNATS(t, -1, t.TempDir())
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
 	nodes := startNodes(t, ns.ClientURL(), 2)
 	a, b := nodes[0], nodes[1]
 
@@ -274,7 +256,7 @@ func TestClusterInterestFollowsSubscriptions(t *testing.T) {
 // publishes flow, with seq still increasing and nothing delivered twice.
 func TestClusterNATSRestart(t *testing.T) {
 	store := t.TempDir()
-	ns := startNATS(t, -1, store)
+	ns := testsupport.StartNATS(t, -1, store)
 	port := ns.Addr().(*net.TCPAddr).Port
 	nodes := startNodes(t, ns.ClientURL(), 2)
 	a, b := nodes[0], nodes[1]
@@ -311,7 +293,7 @@ func TestClusterNATSRestart(t *testing.T) {
 		t.Fatalf("sub during the outage: %v", m)
 	}
 
-	ns = startNATS(t, port, store)
+	ns = testsupport.StartNATS(t, port, store)
 	for i, s := range nodes {
 		waitFor(t, fmt.Sprintf("node %d healthy again", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
 	}

@@ -6,15 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // startServer starts a Server on loopback ports picked by the kernel, with
@@ -31,11 +31,7 @@ func startServer(t testing.TB, cfg Config) *Server {
 		cfg.Loops = 2
 	}
 	if cfg.Logger == nil {
-		level := slog.LevelWarn
-		if os.Getenv("WSPUSH_TEST_DEBUG") != "" {
-			level = slog.LevelDebug
-		}
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		cfg.Logger = testsupport.Logger()
 	}
 	s, err := New(cfg)
 	if err != nil {

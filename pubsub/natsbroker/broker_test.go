@@ -4,48 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net"
-	"os"
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wspush/wspush/frames"
+	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/pubsub"
 )
-
-// startNATS runs a NATS server with JetStream on a loopback port.
-func startNATS(t *testing.T) *natsserver.Server {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
-
-func testLogger() *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("WSPUSH_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-}
-
-// inline runs a loop's tasks at once, on the poster's goroutine.
-type inline struct{}
-
-func (inline) Post(fn func()) { fn() }
 
 // recorder is a subscriber that keeps the pushes it gets.
 type recorder chan []byte
@@ -58,12 +26,12 @@ func (r recorder) Push(p *pubsub.Push) {
 // node is a Broker with a one-loop Hub.
 func newNode(t *testing.T, url string) (*Broker, *pubsub.Hub) {
 	t.Helper()
-	b, err := New(Config{URLs: url, Storage: jetstream.MemoryStorage, Logger: testLogger()})
+	b, err := New(Config{URLs: url, Storage: jetstream.MemoryStorage, Logger: testsupport.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	hub := pubsub.NewHub([]pubsub.Executor{inline{}}, b.SetInterest)
+	hub := pubsub.NewHub([]pubsub.Executor{testsupport.Inline{}}, b.SetInterest)
 	b.Attach(hub)
 	deadline := time.Now().Add(5 * time.Second)
 	for b.Healthy() != nil {
@@ -76,7 +44,7 @@ func newNode(t *testing.T, url string) (*Broker, *pubsub.Hub) {
 }
 
 func TestPublishReachesOtherNode(t *testing.T) {
-	ns := startNATS(t)
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
 	a, hubA := newNode(t, ns.ClientURL())
 	b, _ := newNode(t, ns.ClientURL())
 
@@ -123,12 +91,12 @@ func TestPublishErrors(t *testing.T) {
 	}
 	url := "nats://" + ln.Addr().String()
 	ln.Close()
-	b, err := New(Config{URLs: url, Logger: testLogger()})
+	b, err := New(Config{URLs: url, Logger: testsupport.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	b.Attach(pubsub.NewHub([]pubsub.Executor{inline{}}, b.SetInterest))
+	b.Attach(pubsub.NewHub([]pubsub.Executor{testsupport.Inline{}}, b.SetInterest))
 
 	if err := b.Healthy(); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Healthy() = %v, want ErrUnavailable", err)
@@ -179,7 +147,7 @@ func TestBackoff(t *testing.T) {
 // TestEnsureStreamKeepsOperatorSettings: an operator's limits survive a
 // reconnect; the republish rule wspush depends on is put back.
 func TestEnsureStreamKeepsOperatorSettings(t *testing.T) {
-	ns := startNATS(t)
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
 	b, _ := newNode(t, ns.ClientURL())
 	ctx := context.Background()
 	stream, err := b.js.Stream(ctx, "WSPUSH")
