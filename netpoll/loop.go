@@ -35,18 +35,6 @@ type Handler interface {
 	Close(c *Conn, err error)
 }
 
-// Config describes a group of event loops serving one listening address.
-type Config struct {
-	Addr       string        // host:port to listen on; port 0 picks a free one
-	Loops      int           // number of event loops; 0 means 1
-	Handler    Handler       // the protocol
-	ReadBuffer int           // bytes of the per-loop read buffer; 0 means 64 KiB
-	SendBuffer int           // SO_SNDBUF for accepted sockets; 0 keeps the kernel's default
-	Tick       time.Duration // timer wheel resolution; 0 means 100ms
-	Backlog    int           // listen backlog; 0 means 4096
-	Logger     *slog.Logger
-}
-
 // Group is a set of loops, each with its own SO_REUSEPORT listener on one
 // address.
 type Group struct {
@@ -56,21 +44,7 @@ type Group struct {
 
 // Listen opens the listeners and starts the loops; Start begins accepting.
 func Listen(cfg Config) (*Group, error) {
-	if cfg.Loops <= 0 {
-		cfg.Loops = 1
-	}
-	if cfg.ReadBuffer <= 0 {
-		cfg.ReadBuffer = 64 << 10
-	}
-	if cfg.Tick <= 0 {
-		cfg.Tick = 100 * time.Millisecond
-	}
-	if cfg.Backlog <= 0 {
-		cfg.Backlog = 4096
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg = cfg.withDefaults()
 	addr, err := net.ResolveTCPAddr("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", cfg.Addr, err)

@@ -2,7 +2,11 @@ package server
 
 import (
 	"log/slog"
+	"runtime"
 	"time"
+
+	"github.com/wspush/wspush/internal/defaults"
+	"github.com/wspush/wspush/pubsub"
 )
 
 // Config is everything a Server is told at start. The zero value of a field
@@ -16,7 +20,7 @@ type Config struct {
 	MaxHeader        int           // bytes of a handshake request
 	MaxBuffered      int           // bufferedAmount past which a connection is a slow consumer
 	MaxSubs          int           // topics one connection may hold
-	MaxInFlight      int           // publishes the loops hand out at once; more wait (pubsub.MaxInFlight)
+	MaxInFlight      int           // publishes the loops hand out at once; more wait
 	SendBuffer       int           // SO_SNDBUF of accepted sockets; 0 keeps the kernel's default
 	HandshakeTimeout time.Duration // to receive the whole handshake request
 	PingInterval     time.Duration // silence after which the server pings
@@ -33,49 +37,35 @@ type Config struct {
 	Logger           *slog.Logger
 }
 
-// Defaults returns the configuration `wspush` runs with when given no flags.
+// Defaults returns the configuration `wspush` runs with when given no flags:
+// every flag of cmd/wspush takes its default from here, and New fills a zero
+// (or negative) field of its Config with the value here.
 func Defaults() Config {
 	return Config{
 		Listen:           ":8080",
 		Admin:            ":8081",
+		Loops:            runtime.GOMAXPROCS(0),
 		MaxConns:         1_000_000,
 		MaxMessage:       1 << 20,
 		MaxHeader:        8 << 10,
 		MaxBuffered:      1 << 20,
 		MaxSubs:          100,
+		MaxInFlight:      pubsub.MaxInFlight,
+		SendBuffer:       0, // the kernel's default (tcp_wmem autotuning)
 		HandshakeTimeout: 10 * time.Second,
 		PingInterval:     25 * time.Second,
 		IdleTimeout:      60 * time.Second,
 		CloseTimeout:     3 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
+		Logger:           slog.Default(),
 	}
 }
 
+// withDefaults fills the unset fields of c from Defaults: zero (or negative)
+// numbers and durations and a nil Logger (internal/defaults). Strings, lists
+// and switches are taken as given: their zero value means something (Admin ""
+// turns the admin API off).
 func (c Config) withDefaults() Config {
-	d := Defaults()
-	set := func(v *int, def int) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	setDur := func(v *time.Duration, def time.Duration) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	set(&c.Loops, 1)
-	set(&c.MaxConns, d.MaxConns)
-	set(&c.MaxMessage, d.MaxMessage)
-	set(&c.MaxHeader, d.MaxHeader)
-	set(&c.MaxBuffered, d.MaxBuffered)
-	set(&c.MaxSubs, d.MaxSubs)
-	setDur(&c.HandshakeTimeout, d.HandshakeTimeout)
-	setDur(&c.PingInterval, d.PingInterval)
-	setDur(&c.IdleTimeout, d.IdleTimeout)
-	setDur(&c.CloseTimeout, d.CloseTimeout)
-	setDur(&c.ShutdownTimeout, d.ShutdownTimeout)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	defaults.Fill(&c, Defaults())
 	return c
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wspush/wspush/internal/defaults"
 	"github.com/wspush/wspush/pubsub"
 )
 
@@ -50,46 +51,49 @@ var ErrUnavailable = errors.New("cluster broker unavailable")
 // errNoStreamYet is the stream state before the first successful creation.
 var errNoStreamYet = errors.New("stream not created yet")
 
-// Config configures a Broker. The zero value of a field means its default.
+// Config configures a Broker. The zero value of a field means its default
+// (see Defaults).
 type Config struct {
 	URLs             string                // comma-separated NATS URLs, nats://host:4222,...
 	Name             string                // NATS connection name, shown by the server's monitoring
-	Stream           string                // JetStream stream name; default "WSPUSH"
-	Storage          jetstream.StorageType // default file storage
-	Replicas         int                   // stream replicas when wspush creates the stream; default 1
-	MaxAge           time.Duration         // how long the stream keeps messages, when wspush creates it; default 1h
-	PublishTimeout   time.Duration         // wait for the stream's ack; default 5s
-	FlushTimeout     time.Duration         // wait for a new subscription's round trip; default 1s
-	ReconnectWait    time.Duration         // first reconnect delay, doubled per failed round; default 100ms
-	MaxReconnectWait time.Duration         // reconnect delay cap; default 5s
-	PingInterval     time.Duration         // how often a silent connection is checked; default 5s
-	Buffer           int                   // messages queued for the ingest goroutine; default 65536
+	Stream           string                // JetStream stream name
+	Storage          jetstream.StorageType // stream storage when wspush creates the stream; the zero value is file storage
+	Replicas         int                   // stream replicas when wspush creates the stream
+	MaxAge           time.Duration         // how long the stream keeps messages, when wspush creates it
+	PublishTimeout   time.Duration         // wait for the stream's ack
+	FlushTimeout     time.Duration         // wait for a new subscription's round trip
+	ReconnectWait    time.Duration         // first reconnect delay, doubled per failed round
+	MaxReconnectWait time.Duration         // reconnect delay cap
+	PingInterval     time.Duration         // how often a silent connection is checked
+	Buffer           int                   // messages queued for the ingest goroutine
 	Logger           *slog.Logger
 }
 
+// Defaults returns the values New uses for the fields of a Config left at
+// zero. URLs and Name have none.
+func Defaults() Config {
+	return Config{
+		Stream:           "WSPUSH",
+		Storage:          jetstream.FileStorage,
+		Replicas:         1,
+		MaxAge:           time.Hour,
+		PublishTimeout:   5 * time.Second,
+		FlushTimeout:     time.Second,
+		ReconnectWait:    100 * time.Millisecond,
+		MaxReconnectWait: 5 * time.Second,
+		PingInterval:     5 * time.Second,
+		Buffer:           65536,
+		Logger:           slog.Default(),
+	}
+}
+
+// withDefaults fills the unset fields of c from Defaults (see
+// internal/defaults for what unset means); an empty Stream is unset too.
 func (c Config) withDefaults() Config {
+	d := Defaults()
+	defaults.Fill(&c, d)
 	if c.Stream == "" {
-		c.Stream = "WSPUSH"
-	}
-	if c.Replicas <= 0 {
-		c.Replicas = 1
-	}
-	def := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&c.MaxAge, time.Hour)
-	def(&c.PublishTimeout, 5*time.Second)
-	def(&c.FlushTimeout, time.Second)
-	def(&c.ReconnectWait, 100*time.Millisecond)
-	def(&c.MaxReconnectWait, 5*time.Second)
-	def(&c.PingInterval, 5*time.Second)
-	if c.Buffer <= 0 {
-		c.Buffer = 65536
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Stream = d.Stream
 	}
 	return c
 }

@@ -1,0 +1,40 @@
+package netpoll
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/wspush/wspush/internal/defaults"
+)
+
+// Config describes a group of event loops serving one listening address. The
+// zero value of a field means its default (see Defaults).
+type Config struct {
+	Addr       string        // host:port to listen on; port 0 picks a free one
+	Loops      int           // number of event loops
+	Handler    Handler       // the protocol
+	ReadBuffer int           // bytes of the per-loop read buffer
+	SendBuffer int           // SO_SNDBUF for accepted sockets; 0 keeps the kernel's default
+	Tick       time.Duration // timer wheel resolution
+	Backlog    int           // listen backlog of each loop's listener
+	Logger     *slog.Logger
+}
+
+// Defaults returns the values Listen uses for the fields of a Config left at
+// zero. Addr and Handler have none.
+func Defaults() Config {
+	return Config{
+		Loops:      1,
+		ReadBuffer: 64 << 10,
+		Tick:       100 * time.Millisecond,
+		Backlog:    4096,
+		Logger:     slog.Default(),
+	}
+}
+
+// withDefaults fills the unset fields of c from Defaults (see
+// internal/defaults for what unset means).
+func (c Config) withDefaults() Config {
+	defaults.Fill(&c, Defaults())
+	return c
+}
