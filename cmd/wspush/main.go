@@ -11,12 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 
 	"github.com/wspush/wspush/netpoll"
-	"github.com/wspush/wspush/pubsub"
 	"github.com/wspush/wspush/server"
 )
 
@@ -31,52 +29,12 @@ func main() {
 }
 
 func run(args []string) error {
-	cfg := server.Defaults()
-	fs := flag.NewFlagSet("wspush", flag.ContinueOnError)
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public `address`: WebSocket /ws, demo page /, client /wspush.js")
-	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin API `address`: /publish, /metrics, /healthz, /debug/pprof/ (empty: off)")
-	fs.IntVar(&cfg.Loops, "loops", runtime.GOMAXPROCS(0), "event loops")
-	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "WebSocket connections; over it handshakes are answered 503")
-	fs.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "largest client message and publish body, in `bytes` (over it: close 1009 / HTTP 413)")
-	fs.IntVar(&cfg.MaxHeader, "max-header", cfg.MaxHeader, "largest handshake request, in `bytes` (over it: HTTP 431)")
-	fs.IntVar(&cfg.MaxBuffered, "max-buffered", cfg.MaxBuffered, "bufferedAmount in `bytes` past which a connection is dropped as a slow consumer (close 1013)")
-	fs.IntVar(&cfg.MaxSubs, "max-subs", cfg.MaxSubs, "topics one connection may subscribe to")
-	fs.IntVar(&cfg.MaxInFlight, "max-inflight", pubsub.MaxInFlight, "publishes the event loops hand out at once; more wait (a burst shares writevs: higher means less CPU, lower means less latency)")
-	fs.IntVar(&cfg.SendBuffer, "sndbuf", 0, "SO_SNDBUF of client sockets in `bytes`, bounding the kernel's share of a slow consumer's backlog (0: kernel default, tcp_wmem)")
-	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "time to receive a whole handshake request (slowloris defence)")
-	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "silence after which the server pings a client")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "silence after which the server closes a client (close 1001)")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful shutdown budget on SIGINT/SIGTERM")
-	origins := fs.String("allowed-origins", "", "comma-separated Origin values allowed to connect (empty: any)")
-	protocols := fs.String("subprotocols", "", "comma-separated Sec-WebSocket-Protocol values the server selects")
-	fs.BoolVar(&cfg.Echo, "echo", false, "serve GET /echo, a WebSocket echo endpoint (conformance testing)")
-	fs.BoolVar(&cfg.ClientPublish, "client-publish", false, `allow clients to publish with {"op":"pub"}`)
-	fs.BoolVar(&cfg.Compression, "compression", false, "negotiate permessage-deflate with clients that offer it (pushes are compressed once per message)")
-	fs.StringVar(&cfg.PublishToken, "publish-token", "", "bearer `token` required by POST /publish (empty: none)")
-	fs.StringVar(&cfg.Broker, "broker", "", "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: wspush [flags]\n\nEvery flag can also be set with an environment variable, WSPUSH_ and the flag's\nname in upper case with - as _ (WSPUSH_MAX_BUFFERED=2097152); a flag on the\ncommand line wins.\n\n")
-		fs.VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(fs.Output(), "  -%s  (env %s)\n", f.Name, envName(f.Name))
-			name, usage := flag.UnquoteUsage(f)
-			if name != "" {
-				usage = name + ": " + usage
-			}
-			fmt.Fprintf(fs.Output(), "    \t%s (default %q)\n", usage, f.DefValue)
-		})
-	}
-	if err := fs.Parse(args); err != nil {
+	cfg, logLevel, err := parseFlags(args)
+	if err != nil {
 		return err
 	}
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	cfg.AllowedOrigins = splitList(*origins)
-	cfg.Subprotocols = splitList(*protocols)
-
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
@@ -105,6 +63,55 @@ func run(args []string) error {
 	return nil
 }
 
+// parseFlags reads the configuration from the command line and the
+// environment over server.Defaults, which gives every flag its default, and
+// returns it with the log level.
+func parseFlags(args []string) (server.Config, string, error) {
+	cfg := server.Defaults()
+	fs := flag.NewFlagSet("wspush", flag.ContinueOnError)
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public `address`: WebSocket /ws, demo page /, client /wspush.js")
+	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin API `address`: /publish, /metrics, /healthz, /debug/pprof/ (empty: off)")
+	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "event loops (the default is GOMAXPROCS: one per core)")
+	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "WebSocket connections; over it handshakes are answered 503")
+	fs.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "largest client message and publish body, in `bytes` (over it: close 1009 / HTTP 413)")
+	fs.IntVar(&cfg.MaxHeader, "max-header", cfg.MaxHeader, "largest handshake request, in `bytes` (over it: HTTP 431)")
+	fs.IntVar(&cfg.MaxBuffered, "max-buffered", cfg.MaxBuffered, "bufferedAmount in `bytes` past which a connection is dropped as a slow consumer (close 1013)")
+	fs.IntVar(&cfg.MaxSubs, "max-subs", cfg.MaxSubs, "topics one connection may subscribe to")
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight", cfg.MaxInFlight, "publishes the event loops hand out at once; more wait (a burst shares writevs: higher means less CPU, lower means less latency)")
+	fs.IntVar(&cfg.SendBuffer, "sndbuf", cfg.SendBuffer, "SO_SNDBUF of client sockets in `bytes`, bounding the kernel's share of a slow consumer's backlog (0: kernel default, tcp_wmem)")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "time to receive a whole handshake request (slowloris defence)")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "silence after which the server pings a client")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "silence after which the server closes a client (close 1001)")
+	fs.DurationVar(&cfg.CloseTimeout, "close-timeout", cfg.CloseTimeout, "wait for the peer's close frame, or its FIN, after the server's last word")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful shutdown budget on SIGINT/SIGTERM")
+	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "comma-separated Origin `values` allowed to connect (empty: any)")
+	fs.Var((*listFlag)(&cfg.Subprotocols), "subprotocols", "comma-separated Sec-WebSocket-Protocol `values` the server selects")
+	fs.BoolVar(&cfg.Echo, "echo", cfg.Echo, "serve GET /echo, a WebSocket echo endpoint (conformance testing)")
+	fs.BoolVar(&cfg.ClientPublish, "client-publish", cfg.ClientPublish, `allow clients to publish with {"op":"pub"}`)
+	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "negotiate permessage-deflate with clients that offer it (pushes are compressed once per message)")
+	fs.StringVar(&cfg.PublishToken, "publish-token", cfg.PublishToken, "bearer `token` required by POST /publish (empty: none)")
+	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: wspush [flags]\n\nEvery flag can also be set with an environment variable, WSPUSH_ and the flag's\nname in upper case with - as _ (WSPUSH_MAX_BUFFERED=2097152); a flag on the\ncommand line wins.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(fs.Output(), "  -%s  (env %s)\n", f.Name, envName(f.Name))
+			name, usage := flag.UnquoteUsage(f)
+			if name != "" {
+				usage = name + ": " + usage
+			}
+			fmt.Fprintf(fs.Output(), "    \t%s (default %q)\n", usage, f.DefValue)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", err
+	}
+	if err := applyEnv(fs); err != nil {
+		return cfg, "", err
+	}
+	return cfg, *logLevel, nil
+}
+
 // envName is the environment variable of a flag: -max-buffered is
 // WSPUSH_MAX_BUFFERED.
 func envName(flagName string) string {
@@ -129,12 +136,18 @@ func applyEnv(fs *flag.FlagSet) error {
 	return err
 }
 
-func splitList(s string) []string {
-	var out []string
+// listFlag is a comma-separated list flag; blanks around the values and
+// empty values are dropped. Setting it replaces the list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	*l = nil
 	for _, v := range strings.Split(s, ",") {
 		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
+			*l = append(*l, v)
 		}
 	}
-	return out
+	return nil
 }

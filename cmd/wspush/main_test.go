@@ -2,7 +2,11 @@ package main
 
 import (
 	"flag"
+	"reflect"
 	"testing"
+	"time"
+
+	"github.com/wspush/wspush/server"
 )
 
 func TestEnvFillsFlagsNotGiven(t *testing.T) {
@@ -39,5 +43,28 @@ func TestEnvFillsFlagsNotGiven(t *testing.T) {
 	}
 	if envName("handshake-timeout") != "WSPUSH_HANDSHAKE_TIMEOUT" {
 		t.Fatal(envName("handshake-timeout"))
+	}
+}
+
+// TestFlagDefaultsAreServerDefaults: with no flags and no environment the
+// server runs with server.Defaults, field for field, and each list and
+// duration flag lands in its Config field.
+func TestFlagDefaultsAreServerDefaults(t *testing.T) {
+	cfg, level, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := server.Defaults()
+	cfg.Logger, want.Logger = nil, nil
+	if !reflect.DeepEqual(cfg, want) || level != "info" {
+		t.Fatalf("flag defaults\n%+v\nwant server.Defaults()\n%+v", cfg, want)
+	}
+	cfg, _, err = parseFlags([]string{"-close-timeout", "7s", "-allowed-origins", " https://a.example, ,https://b.example", "-loops", "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CloseTimeout != 7*time.Second || cfg.Loops != 3 ||
+		!reflect.DeepEqual(cfg.AllowedOrigins, []string{"https://a.example", "https://b.example"}) {
+		t.Fatalf("parsed %+v", cfg)
 	}
 }
