@@ -25,7 +25,7 @@ type handshakeIO struct {
 func (h *handshakeIO) Read(p []byte) (int, error)  { return h.r.Read(p) }
 func (h *handshakeIO) Write(p []byte) (int, error) { h.w = append(h.w, p...); return len(p), nil }
 
-func (ls *loopServer) reject(reason string, status int, msg string) error {
+func (ls *loopServer) reject(reason failureReason, status int, msg string) error {
 	ls.reason = reason
 	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(msg))
 }
@@ -38,7 +38,7 @@ func (ls *loopServer) onRequest(uri []byte) error {
 	}
 	q, err := url.ParseQuery(string(uri[i+1:]))
 	if err != nil {
-		return ls.reject("bad_request", http.StatusBadRequest, "malformed query: "+err.Error())
+		return ls.reject(reasonBadRequest, http.StatusBadRequest, "malformed query: "+err.Error())
 	}
 	for _, v := range q["topics"] {
 		for _, t := range strings.Split(v, ",") {
@@ -46,13 +46,13 @@ func (ls *loopServer) onRequest(uri []byte) error {
 				continue
 			}
 			if err := pubsub.CheckTopic(t); err != nil {
-				return ls.reject("bad_topic", http.StatusBadRequest, err.Error())
+				return ls.reject(reasonBadTopic, http.StatusBadRequest, err.Error())
 			}
 			ls.topics = append(ls.topics, t)
 		}
 	}
 	if len(ls.topics) > ls.srv.cfg.MaxSubs {
-		return ls.reject("bad_topic", http.StatusBadRequest,
+		return ls.reject(reasonBadTopic, http.StatusBadRequest,
 			fmt.Sprintf("%d topics requested, at most %d allowed", len(ls.topics), ls.srv.cfg.MaxSubs))
 	}
 	return nil
@@ -60,7 +60,7 @@ func (ls *loopServer) onRequest(uri []byte) error {
 
 func (ls *loopServer) onHeader(key, value []byte) error {
 	if ls.srv.origin != nil && string(key) == "Origin" && !ls.srv.origin[string(value)] {
-		return ls.reject("origin", http.StatusForbidden, "origin not allowed")
+		return ls.reject(reasonOrigin, http.StatusForbidden, "origin not allowed")
 	}
 	return nil
 }
@@ -68,9 +68,9 @@ func (ls *loopServer) onHeader(key, value []byte) error {
 func (ls *loopServer) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 	switch {
 	case ls.srv.shuttingDown.Load():
-		return nil, ls.reject("shutdown", http.StatusServiceUnavailable, "server is shutting down")
+		return nil, ls.reject(reasonShutdown, http.StatusServiceUnavailable, msgShuttingDown)
 	case ls.srv.open.Load() >= int64(ls.srv.cfg.MaxConns):
-		return nil, ls.reject("max_conns", http.StatusServiceUnavailable, "too many connections")
+		return nil, ls.reject(reasonMaxConns, http.StatusServiceUnavailable, msgTooManyConns)
 	}
 	return nil, nil
 }
@@ -79,15 +79,15 @@ var headerEnd = []byte("\r\n\r\n")
 
 // handshakeResult is the answer to one request, as parseHandshake decides it.
 type handshakeResult struct {
-	n       int      // bytes of input consumed: 0 while the request is incomplete
-	status  int      // 101, 200 (a static file) or an HTTP error status
-	reason  string   // failure reason for the metrics; "" for 101 and 200
-	resp    []byte   // the response head; for an error, with its body
-	body    []byte   // the file a 200 to GET carries: embedded and immutable
-	echo    bool     // an upgrade of /echo
-	deflate bool     // the upgrade negotiated permessage-deflate
-	topics  []string // the ?topics= of an upgrade; the loop's scratch, valid until its next handshake
-	err     error    // why the Upgrader refused, for the debug log
+	n       int           // bytes of input consumed: 0 while the request is incomplete
+	status  int           // 101, 200 (a static file) or an HTTP error status
+	reason  failureReason // "" for 101 and 200
+	resp    []byte        // the response head; for an error, with its body
+	body    []byte        // the file a 200 to GET carries: embedded and immutable
+	echo    bool          // an upgrade of /echo
+	deflate bool          // the upgrade negotiated permessage-deflate
+	topics  []string      // the ?topics= of an upgrade; the loop's scratch, valid until its next handshake
+	err     error         // why the Upgrader refused, for the debug log
 }
 
 // handshake parses the HTTP request at the start of b, once it is whole, and
@@ -135,7 +135,7 @@ func (ls *loopServer) answer(b []byte) handshakeResult {
 	end := bytes.Index(b, headerEnd)
 	if end < 0 || end+len(headerEnd) > cfg.MaxHeader {
 		if len(b) > cfg.MaxHeader {
-			return refusal(len(b), "header_too_large", http.StatusRequestHeaderFieldsTooLarge, "request header too large", "")
+			return refusal(len(b), reasonHeaderTooLarge, http.StatusRequestHeaderFieldsTooLarge, "request header too large", "")
 		}
 		return handshakeResult{}
 	}
@@ -143,7 +143,7 @@ func (ls *loopServer) answer(b []byte) handshakeResult {
 	n := len(req)
 	method, target, ok := requestLine(req)
 	if !ok {
-		return refusal(n, "bad_request", http.StatusBadRequest, "malformed request line", "")
+		return refusal(n, reasonBadRequest, http.StatusBadRequest, msgMalformedRequestLine, "")
 	}
 	path, _, _ := strings.Cut(target, "?")
 	echo := false
@@ -155,10 +155,10 @@ func (ls *loopServer) answer(b []byte) handshakeResult {
 		return fileResult(n, method, path)
 	}
 	if method != http.MethodGet {
-		return refusal(n, "method", http.StatusMethodNotAllowed, "WebSocket handshakes use GET", "Allow: GET\r\n")
+		return refusal(n, reasonMethod, http.StatusMethodNotAllowed, "WebSocket handshakes use GET", "Allow: GET\r\n")
 	}
 	if !hasHeader(req, "Upgrade") {
-		return refusal(n, "not_upgrade", http.StatusUpgradeRequired, "this is a WebSocket endpoint",
+		return refusal(n, reasonNotUpgrade, http.StatusUpgradeRequired, "this is a WebSocket endpoint",
 			"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n")
 	}
 	r := ls.runUpgrader(req)
@@ -181,7 +181,7 @@ func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 	}
 	r := handshakeResult{status: http.StatusInternalServerError, reason: ls.reason, resp: resp, err: err}
 	if r.reason == "" {
-		r.reason = "bad_request"
+		r.reason = reasonBadRequest
 	}
 	var rej *ws.ConnectionRejectedError
 	if errors.As(err, &rej) && rej.StatusCode() != 0 {
@@ -192,7 +192,7 @@ func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 		// request line (an HTTP version such as "HTTP/1.1x" that requestLine
 		// lets through): the client is still owed one.
 		r.status = http.StatusBadRequest
-		r.resp = httpError(r.status, "malformed request line", "")
+		r.resp = httpError(r.status, msgMalformedRequestLine, "")
 	}
 	return r
 }
@@ -204,7 +204,7 @@ func (s *session) upgrade(r handshakeResult) {
 	// exact when handshakes on several loops race for the last one.
 	if s.srv.open.Add(1) > int64(s.srv.cfg.MaxConns) {
 		s.srv.open.Add(-1)
-		s.refuse("max_conns", http.StatusServiceUnavailable, "too many connections", "")
+		s.refuse(reasonMaxConns, http.StatusServiceUnavailable, msgTooManyConns, "")
 		return
 	}
 	s.state = stateOpen
@@ -229,9 +229,9 @@ func fileResult(n int, method, path string) handshakeResult {
 	body, ctype, ok := web.File(path)
 	switch {
 	case !ok:
-		return refusal(n, "not_found", http.StatusNotFound, "not found", "")
+		return refusal(n, reasonNotFound, http.StatusNotFound, "not found", "")
 	case method != http.MethodGet && method != http.MethodHead:
-		return refusal(n, "method", http.StatusMethodNotAllowed, "method not allowed", "Allow: GET, HEAD\r\n")
+		return refusal(n, reasonMethod, http.StatusMethodNotAllowed, "method not allowed", "Allow: GET, HEAD\r\n")
 	}
 	r := handshakeResult{n: n, status: http.StatusOK}
 	r.resp = fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n"+
@@ -243,7 +243,7 @@ func fileResult(n int, method, path string) handshakeResult {
 }
 
 // refusal is an HTTP error answer to a request of n bytes.
-func refusal(n int, reason string, status int, msg, header string) handshakeResult {
+func refusal(n int, reason failureReason, status int, msg, header string) handshakeResult {
 	return handshakeResult{n: n, status: status, reason: reason, resp: httpError(status, msg, header)}
 }
 
@@ -256,7 +256,7 @@ func httpError(status int, msg, header string) []byte {
 }
 
 // refuse answers with an HTTP error and closes the connection.
-func (s *session) refuse(reason string, status int, msg, header string) {
+func (s *session) refuse(reason failureReason, status int, msg, header string) {
 	s.refused(handshakeResult{status: status, reason: reason, resp: httpError(status, msg, header)})
 }
 

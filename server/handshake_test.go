@@ -417,7 +417,7 @@ func TestHandshakeFailureMetrics(t *testing.T) {
 	})
 	before := hsScrape(t, s)
 	for _, r := range handshakeFailureReasons {
-		if _, ok := before[r]; !ok {
+		if _, ok := before[string(r)]; !ok {
 			t.Errorf("no series for reason %q before any failure", r)
 		}
 	}

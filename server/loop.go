@@ -38,7 +38,7 @@ type loopServer struct {
 
 	// The handshake in progress.
 	topics []string
-	reason string // failure reason for metrics, set by the hook that rejects
+	reason failureReason // set by the hook that rejects
 }
 
 func newLoopServer(s *Server, l *netpoll.Loop) *loopServer {

@@ -9,13 +9,6 @@ import (
 	"github.com/wspush/wspush/netpoll"
 )
 
-// handshakeFailureReasons are the values of the reason label, created up
-// front so every series exists from the first scrape.
-var handshakeFailureReasons = []string{
-	"bad_request", "origin", "not_found", "method", "not_upgrade", "header_too_large",
-	"timeout", "max_conns", "shutdown", "bad_topic", "eof",
-}
-
 // metrics are the server's Prometheus collectors. Counters on the hot path
 // live in the loops and the Hub as atomics and are read at scrape time.
 type metrics struct {
@@ -39,7 +32,7 @@ func newMetrics(s *Server) *metrics {
 		}),
 	}
 	for _, r := range handshakeFailureReasons {
-		m.handshakeFailures.WithLabelValues(r)
+		m.handshakeFailures.WithLabelValues(string(r))
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
@@ -103,8 +96,8 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-func (m *metrics) handshakeFailed(reason string) {
-	m.handshakeFailures.WithLabelValues(reason).Inc()
+func (m *metrics) handshakeFailed(reason failureReason) {
+	m.handshakeFailures.WithLabelValues(string(reason)).Inc()
 }
 
 // bufferedCollector reports the distribution of bufferedAmount over the open

@@ -55,7 +55,7 @@ func (h handler) Timer(c *netpoll.Conn, now time.Time) { c.Data.(*session).timer
 func (h handler) Close(c *netpoll.Conn, err error) {
 	s := c.Data.(*session)
 	if s.state == stateHandshake {
-		s.srv.metrics.handshakeFailed("eof") // the peer left before its request was whole
+		s.srv.metrics.handshakeFailed(reasonEOF) // the peer left before its request was whole
 	}
 	for _, t := range s.topics {
 		s.srv.hub.Unsubscribe(c.Loop().ID(), s, t)
@@ -152,7 +152,7 @@ func (s *session) data(op ws.OpCode, payload []byte) {
 func (s *session) fail(err error) {
 	var ce *frames.CloseError
 	if !errors.As(err, &ce) {
-		ce = &frames.CloseError{Code: ws.StatusInternalServerError, Reason: "internal error"}
+		ce = &frames.CloseError{Code: ws.StatusInternalServerError, Reason: closeReasonInternal}
 	}
 	s.srv.log.Debug("protocol error", "code", ce.Code, "err", err)
 	s.closeWith(ce.Code, ce.Reason)
@@ -183,9 +183,9 @@ func (s *session) drain() {
 // immediate close for anything else.
 func (s *session) goAway() {
 	if s.state == stateOpen {
-		s.closeWith(ws.StatusGoingAway, "server shutdown")
+		s.closeWith(ws.StatusGoingAway, closeReasonShutdown)
 	} else if s.state == stateHandshake {
-		s.refuse("shutdown", http.StatusServiceUnavailable, "server is shutting down", "")
+		s.refuse(reasonShutdown, http.StatusServiceUnavailable, msgShuttingDown, "")
 	}
 }
 
@@ -193,7 +193,7 @@ func (s *session) timer(now time.Time) {
 	cfg := &s.srv.cfg
 	switch s.state {
 	case stateHandshake:
-		s.refuse("timeout", http.StatusRequestTimeout, "handshake timeout", "")
+		s.refuse(reasonTimeout, http.StatusRequestTimeout, "handshake timeout", "")
 	case stateClosing, stateDraining:
 		s.c.Close(errCloseTimeout)
 	case stateOpen:
@@ -201,7 +201,7 @@ func (s *session) timer(now time.Time) {
 		switch {
 		case silent >= cfg.IdleTimeout:
 			s.srv.log.Debug("closing idle connection", "silent", silent)
-			s.closeWith(ws.StatusGoingAway, "idle timeout")
+			s.closeWith(ws.StatusGoingAway, closeReasonIdle)
 		case silent >= cfg.PingInterval && !s.pinged:
 			s.pinged = true
 			s.c.Queue(pingFrame)
@@ -258,4 +258,4 @@ var errSlowConsumer = errors.New("slow consumer")
 // statusTryAgainLater is close code 1013, which gobwas/ws does not name.
 const statusTryAgainLater ws.StatusCode = 1013
 
-var slowCloseFrame = frames.AppendClose(nil, statusTryAgainLater, "slow consumer")
+var slowCloseFrame = frames.AppendClose(nil, statusTryAgainLater, closeReasonSlow)
