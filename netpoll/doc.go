@@ -1,6 +1,8 @@
 // Package netpoll runs wspush's event loops: a fixed set of goroutines, each
 // waiting on its own Linux epoll instance, that accept, read and write every
-// connection without a goroutine per connection.
+// connection without a goroutine per connection. It is Linux only (epoll,
+// eventfd, timerfd, accept4): its files are built for linux, and a build for
+// any other system stops at one undefined name that says so.
 //
 // # Ownership
 //
