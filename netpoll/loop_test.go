@@ -62,7 +62,7 @@ func (h *lineHandler) counts() (int, int) {
 	return h.opened, h.closed
 }
 
-func startGroup(t *testing.T, h Handler, loops int) *Group {
+func startGroup(t testing.TB, h Handler, loops int) *Group {
 	t.Helper()
 	g, err := Listen(Config{Addr: "127.0.0.1:0", Loops: loops, Handler: h, Tick: 5 * time.Millisecond})
 	if err != nil {
@@ -75,7 +75,7 @@ func startGroup(t *testing.T, h Handler, loops int) *Group {
 	return g
 }
 
-func dialGroup(t *testing.T, g *Group) net.Conn {
+func dialGroup(t testing.TB, g *Group) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", g.Addr().String(), 5*time.Second)
 	if err != nil {
