@@ -5,6 +5,7 @@ package netpoll
 import (
 	"io"
 	"testing"
+	"time"
 )
 
 // BenchmarkEchoRoundTrip is one short line echoed over loopback: a read
@@ -26,3 +27,28 @@ func BenchmarkEchoRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCallbackBoundary is the panic boundary alone: Handler.Read called
+// directly and through Conn.read, which defers the recover, with no I/O.
+func BenchmarkCallbackBoundary(b *testing.B) {
+	c := &Conn{loop: &Loop{h: consumeAll{}}}
+	buf := make([]byte, 64)
+	b.Run("direct", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			c.loop.h.Read(c, buf)
+		}
+	})
+	b.Run("boundary", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			c.read(buf)
+		}
+	})
+}
+
+// consumeAll is a Handler whose Read takes everything.
+type consumeAll struct{}
+
+func (consumeAll) Open(*Conn)                        {}
+func (consumeAll) Read(_ *Conn, b []byte) (int, int) { return len(b), 0 }
+func (consumeAll) Timer(*Conn, time.Time)            {}
+func (consumeAll) Close(*Conn, error)                {}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,15 @@ import (
 
 // Handler is the protocol spoken on the loops. Every method is called on the
 // goroutine of the loop that owns the connection, never concurrently for one
-// loop, so a Handler needs no locks for per-connection state.
+// loop, so a Handler needs no locks for per-connection state. A method must
+// not block: the loop's other connections wait for it.
+//
+// A method that panics takes down only its connection: the panic is
+// recovered at the callback, logged with its stack and counted in
+// Stats.Panics, the connection is closed (Close gets an error wrapping
+// ErrHandlerPanic) and the loop goes on with its other connections. Tasks
+// posted with Loop.Post have no such boundary: a panicking task crashes the
+// process, as in any goroutine.
 type Handler interface {
 	// Open is called once, right after the connection is accepted.
 	Open(c *Conn)
@@ -97,8 +106,12 @@ func (g *Group) Addr() *net.TCPAddr { return g.addr }
 func (g *Group) Loops() []*Loop { return g.loops }
 
 // Each runs fn on every loop's goroutine and waits until all have run it. A
-// loop that has stopped is skipped.
+// loop that has stopped is skipped. It must not be called from a loop's
+// goroutine (a Handler callback or a task), which would wait for itself
+// forever: there it panics saying so. A loop posts to the others with
+// Loop.Post instead.
 func (g *Group) Each(fn func(l *Loop)) {
+	g.notOnLoop("Each")
 	var wg sync.WaitGroup
 	for _, l := range g.loops {
 		wg.Add(1)
@@ -112,14 +125,28 @@ func (g *Group) Each(fn func(l *Loop)) {
 	wg.Wait()
 }
 
+// notOnLoop panics when the calling goroutine is one of g's loops: what
+// called it would wait for that loop, which is busy running the caller.
+func (g *Group) notOnLoop(method string) {
+	id := goid()
+	for _, l := range g.loops {
+		if l.goid.Load() == id {
+			panic(fmt.Sprintf("netpoll: Group.%s called on loop %d's goroutine would wait for that loop forever; post to other loops with Loop.Post", method, l.id))
+		}
+	}
+}
+
 // StopAccepting closes the listeners; established connections are untouched.
+// Like Each, it must not be called from a loop.
 func (g *Group) StopAccepting() {
 	g.Each(func(l *Loop) { l.closeListener() })
 }
 
 // Close stops the loops and closes every connection (Handler.Close is called
-// for each, on the calling goroutine, once the loops have stopped).
+// for each, on the calling goroutine, once the loops have stopped). Like
+// Each, it waits for the loops and panics when called from one of them.
 func (g *Group) Close() {
+	g.notOnLoop("Close")
 	for _, l := range g.loops {
 		l.stop()
 	}
@@ -133,6 +160,7 @@ type Stats struct {
 	AcceptErrors atomic.Uint64 // accept4 failures other than EAGAIN (EMFILE...)
 	BytesWritten atomic.Uint64 // bytes the kernel accepted
 	Conns        atomic.Int64  // open connections
+	Panics       atomic.Uint64 // Handler callbacks that panicked (see Handler)
 }
 
 // Loop is one event loop: an epoll instance, the goroutine easygo runs for it,
@@ -160,6 +188,8 @@ type Loop struct {
 	tbuf    [8]byte
 	efdRead [8]byte
 
+	goid atomic.Uint64 // the loop goroutine's id, once it has run a callback; 0 before
+
 	// Shared with posting goroutines.
 	efd     int // eventfd that wakes the loop for tasks
 	efdOne  [8]byte
@@ -186,7 +216,7 @@ func newLoop(id, lfd int, cfg Config) (*Loop, error) {
 		tfd:    -1,
 		spare:  -1,
 	}
-	l.fire = func(c *Conn) { l.h.Timer(c, l.now) }
+	l.fire = func(c *Conn) { c.timer(l.now) }
 	l.efdOne[0] = 1 // eventfd adds the 8-byte host-endian counter; 1 on little endian
 	var err error
 	l.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -228,6 +258,15 @@ const epollClosed = 0x20
 // maxIovecs is IOV_MAX on Linux: the most buffers one writev takes.
 const maxIovecs = 1024
 
+// noteGoroutine records, on the loop's first callback, which goroutine the
+// loop runs on (easygo runs each Epoll's callbacks on one goroutine), for
+// Group.notOnLoop. After the first, one atomic load per wake-up.
+func (l *Loop) noteGoroutine() {
+	if l.goid.Load() == 0 {
+		l.goid.Store(goid())
+	}
+}
+
 // ID is the loop's index in its Group.
 func (l *Loop) ID() int { return l.id }
 
@@ -266,6 +305,7 @@ func (l *Loop) onWake(ev epoll.EpollEvent) {
 		l.runTasks() // tasks posted before the stop still run
 		return
 	}
+	l.noteGoroutine()
 	l.Stats.Events.Add(1)
 	l.Stats.Wakeups.Add(1)
 	unix.Read(l.efd, l.efdRead[:])
@@ -287,6 +327,7 @@ func (l *Loop) onTick(ev epoll.EpollEvent) {
 	if ev == epollClosed {
 		return
 	}
+	l.noteGoroutine()
 	l.Stats.Events.Add(1)
 	unix.Read(l.tfd, l.tbuf[:])
 	l.now = time.Now()
@@ -298,6 +339,7 @@ func (l *Loop) onAccept(ev epoll.EpollEvent) {
 	if ev == epollClosed || l.lfd < 0 {
 		return
 	}
+	l.noteGoroutine()
 	l.Stats.Events.Add(1)
 	// The listener is level-triggered: taking a bounded batch lets the
 	// loop's connections have their turn under a connection storm.
@@ -353,7 +395,7 @@ func (l *Loop) open(fd int) {
 	l.conns = append(l.conns, c)
 	l.Stats.Accepted.Add(1)
 	l.Stats.Conns.Add(1)
-	l.h.Open(c)
+	c.open()
 	l.flushDirty()
 }
 
@@ -434,4 +476,11 @@ func (l *Loop) putq(q *outq) {
 func (l *Loop) writev(fd int32, iov []unix.Iovec) (int, unix.Errno) {
 	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	return int(n), errno
+}
+
+// logPanic logs a recovered panic of a Handler callback with its stack.
+func (l *Loop) logPanic(callback string, v any) {
+	l.Stats.Panics.Add(1)
+	l.log.Error("handler panicked: closing its connection; the loop goes on",
+		"callback", callback, "panic", v, "stack", string(debug.Stack()))
 }

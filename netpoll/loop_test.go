@@ -4,8 +4,10 @@ package netpoll
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +41,8 @@ func (h *lineHandler) Read(c *Conn, b []byte) (int, int) {
 		case "close":
 			c.Close(nil)
 			return used, 0
+		case "panic":
+			panic("the handler failed")
 		case "big":
 			c.Queue(bytes.Repeat([]byte("x"), 8<<20))
 			c.Queue([]byte("\n"))
@@ -213,5 +217,73 @@ func TestEachAfterCloseDoesNotWait(t *testing.T) {
 	g.Each(func(*Loop) { ran++ }) // must return: the loops are gone
 	if ran != 0 {
 		t.Fatalf("ran on %d stopped loops", ran)
+	}
+}
+
+func TestPanickingCallbackClosesOnlyItsConnection(t *testing.T) {
+	h := &panicHandler{lineHandler: &lineHandler{}}
+	g := startGroup(t, h, 1) // one loop: the bystander shares it
+	bystander, victim := dialGroup(t, g), dialGroup(t, g)
+	victim.Write([]byte("panic\n"))
+	if _, err := victim.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read from the panicking connection succeeded, want it closed")
+	}
+	bystander.Write([]byte("still here\n"))
+	got := make([]byte, len("STILL HERE\n"))
+	if _, err := io.ReadFull(bystander, got); err != nil || string(got) != "STILL HERE\n" {
+		t.Fatalf("the other connection got %q, %v", got, err)
+	}
+	l := g.Loops()[0]
+	if n := l.Stats.Panics.Load(); n != 1 {
+		t.Fatalf("Stats.Panics %d, want 1", n)
+	}
+	g.Each(func(*Loop) {}) // Handler.Close has run by now: it runs on the loop before the task
+	if err := h.closeErr(); !errors.Is(err, ErrHandlerPanic) {
+		t.Fatalf("Handler.Close got %v, want ErrHandlerPanic", err)
+	}
+}
+
+// panicHandler records the error its connections were closed with.
+type panicHandler struct {
+	*lineHandler
+	mu   sync.Mutex
+	errs []error
+}
+
+func (h *panicHandler) Close(c *Conn, err error) {
+	h.lineHandler.Close(c, err)
+	h.mu.Lock()
+	h.errs = append(h.errs, err)
+	h.mu.Unlock()
+}
+
+func (h *panicHandler) closeErr() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return errors.Join(h.errs...)
+}
+
+func TestEachAndCloseFromALoopPanic(t *testing.T) {
+	g := startGroup(t, &lineHandler{}, 2)
+	for _, call := range []struct {
+		name string
+		fn   func()
+	}{
+		{"Each", func() { g.Each(func(*Loop) {}) }},
+		{"Close", g.Close},
+	} {
+		got := make(chan any, 1)
+		g.Loops()[1].Post(func() {
+			defer func() { got <- recover() }()
+			call.fn()
+		})
+		select {
+		case v := <-got:
+			if msg, _ := v.(string); !strings.Contains(msg, "Group."+call.name) || !strings.Contains(msg, "loop 1") {
+				t.Fatalf("%s on a loop: recovered %v, want a panic naming Group.%s and loop 1", call.name, v, call.name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s on a loop hung", call.name)
+		}
 	}
 }
