@@ -12,6 +12,27 @@
 // goroutines never call Conn methods; they hand work to the owning loop with
 // Post, which queues the task and wakes the loop through an eventfd.
 //
+// # One loop iteration
+//
+// There is no "for { epoll_wait }" here: easygo's goroutine runs that loop
+// and calls the callback registered for each ready descriptor, in the order
+// the kernel reports them. One iteration:
+//
+//	events := epoll_wait(epfd, -1)       // no timeout: the timerfd is the clock
+//	for each ready descriptor, in the kernel's order:
+//		eventfd  -> Loop.onWake:   run the tasks posted so far, in order
+//		timerfd  -> Loop.onTick:   advance the wheel: Handler.Timer per deadline passed
+//		listener -> Loop.onAccept: accept4 up to 256: Handler.Open for each
+//		socket   -> Conn.onEvent:  read until EAGAIN: Handler.Read per read;
+//		                           on EPOLLOUT, write what the kernel refused before
+//		and at the end of that callback, Loop.flushDirty: one writev per
+//		connection that queued output during it
+//
+// So output is flushed at the end of every callback, not once per iteration
+// (easygo has no end-of-batch hook): the pushes of all the tasks one onWake
+// runs leave together, one writev per subscriber. Handler callbacks run
+// inside a panic boundary (see Handler).
+//
 // # Memory
 //
 // Reads land in one buffer per loop. Only the unconsumed tail of a partial
