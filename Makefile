@@ -19,8 +19,9 @@ run:
 	$(GO) run ./cmd/wspush
 
 # test-deps installs, on a fresh Debian machine, the real components the
-# tests drive: Chromium for the browser test, Node.js for the `ws` interop
-# test. It does nothing when they are already there.
+# tests drive (scripts/test-deps.sh): Chromium for the browser test, Node.js
+# for the `ws` interop test, HAProxy and promtool. It does nothing when they
+# are already there.
 test-deps:
 	@bash scripts/test-deps.sh
 	cd web/interop && npm ci --no-audit --no-fund --loglevel=error

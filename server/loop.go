@@ -64,6 +64,10 @@ func newLoopServer(s *Server, l *netpoll.Loop) *loopServer {
 	return ls
 }
 
+// clientPublishQueue is how many client publishes one loop may have waiting
+// for the cluster broker; past it a "pub" is answered with an error.
+const clientPublishQueue = 1024
+
 // clientPublish is a client's "pub" on its way to a cluster broker.
 type clientPublish struct {
 	s     *session

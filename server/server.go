@@ -84,7 +84,7 @@ func New(cfg Config) (*Server, error) {
 		s.broker = s.nats
 		s.done = make(chan struct{})
 		for _, ls := range s.loops {
-			ls.publishes = make(chan clientPublish, 1024)
+			ls.publishes = make(chan clientPublish, clientPublishQueue)
 			go ls.publishClients(s.done)
 		}
 	}
