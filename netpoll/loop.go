@@ -188,8 +188,6 @@ type Loop struct {
 	tbuf    [8]byte
 	efdRead [8]byte
 
-	goid atomic.Uint64 // the loop goroutine's id, once it has run a callback; 0 before
-
 	// Shared with posting goroutines.
 	efd     int // eventfd that wakes the loop for tasks
 	efdOne  [8]byte
@@ -197,6 +195,7 @@ type Loop struct {
 	stopped bool // set once the loop is gone: Post drops tasks
 	tasks   []func()
 	running []func()
+	goid    atomic.Uint64 // the loop goroutine's id once it has run a callback (0 before), for Group.notOnLoop
 
 	Stats Stats
 }
