@@ -277,9 +277,7 @@ func (s *HistoryStore) Sweep(now time.Time) int {
 	cut := s.offset(now) - int64(s.cfg.TTL)
 	n := 0
 	for len(s.heap) > 0 && s.heap[0].at < cut {
-		h := s.heap[0].h
-		n += h.expire(s.offset(now))
-		h.reheap()
+		n += s.heap[0].h.expire(s.offset(now))
 	}
 	return n
 }
@@ -317,9 +315,13 @@ func (h *History) expire(now int64) int {
 		h.dropOldest(EvictedTTL)
 		n++
 	}
-	if n > 0 && h.n == 0 {
+	if n == 0 {
+		return 0
+	}
+	if h.n == 0 {
 		h.ring = nil // idle: it will be forgotten or grow again from small
 	}
+	h.reheap()
 	return n
 }
 

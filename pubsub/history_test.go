@@ -248,6 +248,7 @@ func TestHistoryEvictionByTTL(t *testing.T) {
 			if got := seqsOf(msgs); !slices.Equal(got, tt.wantA) {
 				t.Fatalf("a after 0: %v, want %v", got, tt.wantA)
 			}
+			checkHistHeap(t, s) // lazy expiry keeps the budget's heap right
 			if got := s.Stats().Evicted[EvictedTTL]; got != tt.expired {
 				t.Fatalf("%d TTL evictions, want %d", got, tt.expired)
 			}
@@ -584,7 +585,13 @@ func TestHistoryMatchesModel(t *testing.T) {
 				h := hs[topic]
 				seq := h.Last() + 1 + uint64(rng.IntN(3)) // gaps too
 				p := sizedPush(1 + rng.IntN(300))
-				s.Sweep(now) // the model drops expired messages before it evicts
+				// The model drops expired messages before it evicts; the store
+				// may not have yet (no Sweep): those are older than any live
+				// one, so the byte budget takes them first and what stays
+				// live is the same. Only the eviction counters differ.
+				if rng.IntN(4) == 0 {
+					s.Sweep(now)
+				}
 				if err := h.Append(seq, p, now); err != nil {
 					t.Fatal(err)
 				}
