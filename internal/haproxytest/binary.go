@@ -1,0 +1,31 @@
+package haproxytest
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// binaryEnv names an environment variable overriding the haproxy binary.
+const binaryEnv = "HAPROXY"
+
+// Binary returns the path of haproxy ($HAPROXY, else haproxy in PATH or
+// /usr/sbin, where Debian puts it outside a user's PATH). When there is none
+// it fails the test if CI is set and skips it otherwise.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(binaryEnv); p != "" {
+		return p
+	}
+	for _, name := range []string{"haproxy", "/usr/sbin/haproxy"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	const msg = "haproxy not found; install it with scripts/test-deps.sh (apt-get install haproxy)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg + " (this fails instead of skipping when CI is set)")
+	return ""
+}
