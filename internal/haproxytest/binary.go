@@ -1,8 +1,10 @@
 package haproxytest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -14,15 +16,16 @@ const binaryEnv = "HAPROXY"
 // it fails the test if CI is set and skips it otherwise.
 func Binary(t testing.TB) string {
 	t.Helper()
+	names := []string{"haproxy", "/usr/sbin/haproxy"}
 	if p := os.Getenv(binaryEnv); p != "" {
-		return p
+		names = []string{p} // asked for: no fallback to another one
 	}
-	for _, name := range []string{"haproxy", "/usr/sbin/haproxy"} {
+	for _, name := range names {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}
-	const msg = "haproxy not found; install it with scripts/test-deps.sh (apt-get install haproxy)"
+	msg := fmt.Sprintf("haproxy not found (looked for %s); install it with scripts/test-deps.sh (apt-get install haproxy)", strings.Join(names, ", "))
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}

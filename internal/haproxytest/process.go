@@ -58,7 +58,7 @@ frontend haproxytest_ready
 
 	check := exec.Command(bin, "-c", "-f", path)
 	check.Env = env
-	check.ExtraFiles = c.listeners // -c binds the fd@ sockets too
+	check.ExtraFiles = c.listeners // -c resolves fd@ binds, so it needs the descriptors too
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("haproxytest: haproxy -c: %v\n%s\nconfiguration:\n%s", err, out, numbered(text))
 	}
