@@ -158,12 +158,18 @@ func (c *Client) resubscribeLocked() *outMsg {
 func (c *Client) serve(w *wsConn) error {
 	var refresh <-chan time.Time
 	var answer chan error // the pending refresh's outcome
+	var next time.Time    // the exp of the token being refreshed to
 	exp, hasExp := tokenExpiry(w.token)
-	schedule := func(d time.Duration) {
-		t := time.NewTimer(d)
-		refresh = t.C
+	schedule := func(d time.Duration) { refresh = time.After(d) }
+	// A failed refresh is tried again while the token is valid, at halving
+	// intervals: a bounded number of attempts before exp.
+	retry := func(err error) {
+		c.notifyError(fmt.Errorf("wspush: token refresh: %w", err))
+		if d := min(time.Until(exp)/2, 5*time.Second); d >= minRefreshRetry {
+			schedule(d)
+		}
 	}
-	if c.cfg.token != nil && hasExp {
+	if c.cfg.token != nil && !c.cfg.staticToken && hasExp {
 		schedule(refreshDelay(time.Now(), exp, c.cfg.refreshBefore))
 	}
 	for {
@@ -175,11 +181,14 @@ func (c *Client) serve(w *wsConn) error {
 		case <-refresh:
 			refresh = nil
 			token, err := c.fetchToken(w.ctx)
-			if err != nil {
-				c.notifyError(fmt.Errorf("wspush: token refresh: %w", err))
-				if retry := time.Until(exp); retry > 0 {
-					schedule(min(retry, c.cfg.minBackoff*4))
+			if err == nil {
+				var ok bool
+				if next, ok = tokenExpiry(token); !ok || !next.After(exp) {
+					err = errors.New("the token source returned no token expiring later than the current one")
 				}
+			}
+			if err != nil {
+				retry(err)
 				continue
 			}
 			answer = make(chan error, 1)
@@ -188,28 +197,29 @@ func (c *Client) serve(w *wsConn) error {
 			w.ctrl = append(w.ctrl, &outMsg{frame: frame, expect: []pending{{op: opRefresh, done: answer}}})
 			c.mu.Unlock()
 			w.signal()
-			if e, ok := tokenExpiry(token); ok {
-				exp = e
-			}
 		case err := <-answer:
 			answer = nil
 			if err != nil {
-				c.notifyError(fmt.Errorf("wspush: token refresh: %w", err))
-				if retry := time.Until(exp); retry > 0 {
-					schedule(min(retry, c.cfg.minBackoff*4))
-				}
+				retry(err)
 				continue
 			}
+			exp = next
 			c.mu.Lock()
-			if w.exp > 0 {
+			if w.exp > 0 { // the server's word, from the refreshed answer
 				exp = time.Unix(w.exp, 0)
 			}
 			c.mu.Unlock()
 			c.log.Debug("wspush token refreshed", "exp", exp)
-			schedule(refreshDelay(time.Now(), exp, c.cfg.refreshBefore))
+			if time.Until(exp) > 0 {
+				schedule(refreshDelay(time.Now(), exp, c.cfg.refreshBefore))
+			}
 		}
 	}
 }
+
+// minRefreshRetry is the shortest wait before retrying a refresh: closer to
+// exp the server's close 4001 and a reconnect take over.
+const minRefreshRetry = 10 * time.Millisecond
 
 func (c *Client) fetchToken(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.dialTimeout)

@@ -10,6 +10,10 @@ import (
 // TokenSource returns the token (a JWT) the client presents. It is called
 // before every connection attempt, before the current token's exp to refresh
 // it on the open connection, and after a close 4001. ctx bounds the call.
+// For a refresh it must return a token whose exp is later than the current
+// one's; otherwise, or when it fails, the refresh is retried at shorter and
+// shorter intervals until exp, and after the server's close 4001 the client
+// reconnects with whatever the source returns next.
 type TokenSource func(ctx context.Context) (string, error)
 
 // Option configures a Client in Dial.
@@ -19,6 +23,7 @@ type Option func(*config)
 // each field and its default.
 type config struct {
 	token           TokenSource
+	staticToken     bool // WithToken: nothing to refresh to
 	tokenInQuery    bool
 	header          http.Header
 	httpClient      *http.Client
@@ -56,14 +61,17 @@ func defaults() config {
 // the server closes the connection (4001) and reconnecting with it fails.
 // Use WithTokenSource for tokens that expire.
 func WithToken(token string) Option {
-	return WithTokenSource(func(context.Context) (string, error) { return token, nil })
+	return func(c *config) {
+		c.token = func(context.Context) (string, error) { return token, nil }
+		c.staticToken = true
+	}
 }
 
 // WithTokenSource fetches the token before each connection attempt and
 // whenever it must be refreshed (see TokenSource). The token's exp claim,
 // read from the JWT payload without verifying it, schedules the refresh.
 func WithTokenSource(src TokenSource) Option {
-	return func(c *config) { c.token = src }
+	return func(c *config) { c.token, c.staticToken = src, false }
 }
 
 // WithTokenInQuery sends the token as the URL's token parameter instead of
@@ -144,8 +152,8 @@ func WithReconnectAfterDisconnect() Option {
 }
 
 // WithConnectHandler calls fn each time a connection is established, the
-// first one included, before the topics are resubscribed on it. It runs on
-// the supervising goroutine.
+// first one (in Dial) included, once the resubscription of the held topics
+// is queued on it. It runs on the goroutine that dialed.
 func WithConnectHandler(fn func()) Option {
 	return func(c *config) { c.onConnect = fn }
 }
