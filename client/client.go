@@ -78,6 +78,7 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	cfg = cfg.withDefaults()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("wspush: dial: %w", err)

@@ -16,7 +16,8 @@ import (
 // reconnects with whatever the source returns next.
 type TokenSource func(ctx context.Context) (string, error)
 
-// Option configures a Client in Dial.
+// Option configures a Client in Dial. A duration or size of zero or less
+// keeps its default.
 type Option func(*config)
 
 // config is what the options set; see the With functions for the meaning of
@@ -42,6 +43,29 @@ type config struct {
 	onRecovery   func(Recovery)
 	onError      func(error)
 	logger       *slog.Logger
+}
+
+// withDefaults replaces the settings left at zero or below by the defaults.
+func (c config) withDefaults() config {
+	d := defaults()
+	fix := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	fix(&c.minBackoff, d.minBackoff)
+	fix(&c.maxBackoff, d.maxBackoff)
+	c.maxBackoff = max(c.maxBackoff, c.minBackoff)
+	fix(&c.dialTimeout, d.dialTimeout)
+	fix(&c.writeTimeout, d.writeTimeout)
+	fix(&c.refreshBefore, d.refreshBefore)
+	if c.maxBuffered <= 0 {
+		c.maxBuffered = d.maxBuffered
+	}
+	if c.readLimit <= 0 {
+		c.readLimit = d.readLimit
+	}
+	return c
 }
 
 func defaults() config {
@@ -94,15 +118,11 @@ func WithHTTPClient(hc *http.Client) Option {
 
 // WithBackoff sets the reconnect waits: before attempt n (from 0) the Client
 // waits a random duration in [0, min(max, min·2ⁿ)) ("full jitter", so a
-// fleet of clients does not reconnect in step). Defaults 500ms and 30s.
+// fleet of clients does not reconnect in step). Defaults 500ms and 30s; a
+// value of zero or less keeps its default, and max is at least min.
 func WithBackoff(min, max time.Duration) Option {
 	return func(c *config) {
-		if min > 0 {
-			c.minBackoff = min
-		}
-		if max >= c.minBackoff {
-			c.maxBackoff = max
-		}
+		c.minBackoff, c.maxBackoff = min, max
 	}
 }
 

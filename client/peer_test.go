@@ -281,6 +281,13 @@ func TestDialFailureCarriesTheStatus(t *testing.T) {
 	if strings.Contains(err.Error(), "SECRET2") {
 		t.Fatalf("the token leaked into the error: %v", err)
 	}
+	// A refused TCP connection: the library's error quotes the URL.
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	_, err = Dial(ctxT(t), "ws://"+addr+"/ws", WithToken("SECRET3"), WithTokenInQuery())
+	if err == nil || errors.As(err, &he) || strings.Contains(err.Error(), "SECRET3") {
+		t.Fatalf("Dial of a closed port: %v, want a plain error without the token", err)
+	}
 }
 
 func TestRefreshOnTheOpenConnection(t *testing.T) {

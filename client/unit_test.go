@@ -72,3 +72,10 @@ func TestRefreshDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestOptionDefaults(t *testing.T) {
+	cfg := config{minBackoff: time.Minute, maxBuffered: -1}.withDefaults()
+	if cfg.maxBackoff != time.Minute || cfg.maxBuffered != 1<<20 || cfg.dialTimeout != 10*time.Second {
+		t.Fatalf("withDefaults: %+v", cfg)
+	}
+}
