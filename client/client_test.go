@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wspush/wspush/server"
 )
@@ -211,4 +213,23 @@ func TestSubscribeContextEnds(t *testing.T) {
 	if len(c.Topics()) != 0 {
 		t.Fatalf("topics %v held after a cancelled Subscribe", c.Topics())
 	}
+}
+
+func TestCloseStopsEveryGoroutine(t *testing.T) {
+	s := startServer(t, "127.0.0.1:0", nil)
+	p := startProxy(t, s.Addr().String())
+	before := runtime.NumGoroutine()
+	var r recorder
+	c, err := Dial(ctxT(t), p.url(), append(r.options(), WithBackoff(time.Millisecond, 10*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctxT(t), "g", func(Message) {}); err != nil {
+		t.Fatal(err)
+	}
+	p.cut() // one reconnect, so the goroutines of two connections are counted
+	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("g")) == 1 })
+	c.Close()
+	p.cut()
+	waitFor(t, "the client's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
