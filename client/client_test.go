@@ -9,12 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wspush/wspush/server"
 )
 
 func TestSubscribeReceivesPushesInOrder(t *testing.T) {
-	s := startServer(t, "127.0.0.1:0", nil)
+	s := startServer(t, "127.0.0.1:0", serverOpts{})
 	c := dial(t, wsURL(s))
 	var a, b recorder
 	if err := c.Subscribe(ctxT(t), "a", a.handler); err != nil {
@@ -51,7 +49,7 @@ func TestSubscribeReceivesPushesInOrder(t *testing.T) {
 }
 
 func TestUnsubscribe(t *testing.T) {
-	s := startServer(t, "127.0.0.1:0", nil)
+	s := startServer(t, "127.0.0.1:0", serverOpts{})
 	c := dial(t, wsURL(s))
 	var r recorder
 	if err := c.Subscribe(ctxT(t), "u", r.handler); err != nil {
@@ -84,7 +82,7 @@ func TestUnsubscribe(t *testing.T) {
 }
 
 func TestSubscribeRefusedByServer(t *testing.T) {
-	s := startServer(t, "127.0.0.1:0", func(cfg *server.Config) { cfg.MaxSubs = 1 })
+	s := startServer(t, "127.0.0.1:0", serverOpts{maxSubs: 1})
 	c := dial(t, wsURL(s))
 	var r recorder
 	if err := c.Subscribe(ctxT(t), "one", r.handler); err != nil {
@@ -101,7 +99,7 @@ func TestSubscribeRefusedByServer(t *testing.T) {
 }
 
 func TestSubscribeAndPublishValidateLocally(t *testing.T) {
-	s := startServer(t, "127.0.0.1:0", nil)
+	s := startServer(t, "127.0.0.1:0", serverOpts{})
 	c := dial(t, wsURL(s))
 	tests := []struct {
 		name  string
@@ -125,7 +123,7 @@ func TestSubscribeAndPublishValidateLocally(t *testing.T) {
 }
 
 func TestPublishFromClient(t *testing.T) {
-	s := startServer(t, "127.0.0.1:0", nil)
+	s := startServer(t, "127.0.0.1:0", serverOpts{})
 	raw := rawSubscriber(t, s, "p")
 	c := dial(t, wsURL(s))
 	var own recorder
@@ -153,7 +151,7 @@ func TestPublishFromClient(t *testing.T) {
 }
 
 func TestPublishRefusalReachesErrorHandler(t *testing.T) {
-	s := startServer(t, "127.0.0.1:0", func(cfg *server.Config) { cfg.ClientPublish = false })
+	s := startServer(t, "127.0.0.1:0", serverOpts{noClientPublish: true})
 	var r recorder
 	c := dial(t, wsURL(s), r.options()...)
 	if err := c.Publish(ctxT(t), "p", json.RawMessage(`1`)); err != nil {
@@ -176,7 +174,7 @@ func TestPublishRefusalReachesErrorHandler(t *testing.T) {
 }
 
 func TestSubscribeWhileDisconnectedWaitsForTheNextConnection(t *testing.T) {
-	s := startServer(t, "127.0.0.1:0", nil)
+	s := startServer(t, "127.0.0.1:0", serverOpts{})
 	p := startProxy(t, s.Addr().String())
 	var r recorder
 	c := dial(t, p.url(), r.options()...)
@@ -197,7 +195,7 @@ func TestSubscribeWhileDisconnectedWaitsForTheNextConnection(t *testing.T) {
 }
 
 func TestSubscribeContextEnds(t *testing.T) {
-	s := startServer(t, "127.0.0.1:0", nil)
+	s := startServer(t, "127.0.0.1:0", serverOpts{})
 	p := startProxy(t, s.Addr().String())
 	c := dial(t, p.url())
 	p.setDown(true)
@@ -216,7 +214,7 @@ func TestSubscribeContextEnds(t *testing.T) {
 }
 
 func TestCloseStopsEveryGoroutine(t *testing.T) {
-	s := startServer(t, "127.0.0.1:0", nil)
+	s := startServer(t, "127.0.0.1:0", serverOpts{})
 	p := startProxy(t, s.Addr().String())
 	before := runtime.NumGoroutine()
 	var r recorder

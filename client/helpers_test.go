@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +20,26 @@ import (
 	"github.com/wspush/wspush/server"
 )
 
+// serverOpts is what tests vary in the server's configuration. startServer
+// alone turns it into a server.Config, so a change of the server's Config
+// is made in one place.
+type serverOpts struct {
+	maxSubs         int
+	maxBuffered     int
+	sendBuffer      int
+	noClientPublish bool
+	authKeyFile     string // HS256 key file (issue 12): skips the test while the server has no such setting
+}
+
+// authKeyFields are the server.Config fields that may carry the HMAC key
+// file (issue 12's -auth-hmac-secret-file), looked up by name so that the
+// tests compile before the server has one.
+var authKeyFields = []string{"AuthHMACSecretFile", "AuthHMACSecretPath"}
+
 // startServer starts a real wspush server on loopback: listen "127.0.0.1:0"
 // for a port picked by the kernel, or a fixed address to restart a server on
-// the port of a stopped one. tune adjusts the configuration (nil keeps it).
-// Every test builds its server here, so a change of server.Config is made in
-// one place.
-func startServer(t testing.TB, listen string, tune func(*server.Config)) *server.Server {
+// the port of a stopped one.
+func startServer(t testing.TB, listen string, o serverOpts) *server.Server {
 	t.Helper()
 	level := slog.LevelWarn
 	if os.Getenv("WSPUSH_TEST_DEBUG") != "" {
@@ -34,11 +49,14 @@ func startServer(t testing.TB, listen string, tune func(*server.Config)) *server
 		Listen:        listen,
 		Admin:         "127.0.0.1:0",
 		Loops:         2,
-		ClientPublish: true,
+		ClientPublish: !o.noClientPublish,
+		MaxSubs:       o.maxSubs,
+		MaxBuffered:   o.maxBuffered,
+		SendBuffer:    o.sendBuffer,
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
-	if tune != nil {
-		tune(&cfg)
+	if o.authKeyFile != "" {
+		setAuthKeyFile(t, &cfg, o.authKeyFile)
 	}
 	var s *server.Server
 	var err error
@@ -49,6 +67,17 @@ func startServer(t testing.TB, listen string, tune func(*server.Config)) *server
 	})
 	t.Cleanup(s.Close)
 	return s
+}
+
+func setAuthKeyFile(t testing.TB, cfg *server.Config, file string) {
+	v := reflect.ValueOf(cfg).Elem()
+	for _, name := range authKeyFields {
+		if f := v.FieldByName(name); f.IsValid() && f.Kind() == reflect.String {
+			f.SetString(file)
+			return
+		}
+	}
+	t.Skipf("needs server v1.1: an HMAC key setting in server.Config (one of %v, issue 12)", authKeyFields)
 }
 
 func wsURL(s *server.Server) string { return "ws://" + s.Addr().String() + "/ws" }
