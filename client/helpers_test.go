@@ -1,0 +1,333 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/wspush/wspush/server"
+)
+
+// serverOpts is what tests vary in the server's configuration. startServer
+// alone turns it into a server.Config, so a change of the server's Config
+// is made in one place.
+type serverOpts struct {
+	maxSubs         int
+	maxBuffered     int
+	sendBuffer      int
+	noClientPublish bool
+	authKeyFile     string // HS256 key file (issue 12): skips the test while the server has no such setting
+}
+
+// authKeyFields are the server.Config fields that may carry the HMAC key
+// file (issue 12's -auth-hmac-secret-file), looked up by name so that the
+// tests compile before the server has one.
+var authKeyFields = []string{"AuthHMACSecretFile", "AuthHMACSecretPath"}
+
+// startServer starts a real wspush server on loopback: listen "127.0.0.1:0"
+// for a port picked by the kernel, or a fixed address to restart a server on
+// the port of a stopped one.
+func startServer(t testing.TB, listen string, o serverOpts) *server.Server {
+	t.Helper()
+	level := slog.LevelWarn
+	if os.Getenv("WSPUSH_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	cfg := server.Config{
+		Listen:        listen,
+		Admin:         "127.0.0.1:0",
+		Loops:         2,
+		ClientPublish: !o.noClientPublish,
+		MaxSubs:       o.maxSubs,
+		MaxBuffered:   o.maxBuffered,
+		SendBuffer:    o.sendBuffer,
+		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if o.authKeyFile != "" {
+		setAuthKeyFile(t, &cfg, o.authKeyFile)
+	}
+	var s *server.Server
+	var err error
+	// A port just released may be refused for a moment by the kernel.
+	waitFor(t, "the server to listen on "+listen, func() bool {
+		s, err = server.New(cfg)
+		return err == nil
+	})
+	t.Cleanup(s.Close)
+	return s
+}
+
+func setAuthKeyFile(t testing.TB, cfg *server.Config, file string) {
+	v := reflect.ValueOf(cfg).Elem()
+	for _, name := range authKeyFields {
+		if f := v.FieldByName(name); f.IsValid() && f.Kind() == reflect.String {
+			f.SetString(file)
+			return
+		}
+	}
+	t.Skipf("needs server v1.1: an HMAC key setting in server.Config (one of %v, issue 12)", authKeyFields)
+}
+
+func wsURL(s *server.Server) string { return "ws://" + s.Addr().String() + "/ws" }
+
+// publish POSTs body to topic on the admin API and returns the answer.
+func publish(t testing.TB, s *server.Server, topic, body string) map[string]any {
+	t.Helper()
+	resp, err := http.Post("http://"+s.AdminAddr()+"/publish?topic="+topic, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("publish answer: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("publish answered %d %v", resp.StatusCode, m)
+	}
+	return m
+}
+
+// dial connects a Client with test-sized backoff, closed when the test ends.
+func dial(t testing.TB, url string, opts ...Option) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	opts = append([]Option{WithBackoff(5*time.Millisecond, 100*time.Millisecond)}, opts...)
+	c, err := Dial(ctx, url, opts...)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitFor polls cond until it holds or 10s pass: for state that changes on
+// another goroutine, never for timing.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// recorder collects what a Client's handlers report, for tests to poll.
+type recorder struct {
+	mu         sync.Mutex
+	msgs       []Message
+	recoveries []Recovery
+	disconnect []error
+	errs       []error
+	connects   int
+}
+
+func (r *recorder) handler(m Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, m)
+}
+
+func (r *recorder) options() []Option {
+	return []Option{
+		WithRecoveryHandler(func(rc Recovery) { r.mu.Lock(); r.recoveries = append(r.recoveries, rc); r.mu.Unlock() }),
+		WithDisconnectHandler(func(err error) { r.mu.Lock(); r.disconnect = append(r.disconnect, err); r.mu.Unlock() }),
+		WithErrorHandler(func(err error) { r.mu.Lock(); r.errs = append(r.errs, err); r.mu.Unlock() }),
+		WithConnectHandler(func() { r.mu.Lock(); r.connects++; r.mu.Unlock() }),
+	}
+}
+
+func (r *recorder) messages() []Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Message(nil), r.msgs...)
+}
+
+func (r *recorder) recoveriesOf(topic string) []Recovery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Recovery
+	for _, rc := range r.recoveries {
+		if rc.Topic == topic {
+			out = append(out, rc)
+		}
+	}
+	return out
+}
+
+func (r *recorder) disconnects() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.disconnect...)
+}
+
+func (r *recorder) connectCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.connects
+}
+
+// waitMessages waits until n messages arrived and returns them.
+func (r *recorder) waitMessages(t testing.TB, n int) []Message {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d messages", n), func() bool { return len(r.messages()) >= n })
+	return r.messages()
+}
+
+// checkSeqs fails unless msgs are exactly the given data values, in order,
+// with strictly increasing seqs.
+func checkData(t testing.TB, msgs []Message, want ...string) {
+	t.Helper()
+	if len(msgs) != len(want) {
+		t.Fatalf("got %d messages %v, want %d", len(msgs), msgs, len(want))
+	}
+	for i, m := range msgs {
+		if string(m.Data) != want[i] {
+			t.Fatalf("message %d data %s, want %s (all: %v)", i, m.Data, want[i], msgs)
+		}
+		if i > 0 && m.Seq <= msgs[i-1].Seq {
+			t.Fatalf("message %d seq %d after %d", i, m.Seq, msgs[i-1].Seq)
+		}
+	}
+}
+
+// proxy is a TCP forwarder between a client and a server that a test can
+// cut: the server side of the connection goes away like a dropped network
+// path, and while down new connections are refused.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func startProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) url() string { return "ws://" + p.ln.Addr().String() + "/ws" }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			in.Close()
+			continue
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(in, out)
+		go p.pipe(out, in)
+	}
+}
+
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+}
+
+// cut closes every connection through the proxy.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// setDown cuts every connection and refuses new ones (true), or accepts
+// them again (false).
+func (p *proxy) setDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	p.mu.Unlock()
+	if down {
+		p.cut()
+	}
+}
+
+// rawSubscriber is an independent WebSocket client (coder/websocket on the
+// raw protocol) subscribed to topic: it sees what the server delivers
+// without going through this package.
+func rawSubscriber(t testing.TB, s *server.Server, topic string) *websocket.Conn {
+	t.Helper()
+	ctx := ctxT(t)
+	c, _, err := websocket.Dial(ctx, wsURL(s)+"?topics="+topic, nil)
+	if err != nil {
+		t.Fatalf("raw dial: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	if m := rawRead(t, c); m["op"] != "subscribed" {
+		t.Fatalf("raw subscriber got %v", m)
+	}
+	return c
+}
+
+func rawRead(t testing.TB, c *websocket.Conn) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("raw read: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("raw read %q: %v", b, err)
+	}
+	return m
+}
