@@ -59,7 +59,8 @@ type Config struct {
 	JWKSUnknownKIDRefresh time.Duration
 	JWKSFetchTimeout      time.Duration
 	// JWKSClient fetches the JWKS; nil means a client with
-	// JWKSFetchTimeout.
+	// JWKSFetchTimeout. A client given here must have a Timeout of its
+	// own: scheduled fetches are bounded by nothing else.
 	JWKSClient *http.Client
 
 	// Logger receives JWKS fetch failures and skipped keys; nil means

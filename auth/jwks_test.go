@@ -188,11 +188,13 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	enc, _ := jwk.Import(&k.ec384.PublicKey)
 	enc.Set(jwk.KeyIDKey, "enc")
 	enc.Set(jwk.KeyUsageKey, "enc")
-	noKID, _ := jwk.Import(k.ed.Public())
+	noKID, _ := jwk.Import(&k.rsa.PublicKey)
+	ed, _ := jwk.Import(k.ed.Public())
+	ed.Set(jwk.KeyIDKey, "ed")
 	oct, _ := jwk.Import(k.secret)
 	oct.Set(jwk.KeyIDKey, "oct")
 	set := jwk.NewSet()
-	for _, key := range []jwk.Key{good, enc, noKID, oct} {
+	for _, key := range []jwk.Key{good, enc, noKID, ed, oct} {
 		if err := set.AddKey(key); err != nil {
 			t.Fatal(err)
 		}
@@ -202,8 +204,8 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	srv.serveRaw(body)
 	v := newVerifier(t, jwksConfig(srv.URL))
 	waitReady(t, v)
-	if st := v.JWKSStatus(); st.Keys != 1 {
-		t.Fatalf("status %+v, want 1 usable key", st)
+	if st := v.JWKSStatus(); st.Keys != 2 {
+		t.Fatalf("status %+v, want 2 usable keys", st)
 	}
 	// The oct key's secret must not verify HS256 tokens.
 	tok := sign(t, jwt.SigningMethodHS256, k.secret, "oct", claims("42"))
@@ -211,6 +213,51 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	checkRefusal(t, err, ReasonBadAlgorithm, tok)
 	if _, err := v.Verify(sign(t, jwt.SigningMethodES256, k.ec256, "good", claims("42"))); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := v.Verify(sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", claims("42"))); err != nil {
+		t.Fatal(err)
+	}
+	tok = sign(t, jwt.SigningMethodES384, k.ec384, "enc", claims("42"))
+	_, err = v.Verify(tok)
+	checkRefusal(t, err, ReasonUnknownKey, tok)
+}
+
+// TestJWKSConcurrentRotation: event loops verify in parallel while the set
+// is refetched under them (run with -race).
+func TestJWKSConcurrentRotation(t *testing.T) {
+	a, b := newECKey(t), newECKey(t)
+	srv := newJWKSServer(t, jwksKey{"a", "ES256", &a.PublicKey})
+	v := newVerifier(t, jwksConfig(srv.URL))
+	waitReady(t, v)
+	tokA := sign(t, jwt.SigningMethodES256, a, "a", claims("42"))
+	tokB := sign(t, jwt.SigningMethodES256, b, "b", claims("42"))
+	srv.serve(t, jwksKey{"a", "ES256", &a.PublicKey}, jwksKey{"b", "ES256", &b.PublicKey})
+	done := make(chan error, 4)
+	for range 4 {
+		go func() {
+			deadline := time.Now().Add(pollTimeout)
+			for time.Now().Before(deadline) {
+				if _, err := v.Verify(tokA); err != nil {
+					done <- err
+					return
+				}
+				_, err := v.Verify(tokB)
+				if err == nil {
+					done <- nil
+					return
+				}
+				if ReasonOf(err) != ReasonUnknownKey {
+					done <- err
+					return
+				}
+			}
+			done <- fmt.Errorf("key b not accepted within %s", pollTimeout)
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

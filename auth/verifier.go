@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,7 @@ type tokenClaims struct {
 type Verifier struct {
 	cfg       Config
 	parser    *jwt.Parser
-	hmac      []byte
+	hmac      any       // the HMAC secret as a []byte, boxed once: nil when none
 	pem       verifyKey // zero when no PEM key is configured
 	jwks      *jwksSource
 	anonymous *Claims // nil when anonymous connections are refused
@@ -46,7 +47,10 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	v := &Verifier{cfg: cfg, hmac: cfg.HMACSecret}
+	v := &Verifier{cfg: cfg}
+	if len(cfg.HMACSecret) > 0 {
+		v.hmac = bytes.Clone(cfg.HMACSecret) // the caller may reuse its slice
+	}
 	if cfg.PublicKey != nil {
 		algs, _ := publicKeyAlgs(cfg.PublicKey) // checked above
 		v.pem = verifyKey{key: cfg.PublicKey, algs: algs}
