@@ -71,7 +71,7 @@ type Config struct {
 }
 
 // Enabled reports whether a key is configured, which turns auth on.
-func (c *Config) Enabled() bool {
+func (c Config) Enabled() bool {
 	return len(c.HMACSecret) > 0 || c.PublicKey != nil || c.JWKSURL != ""
 }
 

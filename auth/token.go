@@ -69,8 +69,7 @@ func BearerToken[S text](authorization S) (S, error) {
 	if len(v) == 0 {
 		return zero, refuse(ReasonMissing, "empty Authorization header")
 	}
-	if len(v) <= len(bearerScheme) || !strings.EqualFold(string(v[:len(bearerScheme)]), bearerScheme) ||
-		(v[len(bearerScheme)] != ' ' && v[len(bearerScheme)] != '\t') {
+	if !isBearer(v) {
 		return zero, refuse(ReasonMalformed, "Authorization header is not a Bearer credential")
 	}
 	tok := trimSpace(v[len(bearerScheme):])
@@ -80,25 +79,34 @@ func BearerToken[S text](authorization S) (S, error) {
 	return tok, nil
 }
 
+// isBearer reports whether a trimmed Authorization value uses the Bearer
+// scheme: the scheme name, then a space or tab, or nothing.
+func isBearer[S text](v S) bool {
+	n := len(bearerScheme)
+	return len(v) >= n && strings.EqualFold(string(v[:n]), bearerScheme) &&
+		(len(v) == n || v[n] == ' ' || v[n] == '\t')
+}
+
 // RequestToken returns the connection token of a handshake from its request
-// target and its Authorization header value (empty when absent): one of the
-// two must carry it. Both carrying one is ReasonMalformed, as the server
-// could not tell which one the client meant; neither is ReasonMissing.
+// target and its Authorization header value (empty when absent). An
+// Authorization header of another scheme (Basic added by a proxy, say) is
+// not meant for wspush and is ignored. A token in both the query and a
+// Bearer header is ReasonMalformed, as the server could not tell which one
+// the client meant; none at all is ReasonMissing.
 func RequestToken[S text](target, authorization S) (S, error) {
 	var zero S
 	fromQuery, qerr := QueryToken(target)
-	if len(authorization) == 0 {
+	if !isBearer(trimSpace(authorization)) {
 		return fromQuery, qerr
 	}
 	fromHeader, herr := BearerToken(authorization)
-	if herr != nil {
+	switch {
+	case herr != nil:
 		return zero, herr
-	}
-	if ReasonOf(qerr) != ReasonMissing {
-		if qerr != nil {
-			return zero, qerr
-		}
+	case qerr == nil:
 		return zero, refuse(ReasonMalformed, "token given in both the query and the Authorization header")
+	case ReasonOf(qerr) != ReasonMissing:
+		return zero, qerr
 	}
 	return fromHeader, nil
 }

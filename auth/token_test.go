@@ -71,7 +71,10 @@ func TestRequestToken(t *testing.T) {
 		{"/ws?topics=a", "Bearer h", "h", ""},
 		{"/ws?token=q", "Bearer h", "", ReasonMalformed},
 		{"/ws", "", "", ReasonMissing},
-		{"/ws", "Basic x", "", ReasonMalformed},
+		{"/ws", "Basic x", "", ReasonMissing},
+		{"/ws?token=q", "Basic dXNlcjpwYXNz", "q", ""},
+		{"/ws?token=q", "Bearer", "", ReasonMalformed},
+		{"/ws?token=q", "Bearerish x", "q", ""},
 		{"/ws?token=a&token=b", "Bearer h", "", ReasonMalformed},
 	}
 	for _, tt := range tests {
