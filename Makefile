@@ -5,13 +5,16 @@ GO       ?= go
 BIN      := bin
 PKGS     := ./...
 CONFORMANCE_PORT ?= 9001
+# VERSION is stamped into the binaries (wspush -version).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
 
 .PHONY: all build run test test-deps vet fmt-check conformance bench bench-quick clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/wspush ./cmd/wspush
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/wspush ./cmd/wspush
 	$(GO) build -o $(BIN)/wsbench ./cmd/wsbench
 	$(GO) build -o $(BIN)/baseline ./bench/baseline
 

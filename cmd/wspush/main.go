@@ -20,7 +20,7 @@ import (
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, errVersionPrinted) {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "wspush:", err)
@@ -92,6 +92,7 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.StringVar(&cfg.PublishToken, "publish-token", cfg.PublishToken, "bearer `token` required by POST /publish (empty: none)")
 	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: wspush [flags]\n\nEvery flag can also be set with an environment variable, WSPUSH_ and the flag's\nname in upper case with - as _ (WSPUSH_MAX_BUFFERED=2097152); a flag on the\ncommand line wins.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -105,6 +106,9 @@ func parseFlags(args []string) (server.Config, string, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
+	}
+	if *showVersion {
+		return cfg, "", printVersion(os.Stdout)
 	}
 	if err := applyEnv(fs); err != nil {
 		return cfg, "", err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"reflect"
 	"testing"
@@ -66,5 +67,12 @@ func TestFlagDefaultsAreServerDefaults(t *testing.T) {
 	if cfg.CloseTimeout != 7*time.Second || cfg.Loops != 3 ||
 		!reflect.DeepEqual(cfg.AllowedOrigins, []string{"https://a.example", "https://b.example"}) {
 		t.Fatalf("parsed %+v", cfg)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	_, _, err := parseFlags([]string{"-version"})
+	if !errors.Is(err, errVersionPrinted) {
+		t.Fatalf("parseFlags(-version): %v, want errVersionPrinted", err)
 	}
 }
