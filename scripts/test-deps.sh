@@ -2,7 +2,8 @@
 # Installs what the test suite drives for real, when missing: Debian's
 # Chromium (browser tests), Node.js with npm (interop test with Node's `ws`),
 # HAProxy (the PROXY protocol test behind a real load balancer) and
-# Prometheus's promtool (alert rule checks). Needs root and apt on a fresh machine; on others it says what is
+# Prometheus's promtool (alert rule checks), systemd-analyze and strace (the
+# systemd unit's checks). Needs root and apt on a fresh machine; on others it says what is
 # missing and the tests that need it report it.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v strace >/dev/null 2>&1 || need+=(strace)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
