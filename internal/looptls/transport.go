@@ -1,0 +1,204 @@
+package looptls
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// TLS record layer constants, used only to find record boundaries in the
+// input (crypto/tls does all the checking).
+const (
+	recordHeaderLen = 5            // type, version, length
+	maxCiphertext   = 16384 + 2048 // largest record payload crypto/tls accepts (TLS 1.2)
+
+	// handshakeInputLimit bounds the ciphertext a client may have waiting
+	// for the handshake goroutine: two of the largest records. A client
+	// flight is far smaller, and a WebSocket client sends nothing after its
+	// Finished but the upgrade request.
+	handshakeInputLimit = 2 * (recordHeaderLen + maxCiphertext)
+)
+
+// errWouldBlock is what the transport's Read returns once the loop's input
+// is used up: a temporary net.Error, which crypto/tls returns from Read
+// without recording it as the connection's error.
+var errWouldBlock net.Error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "looptls: no more input yet" }
+func (wouldBlock) Timeout() bool   { return false }
+func (wouldBlock) Temporary() bool { return true }
+
+// transport is the net.Conn that the tls.Conn reads from and writes to. It
+// has two modes:
+//
+//   - async, while a pool goroutine runs the handshake: Read blocks until
+//     the loop has fed bytes or the handshake is aborted; Write appends to
+//     out and asks the loop to take it. mu guards everything.
+//   - sync, once the loop drives the Conn: only the loop calls in, Read
+//     returns errWouldBlock when the input is used up. No locking is needed,
+//     the switch having happened in a task posted to the loop.
+type transport struct {
+	mu    sync.Mutex
+	cond  sync.Cond // broadcast when in grows or err is set (async mode)
+	async bool
+
+	in  []byte // input not yet read: a copy in async mode, the loop's bytes (valid for one call) in sync mode
+	out []byte // ciphertext written by crypto/tls, not yet taken by the loop
+	err error  // async mode: why Read must fail (abort)
+
+	// wake is called, outside mu, when out becomes non-empty in async mode.
+	wake func()
+
+	// Record framing: Read never hands crypto/tls more than the rest of the
+	// current record (see Read).
+	hdr  [recordHeaderLen]byte
+	nhdr int // header bytes seen of the current record
+	left int // body bytes of the current record still to come
+
+	local, remote net.Addr
+}
+
+func newTransport(local, remote net.Addr, wake func()) *transport {
+	t := &transport{async: true, wake: wake, local: local, remote: remote}
+	t.cond.L = &t.mu
+	return t
+}
+
+// Read hands crypto/tls input up to the end of the current TLS record, never
+// beyond. crypto/tls reads into its rawInput bytes.Buffer as much as fits;
+// if that included the start of the next record, the bytes.Buffer would
+// slide or regrow it to twice the size (bytes.Buffer.grow) when the next
+// large record arrives. One record at a time keeps rawInput at the size of
+// the largest record plus 512 bytes.
+func (t *transport) Read(p []byte) (int, error) {
+	if t.async {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for len(t.in) == 0 && t.err == nil {
+			t.cond.Wait()
+		}
+		if t.err != nil {
+			return 0, t.err
+		}
+	} else if len(t.in) == 0 {
+		return 0, errWouldBlock
+	}
+	n := 0
+	for n < len(p) && len(t.in) > 0 {
+		room := len(p) - n
+		if t.nhdr < recordHeaderLen {
+			k := min(recordHeaderLen-t.nhdr, len(t.in), room)
+			copy(t.hdr[t.nhdr:], t.in[:k])
+			copy(p[n:], t.in[:k])
+			t.in, n, t.nhdr = t.in[k:], n+k, t.nhdr+k
+			if t.nhdr == recordHeaderLen {
+				t.left = int(t.hdr[3])<<8 | int(t.hdr[4])
+			}
+		} else {
+			k := min(t.left, len(t.in), room)
+			copy(p[n:], t.in[:k])
+			t.in, n, t.left = t.in[k:], n+k, t.left-k
+		}
+		if t.nhdr == recordHeaderLen && t.left == 0 {
+			t.nhdr = 0 // the record is whole: stop here
+			break
+		}
+	}
+	return n, nil
+}
+
+// Write copies b to the output: crypto/tls writes each record from a
+// scratch buffer it reuses at once, while the loop queues what it takes by
+// reference.
+func (t *transport) Write(b []byte) (int, error) {
+	if !t.async {
+		t.out = append(t.out, b...)
+		return len(b), nil
+	}
+	t.mu.Lock()
+	first := len(t.out) == 0
+	t.out = append(t.out, b...)
+	t.mu.Unlock()
+	if first && t.wake != nil {
+		t.wake()
+	}
+	return len(b), nil
+}
+
+// feed adds a copy of b to the input of a running handshake. Loop only.
+func (t *transport) feed(b []byte) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.in)+len(b) > handshakeInputLimit {
+		return ErrHandshakeInput
+	}
+	if len(t.in) == 0 {
+		t.in = t.in[:0:0] // start over instead of keeping what was read
+	}
+	t.in = append(t.in, b...)
+	t.cond.Broadcast()
+	return nil
+}
+
+// abort makes a blocked or later Read of the handshake fail with err.
+func (t *transport) abort(err error) {
+	t.mu.Lock()
+	if t.err == nil {
+		t.err = err
+	}
+	t.cond.Broadcast()
+	t.mu.Unlock()
+}
+
+// takeOut returns the output and forgets it.
+func (t *transport) takeOut() []byte {
+	if t.async {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+	}
+	b := t.out
+	t.out = nil
+	return b
+}
+
+// toSync switches to loop mode. Called on the loop, in the task the
+// handshake goroutine posted as its last act.
+func (t *transport) toSync() {
+	t.mu.Lock()
+	t.async = false
+	t.wake = nil
+	if len(t.in) == 0 {
+		t.in = nil
+	}
+	t.mu.Unlock()
+}
+
+// Close is called by crypto/tls only when a handshake context is cancelled,
+// which this package never does; the loop owns the socket.
+func (t *transport) Close() error { return nil }
+
+func (t *transport) LocalAddr() net.Addr  { return t.local }
+func (t *transport) RemoteAddr() net.Addr { return t.remote }
+
+// Deadlines are the loop's business (its timer wheel and the Pool's
+// handshake timeout). crypto/tls sets one around close_notify, which cannot
+// block here.
+func (t *transport) SetDeadline(time.Time) error      { return nil }
+func (t *transport) SetReadDeadline(time.Time) error  { return nil }
+func (t *transport) SetWriteDeadline(time.Time) error { return nil }
+
+// Errors a Conn reports.
+var (
+	// ErrHandshakeInput: the client sent more than handshakeInputLimit bytes
+	// that the handshake had not read yet.
+	ErrHandshakeInput = errors.New("looptls: too much input during the TLS handshake")
+	// ErrHandshakeTimeout: the handshake did not finish within the Pool's timeout.
+	ErrHandshakeTimeout = errors.New("looptls: TLS handshake timed out")
+	// ErrClosed: the Conn was closed by its owner.
+	ErrClosed = errors.New("looptls: connection closed")
+	// ErrHandshaking: plaintext cannot be written before the handshake is done.
+	ErrHandshaking = errors.New("looptls: TLS handshake not finished")
+)
