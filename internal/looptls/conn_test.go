@@ -144,7 +144,9 @@ func TestPoolFull(t *testing.T) {
 	go func() {
 		cc, err := tls.Dial("tcp", srv.addr(), clientConfig(cert, tls.VersionTLS13))
 		if err == nil {
-			cc.Close()
+			// Closed at the end: closing at once could abort the server's
+			// side of the handshake before it has read our Finished.
+			t.Cleanup(func() { cc.Close() })
 		}
 		done <- err
 	}()
@@ -165,6 +167,12 @@ func TestPoolFull(t *testing.T) {
 	}
 	if got := srv.accepted.Load(); got != 3 {
 		t.Fatalf("accepted %d, want 3", got)
+	}
+	srv.next(t) // the stallers
+	srv.next(t)
+	third := srv.next(t)
+	if err := recvErr(t, third.handshake, "the server's side of the third handshake"); err != nil {
+		t.Fatalf("third handshake, server side: %v", err)
 	}
 	if f := pool.Stats.Failed.Load(); f != 1 {
 		t.Fatalf("failed handshakes %d, want 1 (the closed staller)", f)

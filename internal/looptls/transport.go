@@ -13,6 +13,10 @@ const (
 	recordHeaderLen = 5            // type, version, length
 	maxCiphertext   = 16384 + 2048 // largest record payload crypto/tls accepts (TLS 1.2)
 
+	maxPlaintext = 16384 // largest plaintext record body (RFC 8446 section 5.1)
+
+	recordTypeHandshake = 22
+
 	// handshakeInputLimit bounds the ciphertext a client may have waiting
 	// for the handshake goroutine: two of the largest records. A client
 	// flight is far smaller, and a WebSocket client sends nothing after its
@@ -52,62 +56,132 @@ type transport struct {
 	// wake is called, outside mu, when out becomes non-empty in async mode.
 	wake func()
 
-	// Record framing: Read never hands crypto/tls more than the rest of the
-	// current record (see Read).
-	hdr  [recordHeaderLen]byte
-	nhdr int // header bytes seen of the current record
-	left int // body bytes of the current record still to come
+	// Record framing (see Read): the input record's header as gathered,
+	// the header handed to crypto/tls, and what is left of each.
+	hdr      [recordHeaderLen]byte
+	nhdr     int // bytes of hdr gathered
+	left     int // body bytes of the input record not yet handed over
+	outHdr   [recordHeaderLen]byte
+	nout     int  // bytes of outHdr handed over; past recordHeaderLen: none pending
+	frag     int  // body bytes of the handed-over record still to hand over
+	cutHello bool // plaintext handshake records are cut into helloFragment pieces
 
 	local, remote net.Addr
 }
 
 func newTransport(local, remote net.Addr, wake func()) *transport {
-	t := &transport{async: true, wake: wake, local: local, remote: remote}
+	t := &transport{async: true, wake: wake, local: local, remote: remote,
+		nout: recordHeaderLen + 1, cutHello: true}
 	t.cond.L = &t.mu
 	return t
 }
 
-// Read hands crypto/tls input up to the end of the current TLS record, never
-// beyond. crypto/tls reads into its rawInput bytes.Buffer as much as fits;
-// if that included the start of the next record, the bytes.Buffer would
-// slide or regrow it to twice the size (bytes.Buffer.grow) when the next
-// large record arrives. One record at a time keeps rawInput at the size of
-// the largest record plus 512 bytes.
+// Read hands crypto/tls input up to the end of the current TLS record,
+// never beyond. crypto/tls reads into its rawInput bytes.Buffer as much as
+// fits; if that included the start of the next record, the bytes.Buffer
+// would slide or regrow it to twice the size (bytes.Buffer.grow) when the
+// next large record arrives. One record at a time keeps rawInput at the size
+// of the largest record plus 512 bytes.
+//
+// The client's plaintext handshake records (its ClientHello, before any
+// ChangeCipherSpec) are handed over cut into records of at most
+// helloFragment bytes, which RFC 8446 section 5.1 and RFC 5246 section
+// 6.2.1 allow and crypto/tls reassembles. Otherwise a ClientHello of 1.5-2
+// KiB (post-quantum key shares) would leave rawInput at 2-3 KiB for the
+// connection's lifetime; cut, it stays at 576 bytes (see
+// docs/tls-design-notes.md for the measurements).
 func (t *transport) Read(p []byte) (int, error) {
-	if t.async {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		for len(t.in) == 0 && t.err == nil {
-			t.cond.Wait()
+	if !t.async {
+		if n := t.fill(p); n > 0 {
+			return n, nil
 		}
+		return 0, errWouldBlock
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for {
 		if t.err != nil {
 			return 0, t.err
 		}
-	} else if len(t.in) == 0 {
-		return 0, errWouldBlock
+		if n := t.fill(p); n > 0 || len(p) == 0 {
+			return n, nil
+		}
+		t.cond.Wait()
 	}
+}
+
+// helloFragment is the largest record body the client's plaintext
+// handshake records are cut into: with the 5-byte header it fits the
+// 576-byte buffer crypto/tls allocates for its first record header read
+// (Grow(5+bytes.MinRead), rounded to a size class), so rawInput never grows
+// during the ClientHello.
+const helloFragment = 512
+
+// fill copies to p the next bytes for crypto/tls, stopping at the end of a
+// record (or of a fragment of a cut one). A record header is handed over
+// only once it is whole, from out (rewritten when the record is cut).
+func (t *transport) fill(p []byte) int {
 	n := 0
-	for n < len(p) && len(t.in) > 0 {
-		room := len(p) - n
-		if t.nhdr < recordHeaderLen {
-			k := min(recordHeaderLen-t.nhdr, len(t.in), room)
-			copy(t.hdr[t.nhdr:], t.in[:k])
-			copy(p[n:], t.in[:k])
-			t.in, n, t.nhdr = t.in[k:], n+k, t.nhdr+k
-			if t.nhdr == recordHeaderLen {
-				t.left = int(t.hdr[3])<<8 | int(t.hdr[4])
+	for n < len(p) {
+		switch {
+		case t.nout < recordHeaderLen: // a header to hand over
+			k := copy(p[n:], t.outHdr[t.nout:])
+			t.nout += k
+			n += k
+			if t.nout == recordHeaderLen && t.frag == 0 {
+				t.endFragment()
+				return n
 			}
-		} else {
-			k := min(t.left, len(t.in), room)
+		case t.frag > 0: // the body of the current record or fragment
+			k := min(t.frag, len(t.in), len(p)-n)
+			if k == 0 {
+				return n
+			}
 			copy(p[n:], t.in[:k])
-			t.in, n, t.left = t.in[k:], n+k, t.left-k
-		}
-		if t.nhdr == recordHeaderLen && t.left == 0 {
-			t.nhdr = 0 // the record is whole: stop here
-			break
+			t.in, n, t.frag, t.left = t.in[k:], n+k, t.frag-k, t.left-k
+			if t.frag == 0 {
+				t.endFragment()
+				return n
+			}
+		case t.left > 0: // the next fragment of a cut record
+			t.startFragment(min(t.left, helloFragment))
+		default: // a new record: gather its header
+			k := min(recordHeaderLen-t.nhdr, len(t.in))
+			if k == 0 {
+				return n
+			}
+			copy(t.hdr[t.nhdr:], t.in[:k])
+			t.in, t.nhdr = t.in[k:], t.nhdr+k
+			if t.nhdr < recordHeaderLen {
+				return n
+			}
+			t.nhdr = 0
+			t.left = int(t.hdr[3])<<8 | int(t.hdr[4])
+			if t.hdr[0] != recordTypeHandshake {
+				t.cutHello = false // from ChangeCipherSpec on, records may be encrypted
+			}
+			body := t.left
+			if t.cutHello && t.left > 0 && t.left <= maxPlaintext { // a longer one is crypto/tls's to refuse
+
+				body = min(t.left, helloFragment)
+			}
+			t.startFragment(body)
 		}
 	}
-	return n, nil
+	return n
+}
+
+// startFragment queues the header of a record of size bytes, taken from the
+// current input record.
+func (t *transport) startFragment(size int) {
+	t.outHdr = t.hdr
+	t.outHdr[3], t.outHdr[4] = byte(size>>8), byte(size)
+	t.nout = 0
+	t.frag = size
+}
+
+func (t *transport) endFragment() {
+	t.nout = recordHeaderLen + 1 // no header pending
 }
 
 // Write copies b to the output: crypto/tls writes each record from a
@@ -170,6 +244,7 @@ func (t *transport) toSync() {
 	t.mu.Lock()
 	t.async = false
 	t.wake = nil
+	t.cutHello = false
 	if len(t.in) == 0 {
 		t.in = nil
 	}
