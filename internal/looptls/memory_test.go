@@ -413,7 +413,11 @@ func measureIdle(b *testing.B, n int, useTLS bool, src string, start func() idle
 // by the idle Conns, and the sizes of the structs per connection.
 func reportBuffers(b *testing.B, s *loopTLS) {
 	var conns, raw, hand, send int
+	rawSizes := map[int]int{} // capacity: connections
+	var mu sync.Mutex         // Each runs on every loop at once
 	s.g.Each(func(l *netpoll.Loop) {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range l.Conns() {
 			lc, ok := c.Data.(*loopTLSConn)
 			if !ok {
@@ -421,8 +425,10 @@ func reportBuffers(b *testing.B, s *loopTLS) {
 			}
 			r, h, sb := tlsBuffers(lc.tc.tc)
 			conns, raw, hand, send = conns+1, raw+r, hand+h, send+sb
+			rawSizes[r]++
 		}
 	})
+	b.Logf("%d connections inspected; rawInput capacities: %v", conns, rawSizes)
 	if conns == 0 {
 		return
 	}
