@@ -96,7 +96,7 @@ func (c *Conn) Read(dst, in []byte) ([]byte, error) {
 			return dst, nil
 		}
 		if err := c.tr.feed(in); err != nil {
-			c.tr.abort(err)
+			c.tr.hs.abort(err)
 			return dst, err
 		}
 		return dst, nil
@@ -163,7 +163,7 @@ func (c *Conn) CloseWrite() error {
 // and does not touch the socket, which the loop closes itself.
 func (c *Conn) Close() {
 	if c.state == stateHandshake {
-		c.tr.abort(ErrClosed)
+		c.tr.hs.abort(ErrClosed)
 	}
 	c.state = stateClosed
 }

@@ -110,7 +110,7 @@ func TestHandshakeNotResumable(t *testing.T) {
 	hello = hello[:n]
 
 	tr := newTransport(nil, nil, nil)
-	tr.async = false
+	tr.hs = nil // loop mode
 	tc := tls.Server(tr, serverConfig(cert))
 	tr.in = hello[:len(hello)/2] // half the ClientHello, then would-block
 	first := tc.Handshake()

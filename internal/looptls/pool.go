@@ -78,9 +78,10 @@ func (p *Pool) Start(c *Conn) {
 
 func (p *Pool) run(c *Conn) {
 	var timedOut atomic.Bool
+	hs := c.tr.hs // the timer may fire after the loop has dropped it
 	timer := time.AfterFunc(p.timeout, func() {
 		timedOut.Store(true)
-		c.tr.abort(ErrHandshakeTimeout)
+		hs.abort(ErrHandshakeTimeout)
 	})
 	err := c.tc.Handshake()
 	timer.Stop()

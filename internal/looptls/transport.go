@@ -38,23 +38,20 @@ func (wouldBlock) Temporary() bool { return true }
 // transport is the net.Conn that the tls.Conn reads from and writes to. It
 // has two modes:
 //
-//   - async, while a pool goroutine runs the handshake: Read blocks until
-//     the loop has fed bytes or the handshake is aborted; Write appends to
-//     out and asks the loop to take it. mu guards everything.
-//   - sync, once the loop drives the Conn: only the loop calls in, Read
-//     returns errWouldBlock when the input is used up. No locking is needed,
-//     the switch having happened in a task posted to the loop.
+//   - async, while a pool goroutine runs the handshake (hs is set): Read
+//     blocks until the loop has fed bytes or the handshake is aborted; Write
+//     appends to out and asks the loop to take it. hs.mu guards in, out and
+//     the framing state.
+//   - sync, once the loop drives the Conn (hs is nil): only the loop calls
+//     in, Read returns errWouldBlock when the input is used up. No locking
+//     is needed, the switch having happened in a task posted to the loop;
+//     the handshake-only state is dropped, so an idle connection does not
+//     keep it.
 type transport struct {
-	mu    sync.Mutex
-	cond  sync.Cond // broadcast when in grows or err is set (async mode)
-	async bool
+	hs *handshakeIO
 
 	in  []byte // input not yet read: a copy in async mode, the loop's bytes (valid for one call) in sync mode
 	out []byte // ciphertext written by crypto/tls, not yet taken by the loop
-	err error  // async mode: why Read must fail (abort)
-
-	// wake is called, outside mu, when out becomes non-empty in async mode.
-	wake func()
 
 	// Record framing (see Read): the input record's header as gathered,
 	// the header handed to crypto/tls, and what is left of each.
@@ -69,10 +66,18 @@ type transport struct {
 	local, remote net.Addr
 }
 
+// handshakeIO is the transport's state shared with the handshake goroutine.
+type handshakeIO struct {
+	mu   sync.Mutex
+	cond sync.Cond // broadcast when in grows or err is set
+	err  error     // why Read must fail (abort)
+	wake func()    // called, outside mu, when out becomes non-empty
+}
+
 func newTransport(local, remote net.Addr, wake func()) *transport {
-	t := &transport{async: true, wake: wake, local: local, remote: remote,
+	t := &transport{hs: &handshakeIO{wake: wake}, local: local, remote: remote,
 		nout: recordHeaderLen + 1, cutHello: true}
-	t.cond.L = &t.mu
+	t.hs.cond.L = &t.hs.mu
 	return t
 }
 
@@ -91,22 +96,23 @@ func newTransport(local, remote net.Addr, wake func()) *transport {
 // connection's lifetime; cut, it stays at 576 bytes (see
 // docs/tls-design-notes.md for the measurements).
 func (t *transport) Read(p []byte) (int, error) {
-	if !t.async {
+	hs := t.hs
+	if hs == nil {
 		if n := t.fill(p); n > 0 {
 			return n, nil
 		}
 		return 0, errWouldBlock
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
 	for {
-		if t.err != nil {
-			return 0, t.err
+		if hs.err != nil {
+			return 0, hs.err
 		}
 		if n := t.fill(p); n > 0 || len(p) == 0 {
 			return n, nil
 		}
-		t.cond.Wait()
+		hs.cond.Wait()
 	}
 }
 
@@ -188,24 +194,25 @@ func (t *transport) endFragment() {
 // scratch buffer it reuses at once, while the loop queues what it takes by
 // reference.
 func (t *transport) Write(b []byte) (int, error) {
-	if !t.async {
+	hs := t.hs
+	if hs == nil {
 		t.out = append(t.out, b...)
 		return len(b), nil
 	}
-	t.mu.Lock()
+	hs.mu.Lock()
 	first := len(t.out) == 0
 	t.out = append(t.out, b...)
-	t.mu.Unlock()
-	if first && t.wake != nil {
-		t.wake()
+	hs.mu.Unlock()
+	if first && hs.wake != nil {
+		hs.wake()
 	}
 	return len(b), nil
 }
 
 // feed adds a copy of b to the input of a running handshake. Loop only.
 func (t *transport) feed(b []byte) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.hs.mu.Lock()
+	defer t.hs.mu.Unlock()
 	if len(t.in)+len(b) > handshakeInputLimit {
 		return ErrHandshakeInput
 	}
@@ -213,25 +220,25 @@ func (t *transport) feed(b []byte) error {
 		t.in = t.in[:0:0] // start over instead of keeping what was read
 	}
 	t.in = append(t.in, b...)
-	t.cond.Broadcast()
+	t.hs.cond.Broadcast()
 	return nil
 }
 
 // abort makes a blocked or later Read of the handshake fail with err.
-func (t *transport) abort(err error) {
-	t.mu.Lock()
-	if t.err == nil {
-		t.err = err
+func (hs *handshakeIO) abort(err error) {
+	hs.mu.Lock()
+	if hs.err == nil {
+		hs.err = err
 	}
-	t.cond.Broadcast()
-	t.mu.Unlock()
+	hs.cond.Broadcast()
+	hs.mu.Unlock()
 }
 
-// takeOut returns the output and forgets it.
+// takeOut returns the output and forgets it. Loop only.
 func (t *transport) takeOut() []byte {
-	if t.async {
-		t.mu.Lock()
-		defer t.mu.Unlock()
+	if hs := t.hs; hs != nil {
+		hs.mu.Lock()
+		defer hs.mu.Unlock()
 	}
 	b := t.out
 	t.out = nil
@@ -239,16 +246,13 @@ func (t *transport) takeOut() []byte {
 }
 
 // toSync switches to loop mode. Called on the loop, in the task the
-// handshake goroutine posted as its last act.
+// handshake goroutine posted after its last use of the tls.Conn.
 func (t *transport) toSync() {
-	t.mu.Lock()
-	t.async = false
-	t.wake = nil
+	t.hs = nil // a Pool timer still firing holds its own pointer
 	t.cutHello = false
 	if len(t.in) == 0 {
 		t.in = nil
 	}
-	t.mu.Unlock()
 }
 
 // Close is called by crypto/tls only when a handshake context is cancelled,

@@ -81,7 +81,7 @@ func TestTransportFraming(t *testing.T) {
 		}
 
 		tr := newTransport(nil, nil, nil)
-		tr.async = false
+		tr.hs = nil // loop mode
 		var got []byte
 		readBuf := make([]byte, 1+rng.IntN(20000))
 		for rest := stream; len(rest) > 0; {
