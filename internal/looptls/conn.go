@@ -2,6 +2,7 @@ package looptls
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"slices"
 )
@@ -171,3 +172,16 @@ func (c *Conn) Close() {
 // ConnectionState is crypto/tls's view of the established connection
 // (version, cipher suite, ALPN protocol, server name).
 func (c *Conn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+
+// Errors a Conn reports.
+var (
+	// ErrHandshakeInput: the client sent more than handshakeInputLimit bytes
+	// that the handshake had not read yet.
+	ErrHandshakeInput = errors.New("looptls: too much input during the TLS handshake")
+	// ErrHandshakeTimeout: the handshake did not finish within the Pool's timeout.
+	ErrHandshakeTimeout = errors.New("looptls: TLS handshake timed out")
+	// ErrClosed: the Conn was closed by its owner.
+	ErrClosed = errors.New("looptls: connection closed")
+	// ErrHandshaking: plaintext cannot be written before the handshake is done.
+	ErrHandshaking = errors.New("looptls: TLS handshake not finished")
+)

@@ -1,7 +1,6 @@
 package looptls
 
 import (
-	"errors"
 	"net"
 	"sync"
 	"time"
@@ -16,6 +15,9 @@ const (
 	maxPlaintext = 16384 // largest plaintext record body (RFC 8446 section 5.1)
 
 	recordTypeHandshake = 22
+
+	// noHeader in transport.nout: no record header waiting to be handed over.
+	noHeader = recordHeaderLen + 1
 
 	// handshakeInputLimit bounds the ciphertext a client may have waiting
 	// for the handshake goroutine: two of the largest records. A client
@@ -59,7 +61,7 @@ type transport struct {
 	nhdr     int // bytes of hdr gathered
 	left     int // body bytes of the input record not yet handed over
 	outHdr   [recordHeaderLen]byte
-	nout     int  // bytes of outHdr handed over; past recordHeaderLen: none pending
+	nout     int  // bytes of outHdr handed over; noHeader: none pending
 	frag     int  // body bytes of the handed-over record still to hand over
 	cutHello bool // plaintext handshake records are cut into helloFragment pieces
 
@@ -76,7 +78,7 @@ type handshakeIO struct {
 
 func newTransport(local, remote net.Addr, wake func()) *transport {
 	t := &transport{hs: &handshakeIO{wake: wake}, local: local, remote: remote,
-		nout: recordHeaderLen + 1, cutHello: true}
+		nout: noHeader, cutHello: true}
 	t.hs.cond.L = &t.hs.mu
 	return t
 }
@@ -187,7 +189,7 @@ func (t *transport) startFragment(size int) {
 }
 
 func (t *transport) endFragment() {
-	t.nout = recordHeaderLen + 1 // no header pending
+	t.nout = noHeader
 }
 
 // Write copies b to the output: crypto/tls writes each record from a
@@ -268,16 +270,3 @@ func (t *transport) RemoteAddr() net.Addr { return t.remote }
 func (t *transport) SetDeadline(time.Time) error      { return nil }
 func (t *transport) SetReadDeadline(time.Time) error  { return nil }
 func (t *transport) SetWriteDeadline(time.Time) error { return nil }
-
-// Errors a Conn reports.
-var (
-	// ErrHandshakeInput: the client sent more than handshakeInputLimit bytes
-	// that the handshake had not read yet.
-	ErrHandshakeInput = errors.New("looptls: too much input during the TLS handshake")
-	// ErrHandshakeTimeout: the handshake did not finish within the Pool's timeout.
-	ErrHandshakeTimeout = errors.New("looptls: TLS handshake timed out")
-	// ErrClosed: the Conn was closed by its owner.
-	ErrClosed = errors.New("looptls: connection closed")
-	// ErrHandshaking: plaintext cannot be written before the handshake is done.
-	ErrHandshaking = errors.New("looptls: TLS handshake not finished")
-)
