@@ -190,7 +190,7 @@ func (s *loopTLS) Read(c *netpoll.Conn, b []byte) (int, int) {
 	lc := c.Data.(*loopTLSConn)
 	var err error
 	lc.plain, err = lc.tc.Read(lc.plain, b)
-	lc.nc.Write(lc.tc.Output())
+	lc.nc.Queue(lc.tc.Output())
 	lc.serve(err)
 	return len(b), 0
 }
@@ -203,13 +203,13 @@ func (s *loopTLS) Close(c *netpoll.Conn, err error) {
 	}
 }
 
-func (lc *loopTLSConn) TLSOutput(c *Conn) { lc.nc.Write(c.Output()) }
+func (lc *loopTLSConn) TLSOutput(c *Conn) { lc.nc.Queue(c.Output()) }
 
 func (lc *loopTLSConn) TLSHandshakeDone(c *Conn, err error) {
 	if err == nil {
 		lc.plain, err = c.Read(lc.plain, nil)
 	}
-	lc.nc.Write(c.Output())
+	lc.nc.Queue(c.Output())
 	lc.serve(err)
 }
 
@@ -222,7 +222,7 @@ func (lc *loopTLSConn) serve(err error) {
 		lc.answered = true
 		lc.plain = nil
 		lc.tc.Write(idleResponse)
-		lc.nc.Write(lc.tc.Output())
+		lc.nc.Queue(lc.tc.Output())
 		lc.h.n.Add(1)
 	}
 }
@@ -256,7 +256,7 @@ func (s *loopPlain) Read(c *netpoll.Conn, b []byte) (int, int) {
 	if !bytes.Contains(b, endOfHead) {
 		return 0, 0
 	}
-	c.Write(idleResponse)
+	c.Queue(idleResponse)
 	s.n.Add(1)
 	return len(b), 0
 }
