@@ -253,3 +253,54 @@ func TestCompareAndReportFile(t *testing.T) {
 		t.Errorf("report content unexpected (%d bytes)", len(b))
 	}
 }
+
+func TestCurveAgainstBaseline(t *testing.T) {
+	srv := startBaseline(t)
+	cfg := Config{Scenario: "curve", URLs: []string{srv.ws}, Admin: srv.admin, ServerPID: srv.pid, Src: []string{"127.0.0.2", "127.0.0.3"},
+		Conns: 50, Steps: []float64{100, 250}, StepDuration: time.Second, Drain: 3 * time.Second, Duration: 5 * time.Second, Publishers: 4}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	r, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tbl bytes.Buffer
+	r.WriteTable(&tbl)
+	t.Log("\n" + tbl.String())
+	c := r.Curve
+	if c == nil || c.Subscribers != 50 || len(c.Steps) != 2 {
+		t.Fatalf("curve %+v", c)
+	}
+	for i, s := range c.Steps {
+		// 100/s to 50 subscribers is 2 messages/s: 2 in the 1 s window; 250/s is 5
+		want := []int{2, 5}[i]
+		if s.Offered != cfg.Steps[i] || s.Scheduled != want || s.Published != want || s.OfferedDeliv != int64(want*50) {
+			t.Errorf("step %d: offered %v scheduled %d published %d offered deliveries %d", i, s.Offered, s.Scheduled, s.Published, s.OfferedDeliv)
+		}
+		if s.Delivered != s.OfferedDeliv || s.Lost != 0 || !s.Drained || s.Latency == nil || s.Latency.Count != s.Delivered {
+			t.Errorf("step %d: delivered %d lost %d drained %v latency %+v", i, s.Delivered, s.Lost, s.Drained, s.Latency)
+		}
+		// server CPU is in 10 ms ticks: this little work may read as 0
+		if s.SendLag == nil || s.SendLag.Count != int64(want) || s.ServerCPUPerM < 0 || s.ServerCores < 0 {
+			t.Errorf("step %d: send lag %+v, server CPU/M %v", i, s.SendLag, s.ServerCPUPerM)
+		}
+		if s.Pass != (s.Latency != nil && s.Latency.P99 < c.KneeP99) {
+			t.Errorf("step %d: pass %v with p99 %+v", i, s.Pass, s.Latency)
+		}
+	}
+	if c.Knee != knee(c.Steps) {
+		t.Errorf("knee %v", c.Knee)
+	}
+	var page, svg bytes.Buffer
+	if err := WriteHTML(&page, "curve", r); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCurveSVG(&svg, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "Delivered vs offered", "polyline"} {
+		if !strings.Contains(svg.String(), want) || !strings.Contains(page.String(), want) {
+			t.Errorf("picture lacks %q", want)
+		}
+	}
+}
