@@ -19,12 +19,23 @@ import (
 // The smoke tests build bench/baseline, start it on 127.0.0.1:0 ports and
 // run every scenario tiny against it through the library, real sockets.
 
-const workerEnv = "WSBENCH_TEST_WORKER"
+const (
+	workerEnv = "WSBENCH_TEST_WORKER"
+	readerEnv = "WSBENCH_TEST_FLOOR_READER"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
 		// re-executed as a worker process by the -procs test
 		if err := ServeWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(readerEnv) == "1" {
+		// re-executed as the floor's reader child
+		if err := ServeFloorReader(context.Background(), os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

@@ -1,5 +1,7 @@
 // Command wsbench load-tests wspush (or any server speaking
-// docs/protocol.md): connect, fanout, slow, churn and compare scenarios,
+// docs/protocol.md): connect, fanout, slow, churn, curve and compare
+// scenarios, the syscall floor (floor) and the floor against a server's
+// paced fan-out (sparse),
 // from one process driving up to ~19,900 connections over epoll, or from
 // several worker processes (-procs, re-executing itself as "wsbench worker").
 //
@@ -13,6 +15,9 @@
 //	wsbench fanout  -url ... -admin ... -conns 10000 -topics 1 -messages 200 -size 128
 //	wsbench slow    -url ... -admin ... -conns 2000 -messages 2000 -slow 0.1
 //	wsbench churn   -url ... -conns 200 -rate 500 -duration 10s
+//	wsbench curve   -url ... -admin ... -conns 10000 -steps 10k,50k,100k,200k -step-duration 5s -svg curve.svg
+//	wsbench floor   -conns 10000 -size 128 -rates 5,0 -duration 10s -src 127.0.0.2-127.0.0.60
+//	wsbench sparse  -server-cmd "bin/wspush ..." -url ... -admin ... -conns 10000 -pub-rate 5 -messages 60 -rounds 2
 //	wsbench compare -scenario fanout -a-url ... -a-admin ... -a-pid ... -b-url ... -b-admin ... -b-pid ... -rounds 3
 //	wsbench compare -scenario connect -a-cmd "bin/wspush -listen 127.0.0.1:27180 -admin 127.0.0.1:27181" -a-url ... -a-admin ... -b-cmd ... (fresh servers every run)
 package main
@@ -35,7 +40,7 @@ import (
 	"github.com/wspush/wspush/bench"
 )
 
-const usage = `usage: wsbench <connect|fanout|slow|churn|curve|compare> [flags]
+const usage = `usage: wsbench <connect|fanout|slow|churn|curve|compare|floor|sparse> [flags]
        wsbench <scenario> -h   for the flags
 `
 
@@ -51,6 +56,12 @@ func main() {
 	switch cmd := os.Args[1]; cmd {
 	case "worker":
 		err = bench.ServeWorker(ctx, os.Stdin, os.Stdout)
+	case "floor-reader":
+		err = bench.ServeFloorReader(ctx, os.Stdin, os.Stdout)
+	case "floor":
+		err = runFloor(ctx, os.Args[2:])
+	case "sparse":
+		err = runSparse(ctx, os.Args[2:], log)
 	case "connect", "fanout", "slow", "churn", "curve", "compare":
 		err = run(ctx, cmd, os.Args[2:], log)
 	case "-h", "-help", "--help", "help":
@@ -71,6 +82,7 @@ type flags struct {
 	jsonOut, report, svg        string
 	steps                       string
 	aName, bName                string
+	target                      float64
 	scenario                    string
 	aURL, aAdmin, bURL, bAdmin  string
 	serverCmd, aCmd, bCmd       string
@@ -112,6 +124,10 @@ func parse(cmd string, args []string) (*flags, error) {
 	fs.StringVar(&f.report, "report", "", "write an HTML report (inline SVG charts) to this file")
 	fs.BoolVar(&f.verbose, "v", false, "log progress to stderr")
 	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar")
+	if cmd == "sparse" {
+		fs.IntVar(&f.rounds, "rounds", 2, "rounds; each runs the floor, then the server")
+		fs.Float64Var(&f.target, "target", 1.1, "the ratio (server / floor) both figures must stay within")
+	}
 	if cmd == "compare" {
 		fs.StringVar(&f.scenario, "scenario", "fanout", "scenario to compare: connect, fanout, slow, churn or curve")
 		fs.StringVar(&f.aURL, "a-url", "", "target A WebSocket URL(s)")
@@ -237,7 +253,7 @@ func write(f *flags, v any, html func(io.Writer) error) error {
 			return fmt.Errorf("write json: %w", err)
 		}
 	}
-	if f.report != "" {
+	if f.report != "" && html != nil {
 		out, err := os.Create(f.report)
 		if err != nil {
 			return fmt.Errorf("report: %w", err)
