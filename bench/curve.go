@@ -117,7 +117,7 @@ func (cr *curveRun) run(ctx context.Context) []CurveStep {
 	perMsg := float64(cr.subs) / float64(len(cr.topics)) // deliveries one publish offers
 	srv := observer{pid: cr.pid}
 	var steps []CurveStep
-	undrained := 0
+	overloaded := 0
 	for k, rate := range cfg.Steps {
 		if ctx.Err() != nil || perMsg <= 0 {
 			break
@@ -157,9 +157,12 @@ func (cr *curveRun) run(ctx context.Context) []CurveStep {
 			st.ServerCPUPerM = (s1.CPUSeconds - s0.CPUSeconds) / (float64(d) / 1e6)
 		}
 		steps = append(steps, st)
-		if !st.Drained {
-			undrained++
-			if cfg.StopAfter > 0 && undrained >= cfg.StopAfter {
+		// Overloaded: the backlog was still arriving, or deliveries went
+		// missing (a server that drops slow consumers loses subscribers for
+		// every later step too).
+		if !st.Drained || cr.deliveries()-base < st.OfferedDeliv {
+			overloaded++
+			if cfg.StopAfter > 0 && overloaded >= cfg.StopAfter {
 				break
 			}
 		}

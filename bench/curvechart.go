@@ -5,6 +5,7 @@ import (
 	"html"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -45,6 +46,14 @@ func logTicks(lo, hi float64) []float64 {
 	return out
 }
 
+// tickLabel writes 0.5, 20, 500, 20k, 1M.
+func tickLabel(v float64) string {
+	if v >= 1e4 {
+		return fmtShort(v)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
 type curveLine struct {
 	name   string
 	color  string
@@ -61,12 +70,12 @@ func panel(b *strings.Builder, x0, w, top, h float64, title, ylabel string, x, y
 	for _, v := range logTicks(y.lo, y.hi) {
 		py := y.at(v)
 		fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`,
-			x0, x0+w, py, py, x0-4, py+4, fmtShort(v))
+			x0, x0+w, py, py, x0-4, py+4, tickLabel(v))
 	}
 	for _, v := range logTicks(x.lo, x.hi) {
 		px := x.at(v)
 		fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`,
-			px, px, top, top+h, px, top+h+14, fmtShort(v))
+			px, px, top, top+h, px, top+h+14, tickLabel(v))
 	}
 	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">offered deliveries/s (log)</text>`, x0+w/2, top+h+32)
 	fmt.Fprintf(b, `<text transform="translate(%.1f %.1f) rotate(-90)" text-anchor="middle">%s</text>`, x0-48, top+h/2, html.EscapeString(ylabel))
@@ -150,7 +159,7 @@ func curveSVG(rs []*Result) string {
 	ya.lo, ya.hi = decades(ylo, yhi)
 	da := logAxis{}
 	da.lo, da.hi = decades(dlo, dhi)
-	const W, top, ph, pw, gap, ml = 980.0, 40.0, 300.0, 340.0, 90.0, 70.0
+	const W, top, ph, pw, gap, ml = 880.0, 40.0, 300.0, 340.0, 90.0, 70.0
 	legend := float64(len(lat)) * 16
 	H := top + ph + 50 + legend
 	var b strings.Builder

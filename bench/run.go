@@ -34,7 +34,7 @@ type Config struct {
 	Steps        []float64     // curve: offered deliveries per second, ascending
 	StepDuration time.Duration // curve: publishing window of each step
 	KneeP99      time.Duration // curve: a step passes with p99 below this and nothing lost
-	StopAfter    int           // curve: end the sweep after this many steps that did not drain; 0: never
+	StopAfter    int           // curve: end the sweep after this many overloaded steps (not drained or deliveries missing); 0: never
 
 	Slow       float64 // slow: fraction of subscribers that stop reading
 	SlowRcvBuf int     // slow: SO_RCVBUF of slow subscribers

@@ -142,8 +142,8 @@ func (s *SparseResult) WriteTable(w io.Writer) {
 		r.Floor.WriteTable(w)
 		r.Fanout.WriteTable(w)
 	}
+	fmt.Fprintf(w, "sparse: %d subscribers, %g messages/s, %d B; %d rounds (floor, then server)\n", s.Conns, s.Rate, s.Size, len(s.Rounds))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "sparse: %d subscribers, %g messages/s, %d B; %d rounds (floor, then server)\t\t\t\t\t\n", s.Conns, s.Rate, s.Size, len(s.Rounds))
 	fmt.Fprintf(tw, "figure\tserver\tfloor\tratio per round\tmedian ratio\ttarget\t\n")
 	verdict := func(r float64) string {
 		if r > 0 && r <= s.Target {

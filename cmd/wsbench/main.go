@@ -108,7 +108,7 @@ func parse(cmd string, args []string) (*flags, error) {
 	fs.StringVar(&f.steps, "steps", "10k,25k,50k,100k,200k,300k,500k,1M", "curve: offered deliveries per second, one step each (k, M suffixes)")
 	fs.DurationVar(&c.StepDuration, "step-duration", 5*time.Second, "curve: publishing window of each step")
 	fs.DurationVar(&c.KneeP99, "knee-p99", 150*time.Millisecond, "curve: a step passes when its p99 is below this and nothing is lost")
-	fs.IntVar(&c.StopAfter, "stop-after", 1, "curve: end the sweep after this many steps whose deliveries did not all arrive within -drain; 0: run every step")
+	fs.IntVar(&c.StopAfter, "stop-after", 1, "curve: end the sweep after this many overloaded steps (deliveries missing -drain after the last answer); 0: run every step")
 	fs.StringVar(&f.svg, "svg", "", "curve: write the curve picture alone (SVG) to this file")
 	fs.Float64Var(&c.Slow, "slow", 0.1, "slow: fraction of subscribers that stop reading")
 	fs.IntVar(&c.SlowRcvBuf, "slow-rcvbuf", 4096, "slow: SO_RCVBUF of slow subscribers")
