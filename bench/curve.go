@@ -140,7 +140,9 @@ func (cr *curveRun) run(ctx context.Context) []CurveStep {
 			st.PublishErrors = t.errs
 		}
 		st.SendLag, st.PublishRTT = noCurve(summarize(t.lag)), noCurve(summarize(t.rtt))
-		st.OfferedDeliv = t.subs + int64(float64(t.scheduled-t.ok)*perMsg+0.5)
+		// Offered to every subscriber open after the ramp: one the server
+		// dropped on the way still counts, its missing deliveries are lost.
+		st.OfferedDeliv = int64(float64(t.scheduled)*perMsg + 0.5)
 		st.DeliveredPerSec = float64(inWindow) / st.Seconds
 		answered := time.Now()
 		want := base + t.subs
