@@ -47,7 +47,7 @@ conformance:
 # bench compares wspush with bench/baseline on connect (15,000), fanout
 # (10,000 subscribers, 200 x 128 B), latency at a fixed rate, slow consumers,
 # churn and the latency curve, alternating the servers, and wspush's paced
-# fan-out against the syscall floor (sparse); about 9 minutes. Results, HTML
+# fan-out against the syscall floor (sparse); about 7 minutes. Results, HTML
 # reports and curve.svg in out/bench/. See docs/benchmarks.md.
 bench:
 	ROUNDS=$${ROUNDS:-2} sh bench/run.sh

@@ -4,7 +4,7 @@
 # fixed rate), slow, churn and the latency curve, and measure wspush's paced
 # fan-out against the syscall floor (sparse). Every run starts a fresh server
 # (-a-cmd/-b-cmd/-server-cmd) so memory figures do not inherit an earlier
-# run. Bounded: about 9 minutes with ROUNDS=2 (the curve runs CURVE_ROUNDS=1
+# run. Bounded: about 7 minutes with ROUNDS=2 (the curve runs CURVE_ROUNDS=1
 # rounds of 3 s steps). Results: $OUT/*.json, $OUT/*.html, $OUT/curve.svg;
 # ratios are A/B.
 #
