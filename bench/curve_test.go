@@ -99,8 +99,8 @@ func TestOpenLoopUnsentPastBound(t *testing.T) {
 	defer srv.Close()
 	o := &openLoop{admin: srv.URL, topics: []string{"t"}, size: 64, workers: 1, client: newHTTPClient(1)}
 	start := time.Now()
-	// 10 messages due within 100 ms; the one publisher sends at most 2-3 before the 450 ms bound
-	tl := o.run(context.Background(), 0, start, 100, 100*time.Millisecond, start.Add(450*time.Millisecond))
+	// 10 messages due within 100 ms; the one publisher, 200 ms a message, sends at most 5 before the 1 s bound
+	tl := o.run(context.Background(), 0, start, 100, 100*time.Millisecond, start.Add(time.Second))
 	if tl.scheduled != 10 || tl.ok+sum(tl.errs)+tl.unsent != 10 || tl.unsent == 0 || tl.ok == 0 {
 		t.Errorf("scheduled %d ok %d errs %v unsent %d", tl.scheduled, tl.ok, tl.errs, tl.unsent)
 	}
