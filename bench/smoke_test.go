@@ -315,3 +315,26 @@ func TestCurveAgainstBaseline(t *testing.T) {
 		}
 	}
 }
+
+// With worker processes the parent learns the open subscribers and the
+// deliveries from their progress reports.
+func TestCurveTwoProcesses(t *testing.T) {
+	srv := startBaseline(t)
+	cfg := Config{Scenario: "curve", URLs: []string{srv.ws}, Admin: srv.admin, ServerPID: srv.pid, Src: []string{"127.0.0.2"},
+		Conns: 40, Steps: []float64{200}, StepDuration: time.Second, Drain: 3 * time.Second, Duration: 5 * time.Second,
+		Procs: 2, NewWorker: testWorker}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	r, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Curve
+	if c == nil || c.Subscribers != 40 || len(c.Steps) != 1 {
+		t.Fatalf("curve %+v", c)
+	}
+	// 200/s to 40 subscribers: 5 messages in the 1 s window
+	if s := c.Steps[0]; s.Scheduled != 5 || s.OfferedDeliv != 200 || s.Delivered != 200 || s.Lost != 0 || s.Latency == nil || s.Latency.Count != 200 {
+		t.Errorf("step %+v", s)
+	}
+}
