@@ -49,9 +49,10 @@ conformance:
 	kill $$pid; wait $$pid; exit $$rc
 
 # bench compares wspush with bench/baseline on connect (15,000), fanout
-# (10,000 subscribers, 200 x 128 B), latency at a fixed rate, slow consumers
-# and churn, alternating the servers; about 7 minutes. Results and HTML
-# reports in out/bench/. See docs/benchmarks.md.
+# (10,000 subscribers, 200 x 128 B), latency at a fixed rate, slow consumers,
+# churn and the latency curve, alternating the servers, and wspush's paced
+# fan-out against the syscall floor (sparse); about 7 minutes. Results, HTML
+# reports and curve.svg in out/bench/. See docs/benchmarks.md.
 bench:
 	ROUNDS=$${ROUNDS:-2} sh bench/run.sh
 

@@ -23,7 +23,7 @@ import (
 // Offset+i; the global index picks its URL, source address, topic and
 // whether it is a slow subscriber, so work splits evenly over workers.
 type WorkerSpec struct {
-	Scenario         string        `json:"scenario"` // "connect", "fanout" or "churn"
+	Scenario         string        `json:"scenario"` // "connect", "fanout", "churn" or "curve"
 	URLs             []string      `json:"urls"`
 	Src              []string      `json:"src,omitempty"`
 	Conns            int           `json:"conns"` // churn: connections in flight at most
@@ -85,6 +85,8 @@ type WorkerResult struct {
 	Cycles      int64          `json:"cycles"`
 	CycleErrors map[string]int `json:"cycle_errors,omitempty"`
 	Cycle       Hist           `json:"cycle"`
+
+	Steps []StepRecv `json:"steps,omitempty"` // curve: per step
 }
 
 // Worker runs the client side of a scenario.
@@ -406,8 +408,18 @@ func (a *Agent) message(c *Conn, msg []byte, now int64) {
 	st.deliveries.Add(1)
 	st.firstDelivery = minNZ(st.firstDelivery, now)
 	st.lastDelivery = now
-	if t, ok := payloadTime(m.data); ok {
+	t, ok := payloadTime(m.data)
+	if !ok {
+		return
+	}
+	if a.spec.Scenario != "curve" {
 		recordUS(st.lat, now-t)
+		return
+	}
+	if k, ok := payloadStep(m.data); ok && k < maxCurveSteps {
+		s := st.step(k)
+		s.Deliveries++
+		recordUS(s.Latency.H, now-t)
 	}
 }
 
@@ -490,6 +502,13 @@ func (a *Agent) Finish(ctx context.Context, fs FinishSpec) (*WorkerResult, error
 		mergeHist(&r.Handshake.H, st.hs)
 		mergeHist(&r.Latency.H, st.lat)
 		mergeHist(&r.Cycle.H, st.cycle)
+		for k, s := range st.steps {
+			for len(r.Steps) <= k {
+				r.Steps = append(r.Steps, StepRecv{})
+			}
+			r.Steps[k].Deliveries += s.Deliveries
+			mergeHist(&r.Steps[k].Latency.H, s.Latency.H)
+		}
 		r.FirstDial = minNZ(r.FirstDial, st.firstDial)
 		r.LastOpen = max(r.LastOpen, st.lastOpen)
 		r.FirstDelivery = minNZ(r.FirstDelivery, st.firstDelivery)
@@ -541,20 +560,7 @@ func lostOf(c *Conn, r [2]int64) int64 {
 
 // waitFor polls get until it reaches want, stops moving for stall, or timeout passes.
 func (a *Agent) waitFor(ctx context.Context, timeout, stall time.Duration, get func() int64, want int64) {
-	deadline := time.Now().Add(timeout)
-	last, lastMove := get(), time.Now()
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		v := get()
-		if v >= want {
-			return
-		}
-		if v != last {
-			last, lastMove = v, time.Now()
-		} else if time.Since(lastMove) > stall {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitProgress(ctx, timeout, stall, get, want)
 }
 
 func (a *Agent) stop() {

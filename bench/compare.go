@@ -37,7 +37,12 @@ func Compare(ctx context.Context, cfgA, cfgB Config, rounds int) (*Comparison, e
 	if rounds <= 0 {
 		rounds = 1
 	}
-	cfgA.Label, cfgB.Label = "A", "B"
+	if cfgA.Label == "" {
+		cfgA.Label = "A"
+	}
+	if cfgB.Label == "" {
+		cfgB.Label = "B"
+	}
 	for _, c := range []*Config{&cfgA, &cfgB} {
 		if c.Log == nil {
 			c.Log = slog.New(slog.DiscardHandler)
@@ -45,13 +50,13 @@ func Compare(ctx context.Context, cfgA, cfgB Config, rounds int) (*Comparison, e
 	}
 	c := &Comparison{Scenario: cfgA.Scenario, Rounds: rounds}
 	for i := 0; i < rounds; i++ {
-		for _, cfg := range []Config{cfgA, cfgB} {
+		for side, cfg := range []Config{cfgA, cfgB} {
 			cfg.Label = fmt.Sprintf("%s#%d", cfg.Label, i+1)
 			r, err := Run(ctx, cfg)
 			if err != nil {
 				return c, fmt.Errorf("round %d, %s: %w", i+1, cfg.Label, err)
 			}
-			if cfg.Label[0] == 'A' {
+			if side == 0 {
 				c.A = append(c.A, r)
 			} else {
 				c.B = append(c.B, r)

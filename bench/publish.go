@@ -71,6 +71,7 @@ func (p *publisher) run(ctx context.Context) pubTally {
 				if k >= p.total || ctx.Err() != nil || time.Now().After(p.until) {
 					return
 				}
+				stamp := time.Time{}
 				if p.rate > 0 {
 					due := start.Add(time.Duration(float64(k) / p.rate * float64(time.Second)))
 					if d := time.Until(due); d > 0 {
@@ -80,10 +81,14 @@ func (p *publisher) run(ctx context.Context) pubTally {
 							return
 						}
 					}
+					stamp = due // paced: latency counts from the due time, so a stalled publisher cannot hide it
 				}
 				topic := p.topics[k%len(p.topics)]
 				t0 := time.Now()
-				body = makePayload(body, t0.UnixNano(), p.size)
+				if stamp.IsZero() {
+					stamp = t0
+				}
+				body = makePayload(body, stamp.UnixNano(), p.size)
 				ans, err := p.post(ctx, topic, body)
 				recordUS(t.lat, time.Since(t0).Nanoseconds())
 				p.sent.Add(1)

@@ -140,6 +140,7 @@ func expand(rs []*Result) []named {
 }
 
 func writeCharts(b *strings.Builder, rs []*Result) {
+	b.WriteString(curveSVG(rs))
 	ns := expand(rs)
 	curve := func(title string, get func(*Result) *Latency) {
 		var ss []series

@@ -55,6 +55,8 @@ type Result struct {
 	CycleErrors  map[string]int `json:"cycle_errors,omitempty"`
 	Cycle        *Latency       `json:"cycle,omitempty"`
 
+	Curve *Curve `json:"curve,omitempty"`
+
 	Server   *ServerStats `json:"server,omitempty"`
 	Timeline []Sample     `json:"timeline"`
 
@@ -193,6 +195,22 @@ func (r *Result) Figures() []Figure {
 				add("fast p99 slow/none", r.Latency.P99/b.Latency.P99, "x", "lower")
 			}
 		}
+	case "curve":
+		if c := r.Curve; c != nil {
+			add("knee", c.Knee, "/s", "higher")
+			for _, st := range c.Steps {
+				at := " @ " + fmtShort(st.Offered) + "/s"
+				if st.Latency != nil {
+					add("p50"+at, st.Latency.P50, "ms", "lower")
+					add("p99"+at, st.Latency.P99, "ms", "lower")
+				}
+				add("delivered/s"+at, st.DeliveredPerSec, "/s", "higher")
+				add("lost"+at, float64(st.Lost), "", "lower")
+				if st.ServerCPUPerM > 0 {
+					add("server CPU/M"+at, st.ServerCPUPerM, "s", "lower")
+				}
+			}
+		}
 	case "churn":
 		add("cycles/s", r.CyclesPerSec, "/s", "higher")
 		lat("cycle", r.Cycle)
@@ -283,7 +301,51 @@ func (r *Result) WriteTable(w io.Writer) {
 	tw.Flush()
 }
 
+func (r *Result) curveRows(row func(k, format string, a ...any)) {
+	row("connections", "%d of %d (%d dialed), connect errors: %s", r.Connected, r.Conns, r.Dialed, fmtCounts(r.ConnectErrors))
+	if len(r.Closes) > 0 {
+		row("closed by server", "%s", fmtCounts(r.Closes))
+	}
+	c := r.Curve
+	if c == nil {
+		return
+	}
+	row("subscribers", "%d on %d topics, %d B values; latency from each message's due time", c.Subscribers, r.Topics, r.Size)
+	for _, s := range c.Steps {
+		verdict := "FAIL"
+		if s.Pass {
+			verdict = "pass"
+		}
+		srv := ""
+		if s.ServerCPUPerM > 0 {
+			srv = fmt.Sprintf("  server %.2f cores, %.2fs CPU/M", s.ServerCores, s.ServerCPUPerM)
+		}
+		lag := "-"
+		if s.SendLag != nil {
+			lag = fmtMS(s.SendLag.P99)
+		}
+		p50, p99, mx := "-", "-", "-"
+		if l := s.Latency; l != nil {
+			p50, p99, mx = fmtMS(l.P50), fmtMS(l.P99), fmtMS(l.Max)
+		}
+		row("offered "+fmtShort(s.Offered)+"/s", "%.1f msg/s x %.1fs: p50 %s p99 %s max %s  delivered %s/s  lost %d of %d  send lag p99 %s (%d busy)  client %.2f cores%s  %s",
+			s.MsgRate, s.Seconds, p50, p99, mx, fmtShort(s.DeliveredPerSec), s.Lost, s.OfferedDeliv, lag, s.MaxBusy, s.ClientCores, srv, verdict)
+		if len(s.PublishErrors) > 0 || s.Unsent > 0 {
+			row("", "publish errors: %s, unsent %d", fmtCounts(s.PublishErrors), s.Unsent)
+		}
+	}
+	if c.Knee > 0 {
+		row("knee", "%s deliveries/s (p99 < %s, nothing lost)", fmtShort(c.Knee), fmtMS(c.KneeP99))
+	} else {
+		row("knee", "none: the lowest step failed (p99 < %s, nothing lost)", fmtMS(c.KneeP99))
+	}
+}
+
 func (r *Result) rows(row func(k, format string, a ...any)) {
+	if r.Scenario == "curve" {
+		r.curveRows(row)
+		return
+	}
 	if r.Scenario != "churn" {
 		row("connections", "%d of %d (%d dialed)", r.Connected, r.Conns, r.Dialed)
 		if r.HandshakesPerSec > 0 {

@@ -15,7 +15,7 @@ import (
 
 // Config describes one scenario run against one target.
 type Config struct {
-	Scenario string   // "connect", "fanout", "slow" or "churn"
+	Scenario string   // "connect", "fanout", "slow", "churn" or "curve"
 	Label    string   // target name in reports (compare uses "A" and "B")
 	URLs     []string // ws://host:port/ws; connections spread round robin
 	Admin    string   // http://host:port of the admin API
@@ -29,7 +29,12 @@ type Config struct {
 	Messages   int     // fanout: messages per topic
 	Size       int     // fanout: bytes of each published JSON value
 	PubRate    float64 // fanout: messages per second over all topics; 0: as fast as accepted
-	Publishers int     // fanout: concurrent HTTP publishers
+	Publishers int     // fanout, curve: concurrent HTTP publishers
+
+	Steps        []float64     // curve: offered deliveries per second, ascending
+	StepDuration time.Duration // curve: publishing window of each step
+	KneeP99      time.Duration // curve: a step passes with p99 below this and nothing lost
+	StopAfter    int           // curve: end the sweep after this many overloaded steps (not drained or deliveries missing); 0: never
 
 	Slow       float64 // slow: fraction of subscribers that stop reading
 	SlowRcvBuf int     // slow: SO_RCVBUF of slow subscribers
@@ -68,7 +73,7 @@ type Status struct {
 
 func (c *Config) defaults() error {
 	switch c.Scenario {
-	case "connect", "fanout", "slow", "churn":
+	case "connect", "fanout", "slow", "churn", "curve":
 	default:
 		return fmt.Errorf("unknown scenario %q", c.Scenario)
 	}
@@ -113,6 +118,18 @@ func (c *Config) defaults() error {
 	}
 	if c.Hold <= 0 {
 		c.Hold = time.Second
+	}
+	if len(c.Steps) == 0 {
+		c.Steps = DefaultCurveSteps()
+	}
+	if len(c.Steps) > maxCurveSteps {
+		return fmt.Errorf("%d curve steps: at most %d", len(c.Steps), maxCurveSteps)
+	}
+	if c.StepDuration <= 0 {
+		c.StepDuration = 5 * time.Second
+	}
+	if c.KneeP99 <= 0 {
+		c.KneeP99 = 150 * time.Millisecond
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -173,6 +190,10 @@ func runID() string {
 // runOnce runs one phase; kind is the worker scenario.
 func runOnce(ctx context.Context, cfg Config, kind string) (*Result, error) {
 	hard := cfg.Duration + cfg.Drain + cfg.HandshakeTimeout + 15*time.Second
+	if kind == "curve" {
+		// each step publishes for StepDuration, sends until Drain after it, drains at most Drain
+		hard += time.Duration(len(cfg.Steps)) * (cfg.StepDuration + 2*cfg.Drain + time.Second)
+	}
 	ctx, cancel := context.WithTimeout(ctx, hard)
 	defer cancel()
 	start := time.Now()
@@ -222,6 +243,9 @@ func runOnce(ctx context.Context, cfg Config, kind string) (*Result, error) {
 		if kind == "churn" {
 			spec.Offset = i * 1_000_000_000 / n // distinct topic and source spread per worker
 			spec.Topics = topics
+		}
+		if kind == "curve" {
+			spec.Scenario = "curve"
 		}
 		if err := w.Start(spec); err != nil {
 			return nil, fmt.Errorf("start worker %d: %w", i, err)
@@ -324,6 +348,7 @@ func runOnce(ctx context.Context, cfg Config, kind string) (*Result, error) {
 	fs := FinishSpec{}
 	var tally pubTally
 	var pubStart, pubEnd time.Time
+	var curve *Curve
 	switch kind {
 	case "connect":
 		setPhase("hold", int64(cfg.Hold/time.Millisecond))
@@ -350,6 +375,14 @@ func runOnce(ctx context.Context, cfg Config, kind string) (*Result, error) {
 			}
 		}
 		setPhase("drain", exp)
+	case "curve":
+		var open int64
+		for _, w := range workers {
+			open += w.Progress().Open
+		}
+		cr := &curveRun{cfg: &cfg, topics: topics, workers: workers, pid: cfg.ServerPID, subs: int(open), onPhase: setPhase}
+		srv.PubStart = obs.sample(ctx)
+		curve = &Curve{Subscribers: int(open), KneeP99: float64(cfg.KneeP99) / float64(time.Millisecond), Steps: cr.run(ctx)}
 	case "churn":
 		setPhase("settle", 1000)
 		sleepCtx(ctx, time.Second)
@@ -417,6 +450,14 @@ func runOnce(ctx context.Context, cfg Config, kind string) (*Result, error) {
 		if res.lastDelivery > pubStart.UnixNano() {
 			res.DeliverySeconds = float64(res.lastDelivery-pubStart.UnixNano()) / 1e9
 			res.DeliveriesPerSec = float64(res.Deliveries) / res.DeliverySeconds
+		}
+	}
+	if curve != nil {
+		finishCurve(curve, nil, results)
+		res.Curve = curve
+		for _, s := range curve.Steps {
+			res.Published += s.Published
+			res.PublishErrors = addCounts(res.PublishErrors, s.PublishErrors)
 		}
 	}
 	srv.derive(res, kind)

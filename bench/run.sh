@@ -1,18 +1,22 @@
 #!/bin/sh
 # bench/run.sh: build wspush, the baseline and wsbench, then compare them
 # (A = wspush, B = baseline) on connect, fanout (throughput and latency at a
-# fixed rate), slow and churn. Every run starts a fresh server (-a-cmd/-b-cmd)
-# so memory figures do not inherit an earlier run. Bounded: about 6 minutes
-# with ROUNDS=2. Results: $OUT/*.json and $OUT/*.html; ratios are A/B.
+# fixed rate), slow, churn and the latency curve, and measure wspush's paced
+# fan-out against the syscall floor (sparse). Every run starts a fresh server
+# (-a-cmd/-b-cmd/-server-cmd) so memory figures do not inherit an earlier
+# run. Bounded: about 7 minutes with ROUNDS=2 (the curve runs CURVE_ROUNDS=1
+# rounds of 3 s steps). Results: $OUT/*.json, $OUT/*.html, $OUT/curve.svg;
+# ratios are A/B.
 #
-#   ROUNDS=3 OUT=out/bench sh bench/run.sh [connect fanout latency slow churn]
+#   ROUNDS=3 OUT=out/bench sh bench/run.sh [connect fanout latency slow churn curve sparse]
 set -eu
 OUT=${OUT:-out/bench}
 ROUNDS=${ROUNDS:-2}
+CURVE_ROUNDS=${CURVE_ROUNDS:-1}
 SRC=${SRC:-127.0.0.2-127.0.0.60}
 APORT=${APORT:-27180}
 BPORT=${BPORT:-27080}
-SCENARIOS=${*:-connect fanout latency slow churn}
+SCENARIOS=${*:-connect fanout latency slow churn curve sparse}
 
 BIN=$OUT/bin
 mkdir -p "$BIN"
@@ -45,6 +49,16 @@ for s in $SCENARIOS; do
 			cmp slow -scenario slow -conns 2000 -rate 5000 -messages 400 -size 512 -pub-rate 40 -slow 0.1 -duration 30s
 		;;
 	churn) cmp churn -scenario churn -conns 200 -rate 1000 -duration 10s ;;
+	curve)
+		cmp curve -scenario curve -rounds "$CURVE_ROUNDS" -a-name wspush -b-name baseline -conns 10000 -rate 5000 \
+			-steps 10k,25k,50k,100k,200k,300k,500k,1M -step-duration 3s -svg "$OUT/curve.svg"
+		;;
+	sparse)
+		echo "== sparse"
+		"$BIN/wsbench" sparse -no-progress -rounds "$ROUNDS" -src "$SRC" -server-cmd "$WSPUSH ${AFLAGS:-}" \
+			-url "ws://127.0.0.1:$APORT/ws" -admin "http://127.0.0.1:$AADM" \
+			-conns 10000 -rate 5000 -pub-rate 5 -messages 50 -duration 30s -json "$OUT/sparse.json"
+		;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 done

@@ -19,12 +19,23 @@ import (
 // The smoke tests build bench/baseline, start it on 127.0.0.1:0 ports and
 // run every scenario tiny against it through the library, real sockets.
 
-const workerEnv = "WSBENCH_TEST_WORKER"
+const (
+	workerEnv = "WSBENCH_TEST_WORKER"
+	readerEnv = "WSBENCH_TEST_FLOOR_READER"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
 		// re-executed as a worker process by the -procs test
 		if err := ServeWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(readerEnv) == "1" {
+		// re-executed as the floor's reader child
+		if err := ServeFloorReader(context.Background(), os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -251,5 +262,79 @@ func TestCompareAndReportFile(t *testing.T) {
 	}
 	if !bytes.Contains(b, []byte("<svg")) || !bytes.Contains(b, []byte("median A/B")) || bytes.Contains(b, []byte("<script")) {
 		t.Errorf("report content unexpected (%d bytes)", len(b))
+	}
+}
+
+func TestCurveAgainstBaseline(t *testing.T) {
+	srv := startBaseline(t)
+	cfg := Config{Scenario: "curve", URLs: []string{srv.ws}, Admin: srv.admin, ServerPID: srv.pid, Src: []string{"127.0.0.2", "127.0.0.3"},
+		Conns: 50, Steps: []float64{100, 250}, StepDuration: time.Second, Drain: 3 * time.Second, Duration: 5 * time.Second, Publishers: 4}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	r, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tbl bytes.Buffer
+	r.WriteTable(&tbl)
+	t.Log("\n" + tbl.String())
+	c := r.Curve
+	if c == nil || c.Subscribers != 50 || len(c.Steps) != 2 {
+		t.Fatalf("curve %+v", c)
+	}
+	for i, s := range c.Steps {
+		// 100/s to 50 subscribers is 2 messages/s: 2 in the 1 s window; 250/s is 5
+		want := []int{2, 5}[i]
+		if s.Offered != cfg.Steps[i] || s.Scheduled != want || s.Published != want || s.OfferedDeliv != int64(want*50) {
+			t.Errorf("step %d: offered %v scheduled %d published %d offered deliveries %d", i, s.Offered, s.Scheduled, s.Published, s.OfferedDeliv)
+		}
+		if s.Delivered != s.OfferedDeliv || s.Lost != 0 || !s.Drained || s.Latency == nil || s.Latency.Count != s.Delivered {
+			t.Errorf("step %d: delivered %d lost %d drained %v latency %+v", i, s.Delivered, s.Lost, s.Drained, s.Latency)
+		}
+		// server CPU is in 10 ms ticks: this little work may read as 0
+		if s.SendLag == nil || s.SendLag.Count != int64(want) || s.ServerCPUPerM < 0 || s.ServerCores < 0 {
+			t.Errorf("step %d: send lag %+v, server CPU/M %v", i, s.SendLag, s.ServerCPUPerM)
+		}
+		if s.Pass != (s.Latency != nil && s.Latency.P99 < c.KneeP99) {
+			t.Errorf("step %d: pass %v with p99 %+v", i, s.Pass, s.Latency)
+		}
+	}
+	if c.Knee != knee(c.Steps) {
+		t.Errorf("knee %v", c.Knee)
+	}
+	var page, svg bytes.Buffer
+	if err := WriteHTML(&page, "curve", r); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCurveSVG(&svg, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "Delivered vs offered", "polyline"} {
+		if !strings.Contains(svg.String(), want) || !strings.Contains(page.String(), want) {
+			t.Errorf("picture lacks %q", want)
+		}
+	}
+}
+
+// With worker processes the parent learns the open subscribers and the
+// deliveries from their progress reports.
+func TestCurveTwoProcesses(t *testing.T) {
+	srv := startBaseline(t)
+	cfg := Config{Scenario: "curve", URLs: []string{srv.ws}, Admin: srv.admin, ServerPID: srv.pid, Src: []string{"127.0.0.2"},
+		Conns: 40, Steps: []float64{200}, StepDuration: time.Second, Drain: 3 * time.Second, Duration: 5 * time.Second,
+		Procs: 2, NewWorker: testWorker}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	r, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Curve
+	if c == nil || c.Subscribers != 40 || len(c.Steps) != 1 {
+		t.Fatalf("curve %+v", c)
+	}
+	// 200/s to 40 subscribers: 5 messages in the 1 s window
+	if s := c.Steps[0]; s.Scheduled != 5 || s.OfferedDeliv != 200 || s.Delivered != 200 || s.Lost != 0 || s.Latency == nil || s.Latency.Count != 200 {
+		t.Errorf("step %+v", s)
 	}
 }

@@ -124,6 +124,7 @@ type loopStats struct {
 	cycleErrs      map[string]int // churn cycles that failed after the handshake
 	foreign        int64          // pushes for a topic the connection did not ask for
 	conns          []*Conn        // open(ed) connections, fanout and connect only
+	steps          []*StepRecv    // curve: what arrived of each step's messages
 	firstDial      int64
 	lastOpen       int64
 	firstDelivery  int64
@@ -132,6 +133,14 @@ type loopStats struct {
 
 func newLoopStats() *loopStats {
 	return &loopStats{hs: newHist(), lat: newHist(), cycle: newHist(), errs: map[string]int{}, closes: map[string]int{}, slowCloses: map[string]int{}, cycleErrs: map[string]int{}}
+}
+
+// step returns the statistics of curve step k (< maxCurveSteps).
+func (s *loopStats) step(k int) *StepRecv {
+	for len(s.steps) <= k {
+		s.steps = append(s.steps, &StepRecv{Latency: Hist{H: newHist()}})
+	}
+	return s.steps[k]
 }
 
 func (s *loopStats) addErr(kind string, n int) { s.errs[kind] += n }

@@ -75,6 +75,11 @@ func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
 			}
 		case <-ready:
 			ready = nil
+			// totals first, so the parent sees every opened connection once ready
+			p := a.Progress()
+			if err := emit(workerOut{Progress: &p}); err != nil {
+				return fmt.Errorf("worker: write: %w", err)
+			}
 			if err := emit(workerOut{Ready: true}); err != nil {
 				return fmt.Errorf("worker: write: %w", err)
 			}

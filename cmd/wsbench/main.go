@@ -1,5 +1,7 @@
 // Command wsbench load-tests wspush (or any server speaking
-// docs/protocol.md): connect, fanout, slow, churn and compare scenarios,
+// docs/protocol.md): connect, fanout, slow, churn, curve and compare
+// scenarios, the syscall floor (floor) and the floor against a server's
+// paced fan-out (sparse),
 // from one process driving up to ~19,900 connections over epoll, or from
 // several worker processes (-procs, re-executing itself as "wsbench worker").
 //
@@ -13,6 +15,9 @@
 //	wsbench fanout  -url ... -admin ... -conns 10000 -topics 1 -messages 200 -size 128
 //	wsbench slow    -url ... -admin ... -conns 2000 -messages 2000 -slow 0.1
 //	wsbench churn   -url ... -conns 200 -rate 500 -duration 10s
+//	wsbench curve   -url ... -admin ... -conns 10000 -steps 10k,50k,100k,200k -step-duration 5s -svg curve.svg
+//	wsbench floor   -conns 10000 -size 128 -rates 5,0 -duration 10s -src 127.0.0.2-127.0.0.60
+//	wsbench sparse  -server-cmd "bin/wspush ..." -url ... -admin ... -conns 10000 -pub-rate 5 -messages 60 -rounds 2
 //	wsbench compare -scenario fanout -a-url ... -a-admin ... -a-pid ... -b-url ... -b-admin ... -b-pid ... -rounds 3
 //	wsbench compare -scenario connect -a-cmd "bin/wspush -listen 127.0.0.1:27180 -admin 127.0.0.1:27181" -a-url ... -a-admin ... -b-cmd ... (fresh servers every run)
 package main
@@ -35,7 +40,7 @@ import (
 	"github.com/wspush/wspush/bench"
 )
 
-const usage = `usage: wsbench <connect|fanout|slow|churn|compare> [flags]
+const usage = `usage: wsbench <connect|fanout|slow|churn|curve|compare|floor|sparse> [flags]
        wsbench <scenario> -h   for the flags
 `
 
@@ -51,7 +56,13 @@ func main() {
 	switch cmd := os.Args[1]; cmd {
 	case "worker":
 		err = bench.ServeWorker(ctx, os.Stdin, os.Stdout)
-	case "connect", "fanout", "slow", "churn", "compare":
+	case "floor-reader":
+		err = bench.ServeFloorReader(ctx, os.Stdin, os.Stdout)
+	case "floor":
+		err = runFloor(ctx, os.Args[2:])
+	case "sparse":
+		err = runSparse(ctx, os.Args[2:], log)
+	case "connect", "fanout", "slow", "churn", "curve", "compare":
 		err = run(ctx, cmd, os.Args[2:], log)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
@@ -68,7 +79,10 @@ func main() {
 type flags struct {
 	cfg                         bench.Config
 	url, src                    string
-	jsonOut, report             string
+	jsonOut, report, svg        string
+	steps                       string
+	aName, bName                string
+	target                      float64
 	scenario                    string
 	aURL, aAdmin, bURL, bAdmin  string
 	serverCmd, aCmd, bCmd       string
@@ -90,7 +104,12 @@ func parse(cmd string, args []string) (*flags, error) {
 	fs.IntVar(&c.Messages, "messages", 100, "messages published per topic")
 	fs.IntVar(&c.Size, "size", 128, "bytes of each published JSON value")
 	fs.Float64Var(&c.PubRate, "pub-rate", 0, "messages per second over all topics; 0: as fast as accepted")
-	fs.IntVar(&c.Publishers, "publishers", 4, "concurrent HTTP publishers (keep-alive)")
+	fs.IntVar(&c.Publishers, "publishers", 4, "concurrent HTTP publishers, one keep-alive connection each (curve: 32)")
+	fs.StringVar(&f.steps, "steps", "10k,25k,50k,100k,200k,300k,500k,1M", "curve: offered deliveries per second, one step each (k, M suffixes)")
+	fs.DurationVar(&c.StepDuration, "step-duration", 5*time.Second, "curve: publishing window of each step")
+	fs.DurationVar(&c.KneeP99, "knee-p99", 150*time.Millisecond, "curve: a step passes when its p99 is below this and nothing is lost")
+	fs.IntVar(&c.StopAfter, "stop-after", 1, "curve: end the sweep after this many overloaded steps (deliveries missing -drain after the last answer); 0: run every step")
+	fs.StringVar(&f.svg, "svg", "", "curve: write the curve picture alone (SVG) to this file")
 	fs.Float64Var(&c.Slow, "slow", 0.1, "slow: fraction of subscribers that stop reading")
 	fs.IntVar(&c.SlowRcvBuf, "slow-rcvbuf", 4096, "slow: SO_RCVBUF of slow subscribers")
 	fs.IntVar(&c.Loops, "loops", 2, "epoll loops per process")
@@ -105,8 +124,12 @@ func parse(cmd string, args []string) (*flags, error) {
 	fs.StringVar(&f.report, "report", "", "write an HTML report (inline SVG charts) to this file")
 	fs.BoolVar(&f.verbose, "v", false, "log progress to stderr")
 	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar")
+	if cmd == "sparse" {
+		fs.IntVar(&f.rounds, "rounds", 2, "rounds; each runs the floor, then the server")
+		fs.Float64Var(&f.target, "target", 1.1, "the ratio (server / floor) both figures must stay within")
+	}
 	if cmd == "compare" {
-		fs.StringVar(&f.scenario, "scenario", "fanout", "scenario to compare: connect, fanout, slow or churn")
+		fs.StringVar(&f.scenario, "scenario", "fanout", "scenario to compare: connect, fanout, slow, churn or curve")
 		fs.StringVar(&f.aURL, "a-url", "", "target A WebSocket URL(s)")
 		fs.StringVar(&f.aAdmin, "a-admin", "", "target A admin URL")
 		fs.IntVar(&f.aPID, "a-pid", 0, "target A server pid")
@@ -116,6 +139,8 @@ func parse(cmd string, args []string) (*flags, error) {
 		fs.IntVar(&f.bPID, "b-pid", 0, "target B server pid")
 		fs.StringVar(&f.bCmd, "b-cmd", "", "target B server command line, started fresh for every run")
 		fs.IntVar(&f.rounds, "rounds", 3, "rounds; each runs A then B")
+		fs.StringVar(&f.aName, "a-name", "A", "target A name in reports")
+		fs.StringVar(&f.bName, "b-name", "B", "target B name in reports")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -124,6 +149,20 @@ func parse(cmd string, args []string) (*flags, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	c.Scenario = cmd
+	scenario := cmd
+	if cmd == "compare" {
+		scenario = f.scenario
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if scenario == "curve" && !set["publishers"] {
+		c.Publishers = 32
+	}
+	steps, err := bench.ParseRates(f.steps)
+	if err != nil {
+		return nil, fmt.Errorf("-steps: %w", err)
+	}
+	c.Steps = steps
 	c.URLs = splitList(f.url)
 	if f.src != "" {
 		src, err := bench.ParseSrcRange(f.src)
@@ -178,6 +217,9 @@ func run(ctx context.Context, cmd string, args []string, log *slog.Logger) error
 			return err
 		}
 		r.WriteTable(os.Stdout)
+		if err := writeSVG(f, r); err != nil {
+			return err
+		}
 		return write(f, r, func(w io.Writer) error { return bench.WriteHTML(w, "wsbench "+cmd, r) })
 	}
 	if f.aURL == "" || f.bURL == "" {
@@ -188,12 +230,16 @@ func run(ctx context.Context, cmd string, args []string, log *slog.Logger) error
 	a.URLs, a.Admin, a.ServerPID = splitList(f.aURL), f.aAdmin, f.aPID
 	b.URLs, b.Admin, b.ServerPID = splitList(f.bURL), f.bAdmin, f.bPID
 	a.ServerCmd, b.ServerCmd = bench.SplitCommand(f.aCmd), bench.SplitCommand(f.bCmd)
+	a.Label, b.Label = f.aName, f.bName
 	c, err := bench.Compare(ctx, a, b, f.rounds)
 	bar.clear()
 	if err != nil {
 		return err
 	}
 	c.WriteTable(os.Stdout)
+	if err := writeSVG(f, append(append([]*bench.Result(nil), c.A...), c.B...)...); err != nil {
+		return err
+	}
 	return write(f, c, func(w io.Writer) error { return c.WriteHTML(w, "wsbench compare "+f.scenario) })
 }
 
@@ -207,7 +253,7 @@ func write(f *flags, v any, html func(io.Writer) error) error {
 			return fmt.Errorf("write json: %w", err)
 		}
 	}
-	if f.report != "" {
+	if f.report != "" && html != nil {
 		out, err := os.Create(f.report)
 		if err != nil {
 			return fmt.Errorf("report: %w", err)
@@ -219,6 +265,25 @@ func write(f *flags, v any, html func(io.Writer) error) error {
 		if err := out.Close(); err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
+	}
+	return nil
+}
+
+// writeSVG writes the curve picture if -svg asks for it.
+func writeSVG(f *flags, rs ...*bench.Result) error {
+	if f.svg == "" {
+		return nil
+	}
+	out, err := os.Create(f.svg)
+	if err != nil {
+		return fmt.Errorf("svg: %w", err)
+	}
+	if err := bench.WriteCurveSVG(out, rs...); err != nil {
+		out.Close()
+		return fmt.Errorf("svg: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("svg: %w", err)
 	}
 	return nil
 }
