@@ -2,7 +2,6 @@ package pubsub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -120,9 +119,9 @@ func (h *Hub) publish(topic string, data []byte, done func()) (Published, error)
 		callIf(done)
 		return Published{}, err
 	}
-	if !json.Valid(data) {
+	if err := checkData(data); err != nil {
 		callIf(done)
-		return Published{}, ErrInvalidJSON
+		return Published{}, err
 	}
 	h.published.Add(1)
 	h.mu.Lock()
@@ -150,6 +149,9 @@ func callIf(fn func()) {
 // are. Calls for one topic must come in sequence order; older or repeated
 // numbers are dropped.
 func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
+	if checkData(data) != nil {
+		return 0 // not from a wspush node: never pushed; subscribers see the seq gap
+	}
 	h.mu.Lock()
 	t := h.topics[topic]
 	h.mu.Unlock()
