@@ -91,6 +91,21 @@ func (c *Conn) Discard() {
 	}
 }
 
+// DiscardPending drops everything queued except the unwritten rest of a
+// buffer the kernel has taken part of: the byte stream then ends, once that
+// rest is out, where the next Queue begins (between frames), so a slow
+// consumer can be dropped without a truncated frame on the wire.
+func (c *Conn) DiscardPending() {
+	q := c.out
+	if q == nil || q.off == 0 {
+		c.Discard()
+		return
+	}
+	clear(q.bufs[q.head+1:])
+	q.bufs = q.bufs[:q.head+1]
+	c.queued = len(q.bufs[q.head]) - q.off
+}
+
 // CloseWrite shuts down the sending side (a TCP FIN) once everything queued
 // has been written. The connection stays open for reading, so the peer's last
 // bytes are not answered with a reset, until the peer closes or the Handler
