@@ -2,15 +2,12 @@ package server
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/pprof"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -21,20 +18,22 @@ import (
 // for backends and operators, not for the connection count the loops serve.
 func (s *Server) startAdmin() error {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/publish", s.handlePublish)
+	mux.Handle("/publish", s.adminAuth(http.HandlerFunc(s.handlePublish)))
 	mux.HandleFunc("/healthz", s.handleHealth)
-	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	var scrape http.Handler = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	if !s.cfg.MetricsPublic {
+		scrape = s.adminAuth(scrape)
+	}
+	mux.Handle("/metrics", scrape)
+	if s.cfg.Pprof {
+		s.mountPprof(mux)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Admin)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", s.cfg.Admin, err)
 	}
 	s.adminLn = ln
-	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.admin = s.adminServer(mux)
 	go func() {
 		if err := s.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin server failed", "err", err)
@@ -49,12 +48,13 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	if tok := s.cfg.PublishToken; tok != "" {
-		got := r.Header.Get("Authorization")
-		if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+tok)) != 1 {
-			writeJSONError(w, http.StatusUnauthorized, "unauthorized")
-			return
-		}
+	if !s.hasAdminToken() && !isJSON(r.Header.Get("Content-Type")) {
+		// Without a token this is what tells a backend from a web page: a
+		// cross-site form or fetch can send text/plain without a preflight,
+		// never application/json (docs/security.md).
+		w.Header().Set("Accept-Post", "application/json")
+		writeJSONError(w, http.StatusUnsupportedMediaType, msgNeedJSON)
+		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxMessage)))
 	if err != nil {
@@ -68,7 +68,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.Publish(r.Context(), r.URL.Query().Get("topic"), bytes.TrimSpace(body))
 	switch {
-	case errors.Is(err, pubsub.ErrTopicName), errors.Is(err, pubsub.ErrInvalidJSON):
+	case errors.Is(err, pubsub.ErrTopicName), errors.Is(err, pubsub.ErrInvalidJSON), errors.Is(err, pubsub.ErrInvalidUTF8):
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 	case err != nil:
 		writeJSONError(w, http.StatusServiceUnavailable, err.Error())

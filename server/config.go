@@ -13,7 +13,7 @@ import (
 // means its default (see Defaults).
 type Config struct {
 	Listen           string        // public address: WebSocket, demo page, client script
-	Admin            string        // admin address: publish, metrics, health, pprof; "" disables it
+	Admin            string        // admin address: publish, metrics, health, pprof; "" disables it; loopback by default (docs/security.md)
 	Loops            int           // event loops
 	MaxConns         int           // WebSocket connections; over it handshakes get 503
 	MaxMessage       int           // bytes of a client message (and of a published body)
@@ -27,14 +27,22 @@ type Config struct {
 	IdleTimeout      time.Duration // silence after which the server closes
 	CloseTimeout     time.Duration // wait for the peer's close frame after sending ours
 	ShutdownTimeout  time.Duration // graceful shutdown budget
-	AllowedOrigins   []string      // Origin values accepted; empty accepts all
+	AllowedOrigins   []string      // Origin values accepted besides the same origin (origin.go); "*" accepts all
 	Subprotocols     []string      // Sec-WebSocket-Protocol values the server selects
 	Echo             bool          // serve GET /echo
 	ClientPublish    bool          // allow the "pub" command
 	Compression      bool          // negotiate permessage-deflate (RFC 7692) with clients that offer it
-	PublishToken     string        // bearer token required by POST /publish
+	PublishToken     string        // the admin token: bearer token every admin endpoint but /healthz requires (adminauth.go)
 	Broker           string        // comma-separated NATS URLs of the cluster broker; "" keeps publishes on this node (docs/cluster.md)
 	Logger           *slog.Logger
+
+	// Safe defaults and per-peer limits (issue 10, docs/security.md).
+	Pprof         bool          // mount /debug/pprof/ on the admin port (never its cmdline)
+	MetricsPublic bool          // serve /metrics without the admin token
+	AdminTimeout  time.Duration // an admin request's whole read (header and body) and a keep-alive's idle wait; writes get twice it
+	MaxConnsPerIP int           // TCP connections from one peer address, upgraded or not; over it 429
+	CommandRate   int           // commands a connection may send per second, on average (token bucket)
+	CommandBurst  int           // commands a connection may send at once (the bucket's size)
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -43,7 +51,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		Listen:           ":8080",
-		Admin:            ":8081",
+		Admin:            "127.0.0.1:8081",
 		Loops:            runtime.GOMAXPROCS(0),
 		MaxConns:         1_000_000,
 		MaxMessage:       1 << 20,
@@ -58,6 +66,11 @@ func Defaults() Config {
 		CloseTimeout:     3 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
 		Logger:           slog.Default(),
+
+		AdminTimeout:  10 * time.Second,
+		MaxConnsPerIP: 1000,
+		CommandRate:   100,
+		CommandBurst:  200,
 	}
 }
 

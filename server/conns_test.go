@@ -13,9 +13,9 @@ import (
 // the process runs no more goroutines than it did with none: connections
 // live on the event loops, not on goroutines of their own.
 func TestNoGoroutinePerConnection(t *testing.T) {
-	s := startServer(t, Config{Loops: 2})
-	before := runtime.NumGoroutine()
 	const n = 5000
+	s := startServer(t, Config{Loops: 2, MaxConnsPerIP: n})
+	before := runtime.NumGoroutine()
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {

@@ -25,7 +25,8 @@ func fuzzLoopServer() *loopServer {
 		Subprotocols:   []string{"wspush.v1", "chat"},
 		Logger:         slog.New(slog.DiscardHandler),
 	}.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, origin: map[string]bool{"https://good.example": true}}
+	origins, _ := newOriginPolicy(cfg.AllowedOrigins)
+	s := &Server{cfg: cfg, log: cfg.Logger, origins: origins, peers: newPeerTable(cfg.MaxConnsPerIP)}
 	return newLoopServer(s, nil)
 }
 

@@ -30,7 +30,9 @@ func (ls *loopServer) reject(reason failureReason, status int, msg string) error
 	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(msg))
 }
 
-// onRequest takes the subscriptions from ?topics=a,b,c.
+// onRequest takes the subscriptions from ?topics=a,b,c. It stops at the
+// first topic past -max-subs: a query of thousands of names costs one map
+// lookup per name up to there, and the names after it are not even checked.
 func (ls *loopServer) onRequest(uri []byte) error {
 	i := bytes.IndexByte(uri, '?')
 	if i < 0 {
@@ -40,35 +42,50 @@ func (ls *loopServer) onRequest(uri []byte) error {
 	if err != nil {
 		return ls.reject(reasonBadRequest, http.StatusBadRequest, "malformed query: "+err.Error())
 	}
+	clear(ls.seen)
+	max := ls.srv.cfg.MaxSubs
 	for _, v := range q["topics"] {
-		for _, t := range strings.Split(v, ",") {
-			if t == "" || contains(ls.topics, t) {
+		for t := range strings.SplitSeq(v, ",") {
+			if _, dup := ls.seen[t]; t == "" || dup {
 				continue
+			}
+			if len(ls.topics) == max {
+				return ls.reject(reasonBadTopic, http.StatusBadRequest,
+					fmt.Sprintf("more than %d topics requested, at most %d allowed", max, max))
 			}
 			if err := pubsub.CheckTopic(t); err != nil {
 				return ls.reject(reasonBadTopic, http.StatusBadRequest, err.Error())
 			}
+			ls.seen[t] = struct{}{}
 			ls.topics = append(ls.topics, t)
 		}
-	}
-	if len(ls.topics) > ls.srv.cfg.MaxSubs {
-		return ls.reject(reasonBadTopic, http.StatusBadRequest,
-			fmt.Sprintf("%d topics requested, at most %d allowed", len(ls.topics), ls.srv.cfg.MaxSubs))
 	}
 	return nil
 }
 
+func (ls *loopServer) onHost(host []byte) error {
+	ls.host = append(ls.host[:0], host...)
+	return nil
+}
+
 func (ls *loopServer) onHeader(key, value []byte) error {
-	if ls.srv.origin != nil && string(key) == "Origin" && !ls.srv.origin[string(value)] {
-		return ls.reject(reasonOrigin, http.StatusForbidden, "origin not allowed")
+	if string(key) == "Origin" {
+		ls.origin = append(ls.origin[:0], value...)
+		ls.hasOrigin = true
 	}
 	return nil
 }
 
 func (ls *loopServer) onBeforeUpgrade() (ws.HandshakeHeader, error) {
+	var origin []byte
+	if ls.hasOrigin {
+		origin = ls.origin
+	}
 	switch {
 	case ls.srv.shuttingDown.Load():
 		return nil, ls.reject(reasonShutdown, http.StatusServiceUnavailable, msgShuttingDown)
+	case !ls.srv.origins.allows(origin, ls.host):
+		return nil, ls.reject(reasonOrigin, http.StatusForbidden, "origin not allowed")
 	case ls.srv.open.Load() >= int64(ls.srv.cfg.MaxConns):
 		return nil, ls.reject(reasonMaxConns, http.StatusServiceUnavailable, msgTooManyConns)
 	}
@@ -172,6 +189,7 @@ func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 	ls.io.w = ls.io.w[:0]
 	ls.topics = ls.topics[:0]
 	ls.reason = ""
+	ls.host, ls.origin, ls.hasOrigin = ls.host[:0], ls.origin[:0], false
 	ls.ext.Reset()
 	_, err := ls.up.Upgrade(&ls.io)
 	resp := bytes.Clone(ls.io.w)
@@ -290,15 +308,6 @@ func hasHeader(req []byte, name string) bool {
 		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		k, _, ok := bytes.Cut(line, []byte(":"))
 		if ok && strings.EqualFold(string(bytes.TrimSpace(k)), name) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
 			return true
 		}
 	}

@@ -301,7 +301,7 @@ func TestHandshakeTimeout(t *testing.T) {
 func TestHandshakeByteByByte(t *testing.T) {
 	s := startServer(t, Config{Loops: 1, Echo: true})
 	c := dialRaw(t, s)
-	req := hsWS("/echo?topics=x", "Origin: https://any.example", "Sec-WebSocket-Protocol: foo")
+	req := hsWS("/echo?topics=x", "Origin: https://test", "Sec-WebSocket-Protocol: foo")
 	for i := range len(req) {
 		if _, err := c.Write([]byte{req[i]}); err != nil {
 			t.Fatalf("write byte %d: %v", i, err)

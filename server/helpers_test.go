@@ -100,6 +100,9 @@ func publish(t testing.TB, s *Server, topic, body string, header ...string) (int
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As a backend sends it: a browser cannot send application/json across
+	// sites without a preflight (TestPublishFromBrowserContextRefused).
+	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -113,6 +116,26 @@ func publish(t testing.TB, s *Server, topic, body string, header ...string) (int
 		t.Fatalf("publish answer: %v", err)
 	}
 	return resp.StatusCode, m
+}
+
+// adminGet GETs pathAndQuery on the admin port, with the bearer token when
+// token is not empty, and returns the status.
+func adminGet(t testing.TB, s *Server, pathAndQuery, token string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.adminURL(pathAndQuery), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", pathAndQuery, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // rawConn is a plain TCP client for what a WebSocket library will not do:

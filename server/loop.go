@@ -37,12 +37,16 @@ type loopServer struct {
 	publishes chan clientPublish
 
 	// The handshake in progress.
-	topics []string
-	reason failureReason // set by the hook that rejects
+	topics    []string
+	reason    failureReason       // set by the hook that rejects
+	seen      map[string]struct{} // the distinct ?topics= so far
+	host      []byte              // its Host header
+	origin    []byte              // its Origin header, when hasOrigin
+	hasOrigin bool
 }
 
 func newLoopServer(s *Server, l *netpoll.Loop) *loopServer {
-	ls := &loopServer{srv: s, loop: l}
+	ls := &loopServer{srv: s, loop: l, seen: make(map[string]struct{})}
 	protocols := make(map[string]bool)
 	for _, p := range s.cfg.Subprotocols {
 		protocols[p] = true
@@ -52,6 +56,7 @@ func newLoopServer(s *Server, l *netpoll.Loop) *loopServer {
 		WriteBufferSize: 512,
 		Protocol:        func(p []byte) bool { return protocols[string(p)] },
 		OnRequest:       ls.onRequest,
+		OnHost:          ls.onHost,
 		OnHeader:        ls.onHeader,
 		OnBeforeUpgrade: ls.onBeforeUpgrade,
 	}

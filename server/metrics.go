@@ -2,6 +2,8 @@ package server
 
 import (
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,6 +18,8 @@ type metrics struct {
 	handshakes        prometheus.Counter
 	handshakeFailures *prometheus.CounterVec
 	slowDropped       prometheus.Counter
+	rateLimited       prometheus.Counter // commands refused by the rate limit (ratelimit.go)
+	rateLimitCloses   prometheus.Counter // connections closed 1008 for it
 }
 
 func newMetrics(s *Server) *metrics {
@@ -29,6 +33,12 @@ func newMetrics(s *Server) *metrics {
 		}, []string{"reason"}),
 		slowDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wspush_slow_consumers_dropped_total", Help: "Connections dropped for holding more than -max-buffered bytes.",
+		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wspush_commands_rate_limited_total", Help: "Commands refused (answered \"rate limited\") for exceeding -command-rate / -command-burst.",
+		}),
+		rateLimitCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wspush_rate_limit_closes_total", Help: "Connections closed with 1008 for staying over -command-rate.",
 		}),
 	}
 	for _, r := range handshakeFailureReasons {
@@ -52,7 +62,9 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.handshakes, m.handshakeFailures, m.slowDropped,
+		m.handshakes, m.handshakeFailures, m.slowDropped, m.rateLimited, m.rateLimitCloses,
+		gauge("wspush_peer_addresses", "Peer addresses with at least one open TCP connection (-max-conns-per-ip counts per address).",
+			func() float64 { return float64(s.peers.addresses()) }),
 		gauge("wspush_connections", "Open WebSocket connections.", func() float64 { return float64(s.open.Load()) }),
 		gauge("wspush_topics", "Topics with at least one subscriber.", func() float64 { return float64(s.hub.Stats().Topics) }),
 		gauge("wspush_subscriptions", "Subscriptions: (connection, topic) pairs.", func() float64 { return float64(s.hub.Stats().Subscriptions) }),
@@ -106,17 +118,24 @@ func (m *metrics) handshakeFailed(reason failureReason) {
 type bufferedCollector struct{ s *Server }
 
 var bufferedDesc = prometheus.NewDesc("wspush_buffered_amount_bytes",
-	"bufferedAmount (bytes queued, not yet taken by the kernel) of the open connections, sampled at scrape time.", nil, nil)
+	"bufferedAmount (bytes queued, not yet taken by the kernel) of the open connections, sampled at scrape time, at most once per 5 s.", nil, nil)
 
 var bufferedBuckets = []float64{0, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20}
 
 func (b bufferedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- bufferedDesc }
 
 func (b bufferedCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := make([][]uint64, len(b.s.group.Loops()))
+	ch <- b.s.buffered.histogram(b.s.scanBuffered)
+}
+
+// scanBuffered walks every loop's connections for the bufferedAmount
+// histogram: one task per loop, each costing a pass over its connections.
+func (s *Server) scanBuffered() prometheus.Metric {
+	loops := s.group.Loops()
+	counts := make([][]uint64, len(loops))
 	sums := make([]float64, len(counts))
 	conns := make([]int, len(counts))
-	b.s.group.Each(func(l *netpoll.Loop) {
+	s.group.Each(func(l *netpoll.Loop) {
 		c := make([]uint64, len(bufferedBuckets))
 		for _, conn := range l.Conns() {
 			v := float64(conn.Buffered())
@@ -140,5 +159,29 @@ func (b bufferedCollector) Collect(ch chan<- prometheus.Metric) {
 			cum[ub] += c[j]
 		}
 	}
-	ch <- prometheus.MustNewConstHistogram(bufferedDesc, total, sum, cum)
+	return prometheus.MustNewConstHistogram(bufferedDesc, total, sum, cum)
+}
+
+// bufferedScanEvery is how old a bufferedAmount histogram may be before a
+// scrape walks the connections again: however often /metrics is fetched, the
+// loops walk their connections at most once per period.
+const bufferedScanEvery = 5 * time.Second
+
+// bufferedScan is the last bufferedAmount histogram and when it was taken,
+// shared by all scrapes.
+type bufferedScan struct {
+	mu   sync.Mutex // held across a scan: concurrent scrapes wait for one walk
+	at   time.Time
+	last prometheus.Metric
+}
+
+// histogram returns the last histogram, taking a new one with scan when it
+// is older than bufferedScanEvery.
+func (b *bufferedScan) histogram(scan func() prometheus.Metric) prometheus.Metric {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last == nil || time.Since(b.at) >= bufferedScanEvery {
+		b.last, b.at = scan(), time.Now()
+	}
+	return b.last
 }

@@ -20,6 +20,8 @@ const (
 	reasonShutdown       failureReason = "shutdown"         // the server is shutting down (503)
 	reasonBadTopic       failureReason = "bad_topic"        // an invalid ?topics= or more than -max-subs (400)
 	reasonEOF            failureReason = "eof"              // the peer left before its request was whole
+
+	reasonMaxConnsPerIP failureReason = "max_conns_per_ip" // -max-conns-per-ip reached (429), counted from accept
 )
 
 // handshakeFailureReasons are every failureReason: the label values created
@@ -27,6 +29,7 @@ const (
 var handshakeFailureReasons = []failureReason{
 	reasonBadRequest, reasonOrigin, reasonNotFound, reasonMethod, reasonNotUpgrade, reasonHeaderTooLarge,
 	reasonTimeout, reasonMaxConns, reasonShutdown, reasonBadTopic, reasonEOF,
+	reasonMaxConnsPerIP,
 }
 
 // The answers that more than one place gives.

@@ -19,21 +19,23 @@ import (
 
 // Server is a running wspush node.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	group  *netpoll.Group
-	loops  []*loopServer // indexed by loop ID
-	hub    *pubsub.Hub
-	broker pubsub.Broker
-	nats   *natsbroker.Broker // the cluster broker with -broker, else nil
-	done   chan struct{}      // closed when the server stops: ends the client publishers
-	origin map[string]bool
+	cfg     Config
+	log     *slog.Logger
+	group   *netpoll.Group
+	loops   []*loopServer // indexed by loop ID
+	hub     *pubsub.Hub
+	broker  pubsub.Broker
+	nats    *natsbroker.Broker // the cluster broker with -broker, else nil
+	done    chan struct{}      // closed when the server stops: ends the client publishers
+	origins originPolicy       // who may open a WebSocket from a browser page (origin.go)
 
 	admin   *http.Server
 	adminLn net.Listener
 	metrics *metrics
 
 	open         atomic.Int64 // upgraded connections
+	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)
+	buffered     bufferedScan // the last bufferedAmount scan, shared by scrapes (metrics.go)
 	shuttingDown atomic.Bool
 }
 
@@ -42,14 +44,13 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger}
-	if len(cfg.AllowedOrigins) > 0 {
-		s.origin = make(map[string]bool)
-		for _, o := range cfg.AllowedOrigins {
-			s.origin[o] = true
-		}
-	} else {
-		s.log.Info("accepting WebSocket handshakes from any Origin (set -allowed-origins to restrict)")
+	origins, err := newOriginPolicy(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, err
 	}
+	s.origins = origins
+	s.log.Info("WebSocket origin policy", "policy", s.origins.String(), "allowed_origins", cfg.AllowedOrigins)
+	s.peers = newPeerTable(cfg.MaxConnsPerIP)
 	group, err := netpoll.Listen(netpoll.Config{
 		Addr:       cfg.Listen,
 		Loops:      cfg.Loops,

@@ -3,10 +3,10 @@ package server
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gobwas/ws"
-	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/frames"
 	"github.com/wspush/wspush/netpoll"
@@ -35,6 +35,10 @@ type session struct {
 	echo     bool // the /echo endpoint
 	deflate  bool // permessage-deflate was negotiated
 	pinged   bool // a ping is out since lastRead
+
+	peer       netip.Addr // counted in Server.peers until the connection closes
+	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
+	cmdStrikes uint16     // refused commands not yet forgiven by allowed ones
 }
 
 // handler adapts Server to netpoll.Handler.
@@ -46,6 +50,12 @@ func (h handler) Open(c *netpoll.Conn) {
 	s.dec.Pool = c.Loop().Pool()
 	c.Data = s
 	c.SetTimer(time.Now().Add(h.s.cfg.HandshakeTimeout))
+	// Counted from accept, before any byte is read: connections that never
+	// finish a handshake count against -max-conns-per-ip too.
+	s.peer = peerAddr(c)
+	if !h.s.peers.add(s.peer) {
+		s.refuse(reasonMaxConnsPerIP, http.StatusTooManyRequests, msgTooManyFromIP, "")
+	}
 }
 
 func (h handler) Read(c *netpoll.Conn, b []byte) (int, int) { return c.Data.(*session).read(b) }
@@ -61,6 +71,7 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 		s.srv.hub.Unsubscribe(c.Loop().ID(), s, t)
 	}
 	s.topics = nil
+	s.srv.peers.remove(s.peer)
 	s.dec.Release()
 	if s.upgraded {
 		s.srv.open.Add(-1)
@@ -112,7 +123,7 @@ func (s *session) message(m frames.Message) {
 		if len(m.Payload) == 0 {
 			s.c.Queue(frames.AppendFrame(nil, ws.OpClose, true, nil))
 		} else {
-			s.c.Queue(frames.AppendClose(nil, code, ""))
+			s.c.Queue(frames.AppendClose(nil, echoCloseCode(code), ""))
 		}
 		s.drain() // the server ends TCP first; the peer's FIN completes the close
 	case ws.OpText, ws.OpBinary:
@@ -136,6 +147,9 @@ func (s *session) message(m frames.Message) {
 
 // data handles a whole text or binary message.
 func (s *session) data(op ws.OpCode, payload []byte) {
+	if !s.echo && !s.commandAllowed() {
+		return
+	}
 	switch {
 	case s.echo && s.deflate:
 		s.c.Queue(s.ls.deflater.AppendFrame(nil, op, payload))
@@ -238,22 +252,34 @@ func (s *session) Push(p *pubsub.Push) {
 	}
 }
 
-// dropSlow drops a slow consumer: one non-blocking attempt at a close frame
-// (only where it would not split a frame already partly on the wire), then
-// the socket is closed.
+// dropSlow drops a slow consumer: its backlog is dropped (but for the rest
+// of a frame already partly on the wire), its subscriptions end, and the
+// close 1013 is queued behind that rest, never written past it, so the peer
+// never sees a truncated frame. The connection then drains like any last
+// word: FIN once the close frame is out, the socket closed on the peer's FIN
+// or after -close-timeout, whichever comes first. It holds at most that rest
+// and the close frame meanwhile.
 func (s *session) dropSlow() {
+	if s.state == stateDraining {
+		return
+	}
 	buffered := s.c.Buffered()
-	clean := s.c.AtBoundary()
-	s.c.Discard()
-	if clean {
-		unix.Write(s.c.Fd(), slowCloseFrame)
+	s.c.DiscardPending()
+	for _, t := range s.topics {
+		s.srv.hub.Unsubscribe(s.c.Loop().ID(), s, t)
+	}
+	s.topics = nil
+	if s.upgraded {
+		// No longer an open WebSocket: its -max-conns slot is free now, its
+		// descriptor (counted per address) when it closes.
+		s.upgraded = false
+		s.srv.open.Add(-1)
 	}
 	s.srv.metrics.slowDropped.Inc()
-	s.srv.log.Debug("slow consumer dropped", "buffered", buffered, "close_frame", clean)
-	s.c.Close(errSlowConsumer)
+	s.srv.log.Debug("slow consumer dropped", "buffered", buffered, "kept", s.c.Buffered())
+	s.c.Queue(slowCloseFrame)
+	s.drain()
 }
-
-var errSlowConsumer = errors.New("slow consumer")
 
 // statusTryAgainLater is close code 1013, which gobwas/ws does not name.
 const statusTryAgainLater ws.StatusCode = 1013

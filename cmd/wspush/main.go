@@ -48,7 +48,7 @@ func run(args []string) error {
 
 	srv, err := server.New(cfg)
 	if err != nil {
-		return err
+		return redactErr(err, cfg)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -70,7 +70,7 @@ func parseFlags(args []string) (server.Config, string, error) {
 	cfg := server.Defaults()
 	fs := flag.NewFlagSet("wspush", flag.ContinueOnError)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public `address`: WebSocket /ws, demo page /, client /wspush.js")
-	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin API `address`: /publish, /metrics, /healthz, /debug/pprof/ (empty: off)")
+	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin API `address`: /publish, /metrics, /healthz, /debug/pprof/ with -pprof (empty: off); loopback by default: set -publish-token before exposing it")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "event loops (the default is GOMAXPROCS: one per core)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "WebSocket connections; over it handshakes are answered 503")
 	fs.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "largest client message and publish body, in `bytes` (over it: close 1009 / HTTP 413)")
@@ -84,15 +84,24 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "silence after which the server closes a client (close 1001)")
 	fs.DurationVar(&cfg.CloseTimeout, "close-timeout", cfg.CloseTimeout, "wait for the peer's close frame, or its FIN, after the server's last word")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful shutdown budget on SIGINT/SIGTERM")
-	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "comma-separated Origin `values` allowed to connect (empty: any)")
+	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "comma-separated Origin `values` allowed to connect besides the same origin: scheme://host[:port], host[:port], *.domain, or * for any (empty: same origin only)")
 	fs.Var((*listFlag)(&cfg.Subprotocols), "subprotocols", "comma-separated Sec-WebSocket-Protocol `values` the server selects")
 	fs.BoolVar(&cfg.Echo, "echo", cfg.Echo, "serve GET /echo, a WebSocket echo endpoint (conformance testing)")
 	fs.BoolVar(&cfg.ClientPublish, "client-publish", cfg.ClientPublish, `allow clients to publish with {"op":"pub"}`)
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "negotiate permessage-deflate with clients that offer it (pushes are compressed once per message)")
-	fs.StringVar(&cfg.PublishToken, "publish-token", cfg.PublishToken, "bearer `token` required by POST /publish (empty: none)")
+	fs.StringVar(&cfg.PublishToken, "publish-token", cfg.PublishToken, "the admin `token`: Authorization: Bearer token required by every admin endpoint but /healthz (empty: none); prefer -publish-token-file or WSPUSH_PUBLISH_TOKEN")
 	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+
+	// Safe defaults and per-peer limits (docs/security.md).
+	tokenFile := fs.String("publish-token-file", "", "read the admin token (-publish-token) from this `file`: keeps it off the command line")
+	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve /debug/pprof/ on the admin port, behind the admin token (never /debug/pprof/cmdline)")
+	fs.BoolVar(&cfg.MetricsPublic, "metrics-public", cfg.MetricsPublic, "serve /metrics without the admin token")
+	fs.DurationVar(&cfg.AdminTimeout, "admin-timeout", cfg.AdminTimeout, "an admin request must arrive whole (header and body) within this; answers get twice it, idle keep-alives are closed after it")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "TCP connections from one peer address, upgraded or not; over it the handshake is answered 429")
+	fs.IntVar(&cfg.CommandRate, "command-rate", cfg.CommandRate, "commands per second one connection may send on average; over it: \"rate limited\" errors, then close 1008")
+	fs.IntVar(&cfg.CommandBurst, "command-burst", cfg.CommandBurst, "commands one connection may send at once, over -command-rate")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: wspush [flags]\n\nEvery flag can also be set with an environment variable, WSPUSH_ and the flag's\nname in upper case with - as _ (WSPUSH_MAX_BUFFERED=2097152); a flag on the\ncommand line wins.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -112,6 +121,16 @@ func parseFlags(args []string) (server.Config, string, error) {
 	}
 	if err := applyEnv(fs); err != nil {
 		return cfg, "", err
+	}
+	if *tokenFile != "" {
+		if cfg.PublishToken != "" {
+			return cfg, "", errors.New("-publish-token and -publish-token-file both given: keep one")
+		}
+		tok, err := readSecretFile(*tokenFile)
+		if err != nil {
+			return cfg, "", fmt.Errorf("-publish-token-file: %w", err)
+		}
+		cfg.PublishToken = tok
 	}
 	return cfg, *logLevel, nil
 }
@@ -134,7 +153,11 @@ func applyEnv(fs *flag.FlagSet) error {
 			return
 		}
 		if e := fs.Set(f.Name, v); e != nil {
-			err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+			shown := fmt.Sprintf("%q", v)
+			if secretFlags[f.Name] {
+				shown = redacted
+			}
+			err = fmt.Errorf("%s=%s: %w", envName(f.Name), shown, e)
 		}
 	})
 	return err

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/netpoll"
+)
+
+// peerAddr is the address a connection counts against for
+// -max-conns-per-ip: today the TCP peer's IP. It is the one place that
+// decides it, so a PROXY protocol header (a trusted proxy speaking for the
+// client) changes it here alone. The zero Addr means unknown (the socket is
+// already gone), which is not counted. With the PROXY protocol the address
+// is known only once the header is parsed: the count then moves there
+// (remove the socket's address, add the header's), not into a second lookup.
+func peerAddr(c *netpoll.Conn) netip.Addr {
+	sa, err := unix.Getpeername(c.Fd())
+	if err != nil {
+		return netip.Addr{}
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(sa.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(sa.Addr).Unmap()
+	}
+	return netip.Addr{}
+}
+
+// peerTable counts the open TCP connections of each peer address, over all
+// loops: a client's connections land on any loop (SO_REUSEPORT hashes the
+// 4-tuple). It has one entry per address with at least one connection,
+// removed with its last one, so it is bounded by the open connections. It is
+// touched once at accept and once at close, never per message; shards keep
+// the loops from contending on one lock during a connection storm.
+type peerTable struct {
+	limit  int
+	seed   maphash.Seed
+	shards [peerShards]peerShard
+}
+
+const peerShards = 64
+
+type peerShard struct {
+	mu sync.Mutex
+	n  map[netip.Addr]int32
+	_  [40]byte // a shard per cache line: loops accepting at once do not share one
+}
+
+func newPeerTable(limit int) *peerTable {
+	p := &peerTable{limit: limit, seed: maphash.MakeSeed()}
+	for i := range p.shards {
+		p.shards[i].n = make(map[netip.Addr]int32)
+	}
+	return p
+}
+
+func (p *peerTable) shard(a netip.Addr) *peerShard {
+	b := a.As16()
+	return &p.shards[maphash.Bytes(p.seed, b[:])%peerShards]
+}
+
+// add counts one more connection of a and reports whether it is within the
+// limit. A connection over the limit is counted too (until remove): it is
+// still an open descriptor.
+func (p *peerTable) add(a netip.Addr) bool {
+	if !a.IsValid() {
+		return true
+	}
+	sh := p.shard(a)
+	sh.mu.Lock()
+	n := sh.n[a] + 1
+	sh.n[a] = n
+	sh.mu.Unlock()
+	return int(n) <= p.limit
+}
+
+// remove forgets one connection of a.
+func (p *peerTable) remove(a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
+	sh := p.shard(a)
+	sh.mu.Lock()
+	if n := sh.n[a] - 1; n > 0 {
+		sh.n[a] = n
+	} else {
+		delete(sh.n, a)
+	}
+	sh.mu.Unlock()
+}
+
+// addresses is the number of peer addresses with a connection open.
+func (p *peerTable) addresses() int {
+	n := 0
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		n += len(sh.n)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// msgTooManyFromIP is the body of the 429 past -max-conns-per-ip.
+const msgTooManyFromIP = "too many connections from your address"

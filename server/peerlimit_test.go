@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// dialFrom opens a WebSocket with coder/websocket from the source address
+// src, returning the handshake's status.
+func dialFrom(t *testing.T, s *Server, src string) (*websocket.Conn, int) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, s.wsURL("/ws"), &websocket.DialOptions{HTTPClient: client})
+	if resp == nil {
+		t.Fatalf("dial from %s: %v", src, err)
+	}
+	if c != nil {
+		t.Cleanup(func() { c.CloseNow() })
+	}
+	return c, resp.StatusCode
+}
+
+// TestMaxConnsPerIP: an address holding -max-conns-per-ip connections,
+// idle ones that never sent a byte included, gets 429 for the next
+// handshake; another address does not; closing one frees a slot.
+func TestMaxConnsPerIP(t *testing.T) {
+	s := startServer(t, Config{Loops: 2, MaxConnsPerIP: 3})
+	var idle []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", s.Addr().String()) // from 127.0.0.1, never handshakes
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	waitFor(t, "the idle connections to be counted", func() bool { return s.tcpConns() == 2 })
+	if _, code := dialFrom(t, s, "127.0.0.1"); code != http.StatusSwitchingProtocols {
+		t.Fatalf("third connection of 127.0.0.1: %d, want 101", code)
+	}
+	resp, body, refused := hsExchange(t, s, hsWS("/ws"))
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), msgTooManyFromIP) {
+		t.Fatalf("fourth connection of 127.0.0.1: %d %q, want 429", resp.StatusCode, body)
+	}
+	if _, code := dialFrom(t, s, "127.0.0.2"); code != http.StatusSwitchingProtocols {
+		t.Fatalf("first connection of 127.0.0.2: %d, want 101", code)
+	}
+	if got := testutil.ToFloat64(s.metrics.handshakeFailures.WithLabelValues(string(reasonMaxConnsPerIP))); got != 1 {
+		t.Errorf("max_conns_per_ip failures %v, want 1", got)
+	}
+	if n := s.peers.addresses(); n != 2 {
+		t.Errorf("%d peer addresses tracked, want 2", n)
+	}
+	// The refused one is counted until it is gone (a connection over the
+	// limit is still a descriptor).
+	refused.Close()
+	idle[0].Close()
+	waitFor(t, "two connections of 127.0.0.1 to close", func() bool { return s.tcpConns() == 3 })
+	if resp, body, _ := hsExchange(t, s, hsWS("/ws")); resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("after a close, 127.0.0.1 got %d %q, want 101", resp.StatusCode, body)
+	}
+}
+
+// TestPeerTableHoldsOnlyOpenAddresses: the table has an entry per address
+// with a connection open, none after they close.
+func TestPeerTableHoldsOnlyOpenAddresses(t *testing.T) {
+	s := startServer(t, Config{Loops: 2})
+	var conns []*websocket.Conn
+	for i := range 5 {
+		c, code := dialFrom(t, s, fmt.Sprintf("127.0.0.%d", 10+i))
+		if code != 101 {
+			t.Fatal(code)
+		}
+		conns = append(conns, c)
+	}
+	waitFor(t, "5 addresses", func() bool { return s.peers.addresses() == 5 })
+	for _, c := range conns {
+		c.CloseNow()
+	}
+	waitFor(t, "the table to empty", func() bool { return s.peers.addresses() == 0 })
+}
