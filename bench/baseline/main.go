@@ -11,7 +11,7 @@
 //
 // Usage:
 //
-//	baseline -listen :8080 -admin :8081 [-queue 256] [-sndbuf 0] [-client-publish]
+//	baseline -listen :8080 -admin 127.0.0.1:8081 [-queue 256] [-sndbuf 0] [-client-publish]
 package main
 
 import (
@@ -51,7 +51,7 @@ type config struct {
 
 func main() {
 	listen := flag.String("listen", ":8080", "WebSocket address")
-	admin := flag.String("admin", ":8081", "admin address (POST /publish, /metrics, /healthz)")
+	admin := flag.String("admin", "127.0.0.1:8081", "admin address (POST /publish, /metrics, /healthz); loopback by default, as wspush")
 	var cfg config
 	flag.IntVar(&cfg.queue, "queue", 256, "messages queued per connection before it is dropped as a slow consumer")
 	flag.IntVar(&cfg.sndbuf, "sndbuf", 0, "SO_SNDBUF of connections, bytes; 0: kernel autotuning")
