@@ -37,13 +37,12 @@ func TestCommandRateLimit(t *testing.T) {
 		case `{"op":"error","error":"rate limited"}`:
 			limited++
 		default:
-			if limited > 0 {
-				t.Fatalf("answer %s after the first refusal", p)
-			}
 			subscribed++
 		}
 	}
-	if subscribed < burst || subscribed > burst+1 || limited < rateLimitStrikes-2 {
+	// At 1 a second the bucket refills at most once or twice in between,
+	// however slowly a loaded machine reads the flood.
+	if subscribed < burst || subscribed > burst+2 || limited < rateLimitStrikes-2 {
 		t.Fatalf("%d answered and %d refused before the close; want the burst of %d, then about %d refusals", subscribed, limited, burst, rateLimitStrikes)
 	}
 	if n := testutil.ToFloat64(s.metrics.rateLimitCloses); n != 1 {
