@@ -177,6 +177,7 @@ type Loop struct {
 	iov     []unix.Iovec
 	conns   []*Conn
 	dirty   []*Conn
+	after   []func() // run once after the next flushDirty (AfterFlush)
 	freeq   []*outq
 	wheel   *wheel
 	fire    func(*Conn)
@@ -409,6 +410,9 @@ func (l *Loop) flushDirty() {
 		l.dirty[i] = nil
 	}
 	l.dirty = l.dirty[:0]
+	if len(l.after) > 0 {
+		l.runAfter()
+	}
 }
 
 func (l *Loop) closeListener() {
