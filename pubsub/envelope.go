@@ -51,6 +51,8 @@ type Push struct {
 	deflaters *sync.Pool // of *frames.Deflater
 	once      sync.Once
 	deflated  frames.Prepared
+
+	timing pushTiming // push latency (latency.go)
 }
 
 // Deflated is the push as a permessage-deflate frame (plain when compressing

@@ -56,6 +56,7 @@ type Hub struct {
 
 	deflaters sync.Pool     // *frames.Deflater, shared by every Push
 	inflight  chan struct{} // one token per Publish being handed out (MaxInFlight)
+	lat       latency       // push latency, when measured (SetPushLatency)
 
 	published     atomic.Uint64
 	delivered     atomic.Uint64
@@ -188,7 +189,9 @@ func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 		left = new(atomic.Int32)
 		left.Store(loops)
 	}
+	accepted := h.lat.now()
 	push := &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
+	h.lat.start(push, accepted, loops)
 	for i := range t.sets {
 		if t.sets[i].n == 0 {
 			continue
@@ -196,6 +199,7 @@ func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 		set := &t.sets[i]
 		h.loops[i].Post(func() {
 			h.deliver(set, seq, push)
+			h.lat.delivered(i, push)
 			if left != nil && left.Add(-1) == 0 {
 				done()
 			}
