@@ -92,6 +92,7 @@ func newMetrics(s *Server) *metrics {
 			counter("wspush_broker_publish_failures_total", "Publishes the cluster broker did not accept (answered 503).", func() float64 { return float64(s.nats.Stats().PublishFailures) }),
 		)
 	}
+	m.registerLoad(s)
 	for _, l := range s.group.Loops() {
 		id := strconv.Itoa(l.ID())
 		m.reg.MustRegister(
