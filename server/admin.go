@@ -20,6 +20,8 @@ func (s *Server) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("/publish", s.adminAuth(http.HandlerFunc(s.handlePublish)))
 	mux.HandleFunc("/healthz", s.handleHealth)
+	mux.Handle("/admin/", s.adminPage()) // the page's files: no data, no token (adminpage.go)
+	mux.Handle("/admin/stats", s.adminAuth(s.adminStatsHandler()))
 	var scrape http.Handler = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	if !s.cfg.MetricsPublic {
 		scrape = s.adminAuth(scrape)

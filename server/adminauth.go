@@ -13,8 +13,11 @@ import (
 // protected by where it listens (loopback by default, docs/security.md).
 //
 // Every admin endpoint goes through it except /healthz, which load balancers
-// probe without credentials, and /metrics with -metrics-public. The token is
-// compared in constant time and never echoed.
+// probe without credentials, /metrics with -metrics-public, and the admin
+// page's own files under /admin/ (adminpage.go: a browser cannot send the
+// token when it navigates; the page holds no data and sends the token on its
+// requests to /admin/stats and /publish). The token is compared in constant
+// time and never echoed.
 func (s *Server) adminAuth(h http.Handler) http.Handler {
 	token := s.cfg.PublishToken
 	if token == "" {
