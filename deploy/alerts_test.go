@@ -78,7 +78,9 @@ func TestAlertRuleConventions(t *testing.T) {
 	// The list: slow-consumer drop rate, handshake failure ratio,
 	// broker degraded, file-descriptor headroom, goroutine growth.
 	for _, a := range []string{"WspushSlowConsumerDrops", "WspushHandshakeFailureRatio", "WspushBrokerDegraded",
-		"WspushFileDescriptorsLow", "WspushGoroutineGrowth"} {
+		"WspushFileDescriptorsLow", "WspushGoroutineGrowth",
+		// and those of the v1.1 load metrics
+		"WspushLoopImbalance", "WspushLoopBacklog", "WspushPushLatencyHigh"} {
 		if !seen[a] {
 			t.Errorf("alert %s missing", a)
 		}

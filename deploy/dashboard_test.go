@@ -166,7 +166,9 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"Connections", "Handshake failures by reason", "Deliveries/s", "CPU per delivery",
-		"Slow-consumer drops", "bufferedAmount distribution", "Loop wake-ups/s", "Broker state"} {
+		"Slow-consumer drops", "bufferedAmount distribution", "Loop wake-ups/s", "Broker state",
+		// the v1.1 load metrics
+		"Push latency", "Push latency p50 / p99", "Connections per loop", "Tasks pending per loop"} {
 		if !titles[want] {
 			t.Errorf("panel %q missing", want)
 		}

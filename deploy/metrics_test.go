@@ -216,9 +216,12 @@ func TestScrapeCheck(t *testing.T) {
 		{selector{name: "wspush_broker_connected"}, true},
 		{selector{name: "go_gc_duration_seconds", matchers: []matcher{{"quantile", "=", "0.75"}}}, true},
 		{selector{name: "process_open_fds"}, true},
-		// Proposed, not yet in the server: must fail until they are added.
-		{selector{name: "wspush_push_latency_seconds_bucket"}, false},
-		{selector{name: "wspush_loop_connections"}, false},
+		{selector{name: "wspush_push_latency_seconds_bucket", matchers: []matcher{{"le", "=", "0.1"}}}, true},
+		{selector{name: "wspush_loop_connections", matchers: []matcher{{"loop", "=", "1"}}}, true},
+		{selector{name: "wspush_loop_tasks_pending", matchers: []matcher{{"loop", "=", "0"}}}, true},
+		{selector{name: "wspush_loop_connections", matchers: []matcher{{"loop", "=", "2"}}}, false}, // the node has 2 loops
+		{selector{name: "wspush_push_latency_seconds_bucket", matchers: []matcher{{"le", "=", "0.2"}}}, false},
+		{selector{name: "wspush_push_latency_seconds"}, false},  // a histogram: only _bucket, _sum, _count
 		{selector{name: "wspush_buffered_amount_bytes"}, false}, // a histogram has no series of its own name
 		{selector{name: "wspush_connections_bucket"}, false},
 		{selector{name: "wspush_buffered_amount_bytes_bucket", matchers: []matcher{{"le", "=", "65535"}}}, false},
