@@ -6,7 +6,7 @@
 # Not built in this repository's CI (no Docker daemon there). The test in
 # deploy/ runs the builder stage's `go build` with the same flags and checks
 # that the result is a static binary that starts; see
-# docs/deploy-packaging.md.
+# docs/deploy.md.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

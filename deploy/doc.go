@@ -13,5 +13,5 @@
 //     the server calls (traced with strace), and its environment file only
 //     sets real flags.
 //
-// See docs/deploy-packaging.md.
+// See docs/deploy.md ("Packaging and monitoring").
 package deploy
