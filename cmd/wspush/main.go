@@ -46,12 +46,14 @@ func run(args []string) error {
 	}
 	log.Info("open files limit", "nofile", limit, "max_connections_by_fd", limit-32)
 
+	// Catch the signals before serving: a SIGTERM that comes as soon as the
+	// server answers must shut it down gracefully, not kill it.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	srv, err := server.New(cfg)
 	if err != nil {
 		return redactErr(err, cfg)
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	got := <-sig
 	log.Info("shutting down", "signal", got.String(), "connections", srv.Conns())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
