@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // adminWaitFor polls the JavaScript condition on the admin page until it is
@@ -157,4 +159,24 @@ func saveAdminScreenshot(t *testing.T, ctx context.Context, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("admin page screenshot: %s", path)
+}
+
+// TestBrowserAdminPageCluster: with -broker the page shows the cluster
+// broker's state, and follows it when NATS goes away (status degraded, not
+// connected, the reason).
+func TestBrowserAdminPageCluster(t *testing.T) {
+	ctx := newBrowser(t)
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	srv := startServer(t, serverBinary(t), "-broker", ns.ClientURL())
+
+	do(t, ctx, chromedp.Navigate("http://"+srv.admin+"/admin/"))
+	adminWaitFor(t, ctx, "the cluster broker connected", `document.getElementById("status").dataset.status === "ok" &&
+		document.getElementById("broker").textContent.includes("cluster (NATS JetStream)") &&
+		document.querySelector("#broker dd.ok")?.textContent === "yes"`)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	adminWaitFor(t, ctx, "the page to show the broker down", `document.getElementById("status").dataset.status === "degraded" &&
+		document.querySelector("#broker dd.bad")?.textContent === "no"`)
+	saveAdminScreenshot(t, ctx, "admin-cluster.png")
 }
