@@ -25,9 +25,36 @@ type adminStats struct {
 	Published     uint64         `json:"published_total"`
 	Delivered     uint64         `json:"delivered_total"`
 	SlowDropped   uint64         `json:"slow_consumers_dropped_total"`
+	PushLatency   latencyBuckets `json:"push_latency"`
 	Loops         []loopLoad     `json:"loops"`
 	Broker        brokerState    `json:"broker"`
 	TopTopics     topTopicsState `json:"top_topics"`
+}
+
+// latencyBuckets is the push latency histogram (wspush_push_latency_seconds)
+// as counts since the start: Counts[i] messages took at most Le[i] seconds,
+// Count took any time. A reader takes quantiles over an interval from the
+// differences of two snapshots.
+type latencyBuckets struct {
+	Le     []float64 `json:"le"`
+	Counts []uint64  `json:"counts"`
+	Count  uint64    `json:"count"`
+	Sum    float64   `json:"sum_seconds"`
+}
+
+// readLatency copies the histogram's buckets.
+func readLatency(h interface{ Write(*dto.Metric) error }) latencyBuckets {
+	var m dto.Metric
+	if h.Write(&m) != nil {
+		return latencyBuckets{}
+	}
+	hg := m.GetHistogram()
+	lb := latencyBuckets{Count: hg.GetSampleCount(), Sum: hg.GetSampleSum()}
+	for _, b := range hg.GetBucket() {
+		lb.Le = append(lb.Le, b.GetUpperBound())
+		lb.Counts = append(lb.Counts, b.GetCumulativeCount())
+	}
+	return lb
 }
 
 // loopLoad is one event loop's share of the work.
@@ -127,6 +154,7 @@ func (s *Server) adminSnapshot(start time.Time) adminStats {
 		Published:     hs.Published,
 		Delivered:     hs.Delivered,
 		SlowDropped:   counterValue(s.metrics.slowDropped),
+		PushLatency:   readLatency(s.metrics.pushLatency),
 		Broker:        brokerState{Mode: "local"},
 	}
 	for _, l := range s.group.Loops() {

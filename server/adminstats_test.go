@@ -79,6 +79,11 @@ func TestAdminStats(t *testing.T) {
 	if st.Published != 1 {
 		t.Errorf("published_total %d, want 1", st.Published)
 	}
+	waitFor(t, "the push latency", func() bool { _, st = getStats(t, s, "", auth...); return st.PushLatency.Count == 1 })
+	if lb := st.PushLatency; len(lb.Le) != len(pushLatencyBuckets) || len(lb.Counts) != len(lb.Le) ||
+		lb.Counts[len(lb.Counts)-1] > 1 || lb.Sum <= 0 {
+		t.Errorf("push latency after one message: %+v", lb)
+	}
 
 	// The top topics are walked at most every topTopicsEvery: wait for a
 	// walk that has seen every subscription.

@@ -20,11 +20,12 @@ var pushLatencyBuckets = []float64{
 // newMetrics, before the loops accept: no message is in flight when the Hub
 // is told to measure.
 func (m *metrics) registerLoad(s *Server) {
-	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
+	m.pushLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "wspush_push_latency_seconds",
 		Help:    "Time from a message being sequenced to the writev of the last loop with subscribers of it, one observation per message.",
 		Buckets: pushLatencyBuckets,
 	})
+	latency := m.pushLatency
 	m.reg.MustRegister(latency)
 	s.hub.SetPushLatency(func(d time.Duration) { latency.Observe(d.Seconds()) })
 	for _, l := range s.group.Loops() {

@@ -20,6 +20,8 @@ type metrics struct {
 	slowDropped       prometheus.Counter
 	rateLimited       prometheus.Counter // commands refused by the rate limit (ratelimit.go)
 	rateLimitCloses   prometheus.Counter // connections closed 1008 for it
+
+	pushLatency prometheus.Histogram // (v1.1) loadmetrics.go
 }
 
 func newMetrics(s *Server) *metrics {

@@ -136,6 +136,7 @@ func TestBrowserAdminPage(t *testing.T) {
 		adminWaitFor(t, ctx, "publish "+strconv.Itoa(seq), fmt.Sprintf(`document.getElementById("publish-result").dataset.seq === "%d"`, seq))
 	}
 	adminWaitFor(t, ctx, "a publish rate", `Number(document.getElementById("publishes").dataset.value) > 0`)
+	adminWaitFor(t, ctx, "the push latency", `Number(document.getElementById("latency").dataset.value) > 0`)
 	saveAdminScreenshot(t, ctx, "admin.png")
 }
 

@@ -9,12 +9,15 @@
   const HISTORY = 120;      // points per chart: two minutes at POLL_MS
   const TOP = 10;           // topics in the top-topics table
   const TOKEN_KEY = "wspush-admin-token";
+  const LATENCY_WINDOW = 10; // polls the latency quantiles are taken over
+  const UNITS = { latency: " ms" }; // of a chart's max label
 
   const $ = (id) => document.getElementById(id);
   let token = sessionStorage.getItem(TOKEN_KEY) || "";
   let prev = null;          // the previous snapshot, for rates
   let timer = 0;
   const series = {};        // chart id -> values, oldest first
+  let latencies = [];       // the last LATENCY_WINDOW push_latency snapshots
 
   // fetchAdmin sends a request to this admin server with the token, if any.
   function fetchAdmin(path, init = {}) {
@@ -93,6 +96,14 @@
     setValue("publishes", publishes, 1);
     setValue("deliveries", deliveries, 1);
     setValue("slow", s.slow_consumers_dropped_total);
+    latencies.push(s.push_latency);
+    if (latencies.length > LATENCY_WINDOW + 1) latencies.shift();
+    const p99 = quantile(0.99, s.push_latency, latencies[0]);
+    const p50 = quantile(0.5, s.push_latency, latencies[0]);
+    const latencyEl = $("latency");
+    latencyEl.dataset.value = p99 === null ? "" : String(p99);
+    latencyEl.textContent = p99 === null ? "—" : seconds(p99);
+    $("latency-p50").textContent = p50 === null ? "—" : seconds(p50);
     $("slow-rate").textContent = slow === null ? "—" : fmt(slow, 1);
     push("connections", s.connections);
     push("topics", s.topics);
@@ -100,6 +111,7 @@
     push("publishes", publishes);
     push("deliveries", deliveries);
     push("slow", slow);
+    push("latency", p99 === null ? null : p99 * 1000);
     for (const id of Object.keys(series)) draw(id);
 
     renderLoops(s.loops, prev, dt);
@@ -112,6 +124,34 @@
       t, published: s.published_total, delivered: s.delivered_total, slow: s.slow_consumers_dropped_total,
       loops: Object.fromEntries(s.loops.map((l) => [l.loop, l])),
     };
+  }
+
+  // quantile estimates the q-quantile of the pushes between two snapshots of
+  // the latency histogram, interpolating inside the bucket it falls in, as
+  // Prometheus's histogram_quantile does; null without pushes in between
+  // (or across a restart).
+  function quantile(q, now, then) {
+    if (!then || now.le.length !== then.le.length) return null;
+    const n = now.count - then.count;
+    if (n <= 0) return null;
+    const rank = q * n;
+    let lowerLe = 0, lowerCount = 0;
+    for (let i = 0; i < now.le.length; i++) {
+      const count = now.counts[i] - then.counts[i];
+      if (count >= rank) {
+        const inBucket = count - lowerCount;
+        return inBucket > 0 ? lowerLe + (now.le[i] - lowerLe) * (rank - lowerCount) / inBucket : now.le[i];
+      }
+      lowerLe = now.le[i];
+      lowerCount = count;
+    }
+    return lowerLe; // above the largest bucket: at least that
+  }
+
+  function seconds(s) {
+    if (s < 0.001) return fmt(s * 1e6, 0) + " µs";
+    if (s < 1) return fmt(s * 1000, s < 0.01 ? 2 : 1) + " ms";
+    return fmt(s, 2) + " s";
   }
 
   function setValue(id, v, digits = 0) {
@@ -157,14 +197,20 @@
     const x0 = w - (values.length - 1) * step;
     const y = (v) => h - 2 - (v / max) * (h - 14);
     ctx.beginPath();
-    let open = false, firstX = 0, lastX = 0;
+    let open = false, firstX = 0, lastX = 0, points = 0;
     values.forEach((v, i) => {
       if (v === null) return;
       const x = x0 + i * step;
       if (!open) { ctx.moveTo(x, y(v)); firstX = x; open = true; } else ctx.lineTo(x, y(v));
       lastX = x;
+      points++;
     });
     if (!open) return;
+    if (points === 1) { // no line yet: a dot
+      const v = values.findLast((v) => v !== null);
+      ctx.fillStyle = "#2563eb";
+      ctx.fillRect(lastX - 2, y(v) - 2, 3, 3);
+    }
     ctx.strokeStyle = "#2563eb";
     ctx.lineWidth = 1.5;
     ctx.stroke();
@@ -175,7 +221,7 @@
     ctx.fill();
     ctx.fillStyle = "#6b7785";
     ctx.font = "10px system-ui, sans-serif";
-    ctx.fillText("max " + fmt(max, max < 10 ? 1 : 0), 2, 10);
+    ctx.fillText("max " + fmt(max, max < 10 ? 1 : 0) + (UNITS[id] || ""), 2, 10);
   }
 
   function cell(row, text, cls) {
@@ -303,6 +349,7 @@
     token = "";
     sessionStorage.removeItem(TOKEN_KEY);
     prev = null;
+    latencies = [];
     poll();
   });
   $("publish-form").addEventListener("submit", publish);
