@@ -34,7 +34,8 @@ type Broker interface {
 type Published struct {
 	Topic       string `json:"topic"`
 	Seq         uint64 `json:"seq"`
-	Subscribers int    `json:"subscribers"` // connections the push was queued to
+	Epoch       string `json:"epoch,omitempty"` // (v1.1) the topic stream's; "" from a broker that has none yet
+	Subscribers int    `json:"subscribers"`     // connections the push was queued to
 }
 
 // ErrInvalidJSON is returned when a published value is not valid JSON.
@@ -54,6 +55,8 @@ type Hub struct {
 	mu     sync.Mutex
 	topics map[string]*Topic
 
+	store *HistoryStore // the topics' histories (SetHistory); nil: topics live only while subscribed
+
 	deflaters sync.Pool     // *frames.Deflater, shared by every Push
 	inflight  chan struct{} // one token per Publish being handed out (MaxInFlight)
 
@@ -72,8 +75,9 @@ func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
 }
 
 // Publish assigns the next sequence number of topic to data, a JSON value,
-// and hands it to every loop that has subscribers of it. A topic without
-// subscribers is not kept: the publish is dropped and answered with seq 0.
+// and hands it to every loop that has subscribers of it. With a history
+// (SetHistory) a topic without subscribers gets the next seq too and keeps
+// the message; without one such a publish is dropped and answered with seq 0.
 //
 // At most MaxInFlight publishes (see SetMaxInFlight) are being handed out by the loops at once;
 // past that Publish waits (or gives up with ctx) until the loops catch up, so
@@ -124,18 +128,15 @@ func (h *Hub) publish(topic string, data []byte, done func()) (Published, error)
 		return Published{}, err
 	}
 	h.published.Add(1)
-	h.mu.Lock()
-	t := h.topics[topic]
-	h.mu.Unlock()
+	t := h.lockTopic(topic)
 	if t == nil {
 		callIf(done)
 		return Published{Topic: topic}, nil
 	}
-	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.seq++
 	n := h.fanOut(t, t.seq, data, done)
-	return Published{Topic: topic, Seq: t.seq, Subscribers: n}, nil
+	return Published{Topic: topic, Seq: t.seq, Epoch: t.epoch, Subscribers: n}, nil
 }
 
 func callIf(fn func()) {
@@ -170,7 +171,7 @@ func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
 // fanOut encodes the push once and posts one task per loop that has
 // subscribers; done, when not nil, is called after the last of those tasks.
 // Called with t.mu held, which keeps every loop's tasks for t in sequence
-// order.
+// order and the history equal to every message up to t.seq (history_hub.go).
 func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 	total, loops := 0, int32(0)
 	for i := range t.sets {
@@ -180,6 +181,7 @@ func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 		}
 	}
 	if total == 0 {
+		h.keep(t, seq, data)
 		callIf(done)
 		return 0
 	}
@@ -189,6 +191,7 @@ func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 		left.Store(loops)
 	}
 	push := &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
+	t.record(seq, push)
 	for i := range t.sets {
 		if t.sets[i].n == 0 {
 			continue
