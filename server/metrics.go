@@ -20,6 +20,10 @@ type metrics struct {
 	slowDropped       prometheus.Counter
 	rateLimited       prometheus.Counter // commands refused by the rate limit (ratelimit.go)
 	rateLimitCloses   prometheus.Counter // connections closed 1008 for it
+
+	// (v1.1) resubscribes from a position, and the pushes they replayed.
+	recovered, unrecovered prometheus.Counter
+	replayed               prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -44,6 +48,7 @@ func newMetrics(s *Server) *metrics {
 	for _, r := range handshakeFailureReasons {
 		m.handshakeFailures.WithLabelValues(string(r))
 	}
+	m.registerHistory(s)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
