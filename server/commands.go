@@ -50,6 +50,7 @@ func (s *session) command(payload []byte) {
 		}
 		for _, t := range cmd.Topics {
 			if from, ok := since[t]; ok {
+				delete(since, t) // a topic listed twice resumes once
 				s.subscribeSince(t, from)
 			} else {
 				s.subscribe(t)

@@ -71,7 +71,7 @@ func newMetrics(s *Server) *metrics {
 		gauge("wspush_peer_addresses", "Peer addresses with at least one open TCP connection (-max-conns-per-ip counts per address).",
 			func() float64 { return float64(s.peers.addresses()) }),
 		gauge("wspush_connections", "Open WebSocket connections.", func() float64 { return float64(s.open.Load()) }),
-		gauge("wspush_topics", "Topics with at least one subscriber.", func() float64 { return float64(s.hub.Stats().Topics) }),
+		gauge("wspush_topics", "Topics known: with a subscriber, or (single node) kept for -history-ttl after their last subscriber or publish.", func() float64 { return float64(s.hub.Stats().Topics) }),
 		gauge("wspush_subscriptions", "Subscriptions: (connection, topic) pairs.", func() float64 { return float64(s.hub.Stats().Subscriptions) }),
 		counter("wspush_messages_published_total", "Messages published.", func() float64 {
 			n := s.hub.Stats().Published
