@@ -54,17 +54,27 @@ func (h *Hub) newTopic(topic string) *Topic {
 	return t
 }
 
+// SetMaxTopics bounds the topics a Hub with a history makes for publishes
+// (and history reads) to topics nobody subscribes: past n topics in all, such
+// a publish is not kept, as without a history (seq 0, no epoch), and counted
+// in Stats.Unkept. Subscribed topics are bounded by the connections and their
+// subscriptions instead, so they are always made. 0: no bound. Call it before
+// the Hub is used.
+func (h *Hub) SetMaxTopics(n int) { h.maxTopics = n }
+
 // lockTopic returns topic's Topic locked (Topic.mu) for a publish: made
-// when missing if the Hub keeps history, nil when it does not and nobody
-// subscribes. A topic Sweep forgot between the lookup and the lock is looked
-// up (so made) again: its message goes to the new stream, never to a closed
-// one.
+// when missing if the Hub keeps history (within SetMaxTopics), nil when it
+// does not and nobody subscribes. A topic Sweep forgot between the lookup
+// and the lock is looked up (so made) again: its message goes to the new
+// stream, never to a closed one.
 func (h *Hub) lockTopic(topic string) *Topic {
 	for {
 		h.mu.Lock()
 		t := h.topics[topic]
 		if t == nil && h.store != nil {
-			t = h.newTopic(topic)
+			if h.maxTopics <= 0 || len(h.topics) < h.maxTopics {
+				t = h.newTopic(topic)
+			}
 		}
 		h.mu.Unlock()
 		if t == nil {
@@ -164,6 +174,10 @@ type HistoryRead struct {
 // ErrNoHistory is returned by ReadHistory from a Hub without a history.
 var ErrNoHistory = errors.New("this node keeps no history")
 
+// ErrTooManyTopics is returned by ReadHistory for an unknown topic when the
+// Hub holds SetMaxTopics topics.
+var ErrTooManyTopics = errors.New("too many topics: the topic is unknown and no new one can be made")
+
 // ReadHistory returns the messages of topic after from (whose epoch, if
 // not empty, must be the topic's for Recovered), at most limit of them. An
 // unknown topic is made, as a subscribe would: the position it answers is
@@ -176,6 +190,9 @@ func (h *Hub) ReadHistory(topic string, from Position, limit int) (HistoryRead, 
 		return HistoryRead{}, ErrNoHistory
 	}
 	t := h.lockTopic(topic)
+	if t == nil {
+		return HistoryRead{}, ErrTooManyTopics
+	}
 	defer t.mu.Unlock()
 	epoch := from.Epoch
 	if epoch == "" {

@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -254,5 +255,31 @@ func BenchmarkPublishHistory(b *testing.B) {
 				h.Publish(context.Background(), "bench", data)
 			}
 		})
+	}
+}
+
+func TestMaxTopics(t *testing.T) {
+	h := newHistoryHub(t, 1, DefaultHistoryConfig())
+	h.SetMaxTopics(2)
+	publishT(t, h, "a", `1`)
+	publishT(t, h, "b", `1`)
+	if res := publishT(t, h, "c", `1`); res.Seq != 0 || res.Epoch != "" {
+		t.Fatalf("publish past the topic bound: %+v, want not kept (seq 0)", res)
+	}
+	if res := publishT(t, h, "a", `2`); res.Seq != 2 {
+		t.Fatalf("publish to a known topic past the bound: %+v", res)
+	}
+	if _, err := h.ReadHistory("c", Position{}, 1); !errors.Is(err, ErrTooManyTopics) {
+		t.Fatalf("ReadHistory of a new topic past the bound: %v", err)
+	}
+	var r recorder
+	if _, seq, err := h.Subscribe(0, &r, "c"); err != nil || seq != 0 {
+		t.Fatalf("subscribe past the bound: %d, %v; subscribing always makes the topic", seq, err)
+	}
+	if res := publishT(t, h, "c", `2`); res.Seq != 1 || res.Subscribers != 1 {
+		t.Fatalf("publish to the subscribed topic: %+v", res)
+	}
+	if n := h.Stats().Unkept; n != 1 {
+		t.Fatalf("Unkept = %d, want 1", n)
 	}
 }

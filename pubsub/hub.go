@@ -55,7 +55,9 @@ type Hub struct {
 	mu     sync.Mutex
 	topics map[string]*Topic
 
-	store *HistoryStore // the topics' histories (SetHistory); nil: topics live only while subscribed
+	store     *HistoryStore // the topics' histories (SetHistory); nil: topics live only while subscribed
+	maxTopics int           // SetMaxTopics
+	unkept    atomic.Uint64 // publishes not kept for want of a topic (SetMaxTopics)
 
 	deflaters sync.Pool     // *frames.Deflater, shared by every Push
 	inflight  chan struct{} // one token per Publish being handed out (MaxInFlight)
@@ -130,6 +132,9 @@ func (h *Hub) publish(topic string, data []byte, done func()) (Published, error)
 	h.published.Add(1)
 	t := h.lockTopic(topic)
 	if t == nil {
+		if h.store != nil {
+			h.unkept.Add(1) // SetMaxTopics topics exist
+		}
 		callIf(done)
 		return Published{Topic: topic}, nil
 	}
@@ -229,6 +234,7 @@ type Stats struct {
 	Subscriptions int64
 	Published     uint64
 	Delivered     uint64
+	Unkept        uint64 // (v1.1) publishes to a topic without subscribers not kept: SetMaxTopics topics existed
 }
 
 // Stats reads the counters; safe from any goroutine.
@@ -241,5 +247,6 @@ func (h *Hub) Stats() Stats {
 		Subscriptions: h.subscriptions.Load(),
 		Published:     h.published.Load(),
 		Delivered:     h.delivered.Load(),
+		Unkept:        h.unkept.Load(),
 	}
 }

@@ -50,6 +50,7 @@ type Config struct {
 	HistoryOff      bool          // keep no message, only positions (-history-size 0: a zero HistorySize means the default)
 	HistoryTTL      time.Duration // a message's life; a topic without subscribers is forgotten this long after its last publish
 	HistoryMaxBytes int64         // what the history of all topics may hold (frame + 96 bytes per message)
+	MaxTopics       int           // topics past which a publish to a topic without subscribers is not kept (v1 behaviour)
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -75,6 +76,7 @@ func Defaults() Config {
 		HistorySize:      pubsub.DefaultHistorySize,
 		HistoryTTL:       pubsub.DefaultHistoryTTL,
 		HistoryMaxBytes:  pubsub.DefaultHistoryMaxBytes,
+		MaxTopics:        1_000_000,
 		Logger:           slog.Default(),
 
 		AdminTimeout:  10 * time.Second,

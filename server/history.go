@@ -35,6 +35,7 @@ func (s *Server) startHistory() error {
 	if err := s.hub.SetHistory(cfg); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
+	s.hub.SetMaxTopics(s.cfg.MaxTopics)
 	s.sweepDone = make(chan struct{})
 	go s.sweep(sweepInterval(cfg.TTL), s.sweepDone)
 	return nil
@@ -132,6 +133,9 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, pubsub.ErrTopicName):
 		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	case errors.Is(err, pubsub.ErrTooManyTopics):
+		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	case errors.Is(err, pubsub.ErrNoHistory):
 		writeJSONError(w, http.StatusNotImplemented, "a cluster node has no local history yet (docs/cluster.md)")

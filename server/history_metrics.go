@@ -25,6 +25,10 @@ func (m *metrics) registerHistory(s *Server) {
 		index int
 	}{{"size", pubsub.EvictedSize}, {"ttl", pubsub.EvictedTTL}, {"bytes", pubsub.EvictedBytes}}
 	m.reg.MustRegister(recoveries, m.replayed,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "wspush_publishes_unkept_total",
+			Help: "Publishes to a topic without subscribers not kept (seq 0, no history) because -max-topics topics existed.",
+		}, func() float64 { return float64(s.hub.Stats().Unkept) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wspush_history_messages", Help: "Messages held in the topics' history.",
 		}, func() float64 { return float64(hist().Messages) }),

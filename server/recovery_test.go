@@ -609,3 +609,26 @@ func TestDropConnectionsKeepsTheHistory(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxTopicsBoundsUnsubscribedTopics(t *testing.T) {
+	s := startServer(t, Config{MaxTopics: 1})
+	if seq, epoch := publishSeq(t, s, "one", `1`); seq != 1 || epoch == "" {
+		t.Fatalf("first topic: seq %d epoch %q", seq, epoch)
+	}
+	if seq, epoch := publishSeq(t, s, "two", `1`); seq != 0 || epoch != "" {
+		t.Fatalf("past -max-topics: seq %d epoch %q, want not kept (seq 0, no epoch)", seq, epoch)
+	}
+	if got := metricLabelled(t, s, "wspush_publishes_unkept_total"); got != 1 {
+		t.Fatalf("wspush_publishes_unkept_total = %v, want 1", got)
+	}
+	if code, h := getHistory(t, s, "topic=three"); code != http.StatusServiceUnavailable || h.Error == "" {
+		t.Fatalf("history of a new topic past -max-topics: %d %+v, want 503", code, h)
+	}
+	c := dial(t, s, "/ws?topics=two") // subscribing always makes the topic
+	if a := readAnswer(t, c); a.Op != "subscribed" || a.Epoch == "" {
+		t.Fatalf("subscribe past -max-topics: %+v", a)
+	}
+	if seq, _ := publishSeq(t, s, "two", `2`); seq != 1 {
+		t.Fatalf("publish to the subscribed topic: seq %d, want 1", seq)
+	}
+}

@@ -94,6 +94,7 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "messages of history kept per topic for recovery with \"since\" (0: none, positions only; single node)")
 	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "life of a history message; a topic without subscribers is forgotten (new epoch) this long after its last publish")
 	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", cfg.HistoryMaxBytes, "`bytes` the history of all topics may hold (frame + 96 per message); past it the oldest messages go first")
+	fs.IntVar(&cfg.MaxTopics, "max-topics", cfg.MaxTopics, "topics past which a publish to a topic nobody subscribes is not kept (answered seq 0, as in v1); subscribed topics are always made")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 
