@@ -283,3 +283,27 @@ func TestMaxTopics(t *testing.T) {
 		t.Fatalf("Unkept = %d, want 1", n)
 	}
 }
+
+func TestSweepForgetsATopicItsLastSubscriberLeft(t *testing.T) {
+	h := newHistoryHub(t, 1, HistoryConfig{Size: 10, TTL: time.Minute, MaxBytes: 1 << 20})
+	var r recorder
+	top, _, _ := h.Subscribe(0, &r, "t")
+	publishT(t, h, "t", `1`)
+	later := time.Now().Add(time.Minute + time.Second)
+	if n := h.Sweep(later); n != 0 {
+		t.Fatalf("swept %d subscribed topics", n)
+	}
+	h.Unsubscribe(0, &r, top)
+	if n := h.Sweep(time.Now()); n != 0 {
+		t.Fatalf("swept %d topics within the TTL of their last publish", n)
+	}
+	if n := h.Sweep(later); n != 1 || h.Stats().Topics != 0 {
+		t.Fatalf("swept %d, %d topics left; want the unsubscribed topic forgotten", n, h.Stats().Topics)
+	}
+	h.mu.Lock()
+	left := len(h.idle)
+	h.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d topics left in the idle set", left)
+	}
+}

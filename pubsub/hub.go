@@ -55,9 +55,10 @@ type Hub struct {
 	mu     sync.Mutex
 	topics map[string]*Topic
 
-	store     *HistoryStore // the topics' histories (SetHistory); nil: topics live only while subscribed
-	maxTopics int           // SetMaxTopics
-	unkept    atomic.Uint64 // publishes not kept for want of a topic (SetMaxTopics)
+	store     *HistoryStore       // the topics' histories (SetHistory); nil: topics live only while subscribed
+	maxTopics int                 // SetMaxTopics
+	idle      map[*Topic]struct{} // with a history: the topics without subscribers, Sweep's candidates; guarded by mu
+	unkept    atomic.Uint64       // publishes not kept for want of a topic (SetMaxTopics)
 
 	deflaters sync.Pool     // *frames.Deflater, shared by every Push
 	inflight  chan struct{} // one token per Publish being handed out (MaxInFlight)

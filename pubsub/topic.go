@@ -66,8 +66,11 @@ func (h *Hub) acquire(topic string) *Topic {
 		t = h.newTopic(topic)
 	}
 	t.refs++
-	if t.refs == 1 && h.interest != nil {
-		h.interest(topic, true)
+	if t.refs == 1 {
+		delete(h.idle, t) // a no-op without a history
+		if h.interest != nil {
+			h.interest(topic, true)
+		}
 	}
 	return t
 }
@@ -102,6 +105,8 @@ func (h *Hub) Unsubscribe(loop int, s Subscriber, t *Topic) {
 	if t.refs == 0 {
 		if t.hist == nil {
 			delete(h.topics, t.name) // no history to outlive its subscribers
+		} else {
+			h.idle[t] = struct{}{} // kept for the history's TTL: Sweep's to forget
 		}
 		if h.interest != nil {
 			h.interest(t.name, false)
