@@ -273,6 +273,7 @@ func publishOnce(ctx context.Context, admin, topic string, value []byte) error {
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Content-Type", "application/json") // a server without an admin token refuses other types (415)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

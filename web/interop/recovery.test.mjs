@@ -41,7 +41,7 @@ async function open(url) {
 }
 
 async function publish(t, data) {
-  const res = await fetch(`${ADMIN}/publish?topic=${encodeURIComponent(t)}`, { method: "POST", body: JSON.stringify(data) });
+  const res = await fetch(`${ADMIN}/publish?topic=${encodeURIComponent(t)}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data) });
   assert.equal(res.status, 200);
   return res.json();
 }
@@ -119,7 +119,7 @@ test("an invalid since is an error, and subscribes nothing", { skip }, async () 
   assert.match(m.error, /invalid epoch/);
   c.ws.send(JSON.stringify({ op: "sub", topics: [t], since: { [t]: { epoch: "E", seq: -1 } } }));
   assert.match((await c.next()).error, /needs "seq"/);
-  const res = await fetch(`${ADMIN}/publish?topic=${t}`, { method: "POST", body: "1" });
+  const res = await fetch(`${ADMIN}/publish?topic=${t}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "1" });
   assert.equal((await res.json()).subscribers, 0);
   c.ws.close();
 });
