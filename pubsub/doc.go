@@ -13,5 +13,8 @@
 // Topic.mu orders publishes of one topic: the sequence number is assigned and
 // the tasks are posted under it, so every loop sees a topic's messages in
 // sequence order. Hub.mu guards the topic table and each topic's subscriber
-// count, so a topic is forgotten exactly when its last subscriber leaves.
+// count. Without a history a topic is forgotten exactly when its last
+// subscriber leaves; with one (Hub.SetHistory, v1.1) it outlives its
+// subscribers and Hub.Sweep forgets it after the history's TTL with neither
+// a subscriber nor a publish (history_hub.go has the lock order).
 package pubsub

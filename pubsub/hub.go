@@ -34,7 +34,8 @@ type Broker interface {
 type Published struct {
 	Topic       string `json:"topic"`
 	Seq         uint64 `json:"seq"`
-	Subscribers int    `json:"subscribers"` // connections the push was queued to
+	Epoch       string `json:"epoch,omitempty"` // (v1.1) the topic stream's; "" from a broker that has none yet
+	Subscribers int    `json:"subscribers"`     // connections the push was queued to
 }
 
 // ErrInvalidJSON is returned when a published value is not valid JSON.
@@ -53,6 +54,11 @@ type Hub struct {
 
 	mu     sync.Mutex
 	topics map[string]*Topic
+
+	store     *HistoryStore       // the topics' histories (SetHistory); nil: topics live only while subscribed
+	maxTopics int                 // SetMaxTopics
+	idle      map[*Topic]struct{} // with a history: the topics without subscribers, Sweep's candidates; guarded by mu
+	unkept    atomic.Uint64       // publishes not kept for want of a topic (SetMaxTopics)
 
 	deflaters sync.Pool     // *frames.Deflater, shared by every Push
 	inflight  chan struct{} // one token per Publish being handed out (MaxInFlight)
@@ -73,8 +79,9 @@ func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
 }
 
 // Publish assigns the next sequence number of topic to data, a JSON value,
-// and hands it to every loop that has subscribers of it. A topic without
-// subscribers is not kept: the publish is dropped and answered with seq 0.
+// and hands it to every loop that has subscribers of it. With a history
+// (SetHistory) a topic without subscribers gets the next seq too and keeps
+// the message; without one such a publish is dropped and answered with seq 0.
 //
 // At most MaxInFlight publishes (see SetMaxInFlight) are being handed out by the loops at once;
 // past that Publish waits (or gives up with ctx) until the loops catch up, so
@@ -125,18 +132,18 @@ func (h *Hub) publish(topic string, data []byte, done func()) (Published, error)
 		return Published{}, err
 	}
 	h.published.Add(1)
-	h.mu.Lock()
-	t := h.topics[topic]
-	h.mu.Unlock()
+	t := h.lockTopic(topic)
 	if t == nil {
+		if h.store != nil {
+			h.unkept.Add(1) // SetMaxTopics topics exist
+		}
 		callIf(done)
 		return Published{Topic: topic}, nil
 	}
-	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.seq++
 	n := h.fanOut(t, t.seq, data, done)
-	return Published{Topic: topic, Seq: t.seq, Subscribers: n}, nil
+	return Published{Topic: topic, Seq: t.seq, Epoch: t.epoch, Subscribers: n}, nil
 }
 
 func callIf(fn func()) {
@@ -171,7 +178,7 @@ func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
 // fanOut encodes the push once and posts one task per loop that has
 // subscribers; done, when not nil, is called after the last of those tasks.
 // Called with t.mu held, which keeps every loop's tasks for t in sequence
-// order.
+// order and the history equal to every message up to t.seq (history_hub.go).
 func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 	total, loops := 0, int32(0)
 	for i := range t.sets {
@@ -181,6 +188,7 @@ func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 		}
 	}
 	if total == 0 {
+		h.keep(t, seq, data)
 		callIf(done)
 		return 0
 	}
@@ -192,6 +200,7 @@ func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 	accepted := h.lat.now()
 	push := &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
 	h.lat.start(push, accepted, loops)
+	t.record(seq, push)
 	for i := range t.sets {
 		if t.sets[i].n == 0 {
 			continue
@@ -230,6 +239,7 @@ type Stats struct {
 	Subscriptions int64
 	Published     uint64
 	Delivered     uint64
+	Unkept        uint64 // (v1.1) publishes to a topic without subscribers not kept: SetMaxTopics topics existed
 }
 
 // Stats reads the counters; safe from any goroutine.
@@ -242,5 +252,6 @@ func (h *Hub) Stats() Stats {
 		Subscriptions: h.subscriptions.Load(),
 		Published:     h.published.Load(),
 		Delivered:     h.delivered.Load(),
+		Unkept:        h.unkept.Load(),
 	}
 }

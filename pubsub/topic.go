@@ -4,12 +4,15 @@ import "sync"
 
 // Topic is one topic's sequence and its per-loop subscriber sets.
 type Topic struct {
-	name string
-	refs int // subscribers on all loops; guarded by Hub.mu
+	name  string
+	epoch string   // the stream's epoch: immutable; a recreated topic is a new Topic
+	hist  *History // its history when the Hub keeps one (SetHistory), else nil
+	refs  int      // subscribers on all loops; guarded by Hub.mu
 
 	mu   sync.Mutex
 	seq  uint64
 	sets []loopSet // indexed by loop
+	dead bool      // forgotten by Hub.Sweep: a publish that finds it so looks the topic up again
 }
 
 // loopSet is a topic's subscribers on one loop. subs is touched only by that
@@ -23,6 +26,10 @@ type loopSet struct {
 
 // Name is the topic's name.
 func (t *Topic) Name() string { return t.name }
+
+// Epoch is the topic stream's epoch (v1.1): it names this stream of the
+// topic, and changes when the Hub forgets the topic and makes it anew.
+func (t *Topic) Epoch() string { return t.epoch }
 
 // Position is where s, already subscribed on loop, stands in t: every push
 // it gets from now on has a larger sequence number. That is the later of the
@@ -40,29 +47,44 @@ func (h *Hub) Subscribe(loop int, s Subscriber, topic string) (*Topic, uint64, e
 	if err := CheckTopic(topic); err != nil {
 		return nil, 0, err
 	}
+	t := h.acquire(topic)
+
+	t.mu.Lock()
+	seq := t.register(loop, s)
+	t.mu.Unlock()
+	h.subscriptions.Add(1)
+	return t, seq, nil
+}
+
+// acquire returns topic's Topic, made when missing, with one more
+// subscriber counted, so that Sweep cannot forget it.
+func (h *Hub) acquire(topic string) *Topic {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	t := h.topics[topic]
 	if t == nil {
-		t = &Topic{name: topic, sets: make([]loopSet, len(h.loops))}
-		h.topics[topic] = t
+		t = h.newTopic(topic)
+	}
+	t.refs++
+	if t.refs == 1 {
+		delete(h.idle, t) // a no-op without a history
 		if h.interest != nil {
 			h.interest(topic, true)
 		}
 	}
-	t.refs++
-	h.mu.Unlock()
+	return t
+}
 
-	t.mu.Lock()
+// register adds s, living on loop, to t at t's last seq and returns it.
+// Called with t.mu held.
+func (t *Topic) register(loop int, s Subscriber) uint64 {
 	set := &t.sets[loop]
 	if set.subs == nil {
 		set.subs = make(map[Subscriber]uint64)
 	}
-	seq := t.seq
-	set.subs[s] = seq
+	set.subs[s] = t.seq
 	set.n++
-	t.mu.Unlock()
-	h.subscriptions.Add(1)
-	return t, seq, nil
+	return t.seq
 }
 
 // Unsubscribe removes s, living on loop, from t. Call it on s's loop, once per
@@ -81,7 +103,11 @@ func (h *Hub) Unsubscribe(loop int, s Subscriber, t *Topic) {
 	h.mu.Lock()
 	t.refs--
 	if t.refs == 0 {
-		delete(h.topics, t.name)
+		if t.hist == nil {
+			delete(h.topics, t.name) // no history to outlive its subscribers
+		} else {
+			h.idle[t] = struct{}{} // kept for the history's TTL: Sweep's to forget
+		}
 		if h.interest != nil {
 			h.interest(t.name, false)
 		}

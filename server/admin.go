@@ -30,6 +30,7 @@ func (s *Server) startAdmin() error {
 	if s.cfg.Pprof {
 		s.mountPprof(mux)
 	}
+	mux.Handle("/history", s.adminAuth(http.HandlerFunc(s.handleHistory)))
 	ln, err := net.Listen("tcp", s.cfg.Admin)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", s.cfg.Admin, err)

@@ -16,6 +16,7 @@ type command struct {
 	Topics []string        `json:"topics"`
 	Topic  string          `json:"topic"`
 	Data   json.RawMessage `json:"data"`
+	Since  json.RawMessage `json:"since"` // (v1.1) positions to resume from, by topic (since.go)
 }
 
 // reply is every answer the server sends to a command.
@@ -24,6 +25,9 @@ type reply struct {
 	Topic string  `json:"topic,omitempty"`
 	Seq   *uint64 `json:"seq,omitempty"`
 	Error string  `json:"error,omitempty"`
+
+	Epoch     string `json:"epoch,omitempty"`     // (v1.1) subscribed
+	Recovered *bool  `json:"recovered,omitempty"` // (v1.1) subscribed, for a topic named in since
 }
 
 func errorReply(msg string) reply { return reply{Op: "error", Error: msg} }
@@ -39,8 +43,18 @@ func (s *session) command(payload []byte) {
 		if len(cmd.Topics) == 0 {
 			s.reply(errorReply(`"sub" needs "topics": a non-empty array of topic names`))
 		}
+		since, err := parseSince(cmd.Since, cmd.Topics)
+		if err != nil {
+			s.reply(errorReply(err.Error()))
+			return
+		}
 		for _, t := range cmd.Topics {
-			s.subscribe(t)
+			if from, ok := since[t]; ok {
+				delete(since, t) // a topic listed twice resumes once
+				s.subscribeSince(t, from)
+			} else {
+				s.subscribe(t)
+			}
 		}
 	case "unsub":
 		if len(cmd.Topics) == 0 {
@@ -70,7 +84,7 @@ func (s *session) subscribe(topic string) {
 		return
 	}
 	seq := s.add(topic)
-	s.reply(reply{Op: "subscribed", Topic: topic, Seq: &seq})
+	s.reply(reply{Op: "subscribed", Topic: topic, Seq: &seq, Epoch: s.epochOf(topic)})
 }
 
 // add subscribes to a valid topic, if not yet held, within the limit the

@@ -43,6 +43,14 @@ type Config struct {
 	MaxConnsPerIP int           // TCP connections from one peer address, upgraded or not; over it 429
 	CommandRate   int           // commands a connection may send per second, on average (token bucket)
 	CommandBurst  int           // commands a connection may send at once (the bucket's size)
+
+	// Topic history and recovery (v1.1, issue 11), on a single node; a
+	// cluster node's history is the stream (docs/cluster.md).
+	HistorySize     int           // messages kept per topic
+	HistoryOff      bool          // keep no message, only positions (-history-size 0: a zero HistorySize means the default)
+	HistoryTTL      time.Duration // a message's life; a topic without subscribers is forgotten this long after its last publish
+	HistoryMaxBytes int64         // what the history of all topics may hold (frame + 96 bytes per message)
+	MaxTopics       int           // topics past which a publish to a topic without subscribers is not kept (v1 behaviour)
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -65,6 +73,10 @@ func Defaults() Config {
 		IdleTimeout:      60 * time.Second,
 		CloseTimeout:     3 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
+		HistorySize:      pubsub.DefaultHistorySize,
+		HistoryTTL:       pubsub.DefaultHistoryTTL,
+		HistoryMaxBytes:  pubsub.DefaultHistoryMaxBytes,
+		MaxTopics:        1_000_000,
 		Logger:           slog.Default(),
 
 		AdminTimeout:  10 * time.Second,

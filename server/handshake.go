@@ -60,7 +60,7 @@ func (ls *loopServer) onRequest(uri []byte) error {
 			ls.topics = append(ls.topics, t)
 		}
 	}
-	return nil
+	return ls.querySince(q["since"])
 }
 
 func (ls *loopServer) onHost(host []byte) error {
@@ -96,15 +96,16 @@ var headerEnd = []byte("\r\n\r\n")
 
 // handshakeResult is the answer to one request, as parseHandshake decides it.
 type handshakeResult struct {
-	n       int           // bytes of input consumed: 0 while the request is incomplete
-	status  int           // 101, 200 (a static file) or an HTTP error status
-	reason  failureReason // "" for 101 and 200
-	resp    []byte        // the response head; for an error, with its body
-	body    []byte        // the file a 200 to GET carries: embedded and immutable
-	echo    bool          // an upgrade of /echo
-	deflate bool          // the upgrade negotiated permessage-deflate
-	topics  []string      // the ?topics= of an upgrade; the loop's scratch, valid until its next handshake
-	err     error         // why the Upgrader refused, for the debug log
+	n       int                        // bytes of input consumed: 0 while the request is incomplete
+	status  int                        // 101, 200 (a static file) or an HTTP error status
+	reason  failureReason              // "" for 101 and 200
+	resp    []byte                     // the response head; for an error, with its body
+	body    []byte                     // the file a 200 to GET carries: embedded and immutable
+	echo    bool                       // an upgrade of /echo
+	deflate bool                       // the upgrade negotiated permessage-deflate
+	topics  []string                   // the ?topics= of an upgrade; the loop's scratch, valid until its next handshake
+	since   map[string]pubsub.Position // (v1.1) the ?since= of an upgrade, nil without
+	err     error                      // why the Upgrader refused, for the debug log
 }
 
 // handshake parses the HTTP request at the start of b, once it is whole, and
@@ -188,6 +189,7 @@ func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 	ls.io.r.Reset(req)
 	ls.io.w = ls.io.w[:0]
 	ls.topics = ls.topics[:0]
+	ls.since = nil
 	ls.reason = ""
 	ls.host, ls.origin, ls.hasOrigin = ls.host[:0], ls.origin[:0], false
 	ls.ext.Reset()
@@ -195,7 +197,7 @@ func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 	resp := bytes.Clone(ls.io.w)
 	if err == nil {
 		_, deflate := ls.ext.Accepted()
-		return handshakeResult{status: http.StatusSwitchingProtocols, resp: resp, topics: ls.topics, deflate: deflate}
+		return handshakeResult{status: http.StatusSwitchingProtocols, resp: resp, topics: ls.topics, since: ls.since, deflate: deflate}
 	}
 	r := handshakeResult{status: http.StatusInternalServerError, reason: ls.reason, resp: resp, err: err}
 	if r.reason == "" {
@@ -228,14 +230,19 @@ func (s *session) upgrade(r handshakeResult) {
 	s.state = stateOpen
 	s.upgraded = true
 	s.srv.metrics.handshakes.Inc()
-	// Subscribed before the 101 leaves, answered right after it.
-	seqs := make([]uint64, len(r.topics))
-	for i, t := range r.topics {
-		seqs[i] = s.add(t)
-	}
-	s.c.Queue(r.resp)
-	for i, t := range r.topics {
-		s.reply(reply{Op: "subscribed", Topic: t, Seq: &seqs[i]})
+	// Subscribed before the 101 leaves, answered right after it; a replay
+	// (v1.1 ?since=) follows the answers.
+	if r.since != nil {
+		s.upgradeSince(r)
+	} else {
+		seqs := make([]uint64, len(r.topics))
+		for i, t := range r.topics {
+			seqs[i] = s.add(t)
+		}
+		s.c.Queue(r.resp)
+		for i, t := range r.topics {
+			s.reply(reply{Op: "subscribed", Topic: t, Seq: &seqs[i], Epoch: s.epochOf(t)})
+		}
 	}
 	s.lastRead = time.Now()
 	s.c.SetTimer(s.lastRead.Add(s.srv.cfg.PingInterval))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wspush/wspush/frames"
 	"github.com/wspush/wspush/netpoll"
+	"github.com/wspush/wspush/pubsub"
 )
 
 // loopServer is the server's side of one event loop: everything the loop's
@@ -43,6 +44,11 @@ type loopServer struct {
 	host      []byte              // its Host header
 	origin    []byte              // its Origin header, when hasOrigin
 	hasOrigin bool
+	since     map[string]pubsub.Position // (v1.1) ?since=, nil without
+
+	// replay is the scratch of the resubscribes from a position (since.go):
+	// filled and queued in one loop turn, then cleared.
+	replay []pubsub.HistoryMessage
 }
 
 func newLoopServer(s *Server, l *netpoll.Loop) *loopServer {

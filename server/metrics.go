@@ -22,6 +22,10 @@ type metrics struct {
 	rateLimitCloses   prometheus.Counter // connections closed 1008 for it
 
 	pushLatency prometheus.Histogram // (v1.1) loadmetrics.go
+
+	// (v1.1) resubscribes from a position, and the pushes they replayed.
+	recovered, unrecovered prometheus.Counter
+	replayed               prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -46,6 +50,7 @@ func newMetrics(s *Server) *metrics {
 	for _, r := range handshakeFailureReasons {
 		m.handshakeFailures.WithLabelValues(string(r))
 	}
+	m.registerHistory(s)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -68,7 +73,7 @@ func newMetrics(s *Server) *metrics {
 		gauge("wspush_peer_addresses", "Peer addresses with at least one open TCP connection (-max-conns-per-ip counts per address).",
 			func() float64 { return float64(s.peers.addresses()) }),
 		gauge("wspush_connections", "Open WebSocket connections.", func() float64 { return float64(s.open.Load()) }),
-		gauge("wspush_topics", "Topics with at least one subscriber.", func() float64 { return float64(s.hub.Stats().Topics) }),
+		gauge("wspush_topics", "Topics known: with a subscriber, or (single node) kept for -history-ttl after their last subscriber or publish.", func() float64 { return float64(s.hub.Stats().Topics) }),
 		gauge("wspush_subscriptions", "Subscriptions: (connection, topic) pairs.", func() float64 { return float64(s.hub.Stats().Subscriptions) }),
 		counter("wspush_messages_published_total", "Messages published.", func() float64 {
 			n := s.hub.Stats().Published

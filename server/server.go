@@ -37,6 +37,7 @@ type Server struct {
 	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)
 	buffered     bufferedScan // the last bufferedAmount scan, shared by scrapes (metrics.go)
 	shuttingDown atomic.Bool
+	sweepDone    chan struct{} // closed to stop the history sweeper (history.go); nil without one
 }
 
 // New starts a server: its event loops listen on cfg.Listen and its admin API
@@ -79,6 +80,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub = pubsub.NewHub(execs, interest)
 	s.hub.SetMaxInFlight(cfg.MaxInFlight)
+	if err := s.startHistory(); err != nil {
+		group.Close()
+		return nil, err
+	}
 	s.broker = s.hub
 	if s.nats != nil {
 		s.nats.Attach(s.hub)
@@ -169,6 +174,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.group.Close()
 	s.stopBroker()
+	s.stopHistory()
 	if s.admin != nil {
 		actx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -182,6 +188,7 @@ func (s *Server) Close() {
 	s.shuttingDown.Store(true)
 	s.group.Close()
 	s.stopBroker()
+	s.stopHistory()
 	if s.admin != nil {
 		s.admin.Close()
 	}

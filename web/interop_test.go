@@ -44,6 +44,7 @@ func TestNodeInterop(t *testing.T) {
 		"WSPUSH_ADMIN=http://"+pub.admin,
 		"WSPUSH_PID="+strconv.Itoa(pub.cmd.Process.Pid),
 		"WSPUSH_URL_NOPUB=ws://"+nopub.addr+"/ws",
+		"WSPUSH_ADMIN_NOPUB=http://"+nopub.admin, // recovery.test.mjs: a server the suite does not stop
 	)
 	out, err := node.CombinedOutput()
 	t.Logf("node --test output:\n%s", out)

@@ -1,5 +1,6 @@
 /*
- * wspush.js: the browser client of wspush (wire protocol v1, docs/protocol.md).
+ * wspush.js: the browser client of wspush (wire protocol v1 and the v1.1
+ * recovery of issue 11, docs/protocol.md).
  *
  * No dependencies. Works as a classic script (<script src="/wspush.js">) and as
  * a side-effect module (import "/wspush.js"); both set globalThis.WSPush.
@@ -10,7 +11,12 @@
  *
  * Events (client.on(name, fn) gets the detail; addEventListener gets a
  * CustomEvent with .detail): state, open, close, error, push, subscribed,
- * unsubscribed, reconnecting. See docs/client.md.
+ * unsubscribed, reconnecting, recovered, unrecovered. See docs/client.md.
+ *
+ * Recovery (v1.1): the client keeps each topic's position (epoch, seq) and
+ * resubscribes with "since" on every reconnect. Per topic it then emits
+ * "recovered" (every push missed meanwhile follows, as ordinary pushes) or
+ * "unrecovered" (pushes were lost: reload the state another way).
  */
 (function (root) {
   "use strict";
@@ -84,6 +90,7 @@
       this._topics = new Map(); // topic -> Set of handlers
       this._urlTopics.forEach(function (t) { this._topics.set(t, new Set()); }, this);
       this._seq = new Map(); // topic -> last push seq seen
+      this._pos = new Map(); // (v1.1) topic -> {epoch, seq}: where to resume from
       this._queue = []; // messages sent while not open
       this._queued = 0; // their bytes
       this._listeners = new Map(); // on() fn -> wrapper, per event
@@ -139,6 +146,8 @@
       var held = [];
       this._urlTopics.forEach(function (t) { if (this._topics.has(t)) held.push(t); }, this);
       if (held.length) url += (url.indexOf("?") < 0 ? "?" : "&") + "topics=" + held.map(encodeURIComponent).join(",");
+      var since = this._since(held);
+      if (since) url += "&since=" + encodeURIComponent(JSON.stringify(since));
       var ws;
       try {
         ws = this.options.protocols ? new WS(url, this.options.protocols) : new WS(url);
@@ -189,7 +198,12 @@
       // Resubscribe everything the URL did not cover, in one command.
       var rest = [];
       this._topics.forEach(function (_, t) { if (urlTopics.indexOf(t) < 0) rest.push(t); });
-      if (rest.length) this._ws.send(JSON.stringify({ op: "sub", topics: rest }));
+      if (rest.length) {
+        var cmd = { op: "sub", topics: rest };
+        var since = this._since(rest);
+        if (since) cmd.since = since;
+        this._ws.send(JSON.stringify(cmd));
+      }
       var queue = this._queue;
       this._queue = [];
       this._queued = 0;
@@ -205,13 +219,27 @@
         return;
       }
       if (msg.op === "subscribed") {
-        this._emit("subscribed", { topic: msg.topic, seq: msg.seq, lastSeq: this.lastSeq(msg.topic) });
+        var prev = this._pos.get(msg.topic);
+        if (typeof msg.epoch === "string" && msg.epoch && this._topics.has(msg.topic)) {
+          this._pos.set(msg.topic, { epoch: msg.epoch, seq: msg.seq });
+        }
+        var detail = { topic: msg.topic, seq: msg.seq, lastSeq: this.lastSeq(msg.topic) };
+        if (msg.epoch !== undefined) detail.epoch = msg.epoch; // v1.1
+        if (msg.recovered !== undefined) detail.recovered = msg.recovered; // v1.1, topics resumed with since
+        this._emit("subscribed", detail);
+        if (msg.recovered === true) {
+          this._emit("recovered", { topic: msg.topic, epoch: msg.epoch, seq: msg.seq });
+        } else if (msg.recovered === false) {
+          this._emit("unrecovered", { topic: msg.topic, epoch: msg.epoch, seq: msg.seq, previous: prev || null });
+        }
       } else if (msg.op === "unsubscribed") {
         this._emit("unsubscribed", { topic: msg.topic });
       } else if (msg.op === "error") {
         this._emit("error", { source: "server", message: msg.error });
       } else if (typeof msg.topic === "string" && typeof msg.seq === "number") {
         this._seq.set(msg.topic, msg.seq);
+        var pos = this._pos.get(msg.topic);
+        if (pos) pos.seq = msg.seq;
         var handlers = this._topics.get(msg.topic);
         if (handlers) handlers.forEach(function (h) {
           try { h(msg.data, msg); } catch (e) { report(e); }
@@ -245,7 +273,29 @@
         if (handlers.size) return;
       }
       this._topics.delete(topic);
+      this._pos.delete(topic);
       if (this.connected) this._ws.send(JSON.stringify({ op: "unsub", topics: [topic] }));
+    }
+
+    // position is where the client stands in topic (v1.1): {epoch, seq} of
+    // the stream, as of the last subscribed answer and push; null before the
+    // first answer, or from a v1 server (no epoch).
+    position(topic) {
+      var p = this._pos.get(topic);
+      return p ? { epoch: p.epoch, seq: p.seq } : null;
+    }
+
+    // _since is the "since" object for the topics with a known position,
+    // or null when none has one.
+    _since(topics) {
+      var since = null;
+      for (var i = 0; i < topics.length; i++) {
+        var p = this._pos.get(topics[i]);
+        if (!p) continue;
+        since = since || {};
+        since[topics[i]] = { epoch: p.epoch, seq: p.seq };
+      }
+      return since;
     }
 
     topics() { return Array.from(this._topics.keys()); }

@@ -93,6 +93,10 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "negotiate permessage-deflate with clients that offer it (pushes are compressed once per message)")
 	fs.StringVar(&cfg.PublishToken, "publish-token", cfg.PublishToken, "the admin `token`: Authorization: Bearer token required by every admin endpoint but /healthz (empty: none); prefer -publish-token-file or WSPUSH_PUBLISH_TOKEN")
 	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
+	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "messages of history kept per topic for recovery with \"since\" (0: none, positions only; single node)")
+	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "life of a history message; a topic without subscribers is forgotten (new epoch) this long after its last publish")
+	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", cfg.HistoryMaxBytes, "`bytes` the history of all topics may hold (frame + 96 per message); past it the oldest messages go first")
+	fs.IntVar(&cfg.MaxTopics, "max-topics", cfg.MaxTopics, "topics past which a publish to a topic nobody subscribes is not kept (answered seq 0, as in v1); subscribed topics are always made")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 
@@ -133,6 +137,9 @@ func parseFlags(args []string) (server.Config, string, error) {
 			return cfg, "", fmt.Errorf("-publish-token-file: %w", err)
 		}
 		cfg.PublishToken = tok
+	}
+	if err := historyFlags(&cfg); err != nil {
+		return cfg, "", err
 	}
 	return cfg, *logLevel, nil
 }
@@ -178,5 +185,20 @@ func (l *listFlag) Set(s string) error {
 			*l = append(*l, v)
 		}
 	}
+	return nil
+}
+
+// historyFlags checks the history flags and turns -history-size 0 into
+// Config.HistoryOff: in a Config a zero size means the default.
+func historyFlags(cfg *server.Config) error {
+	switch {
+	case cfg.HistorySize < 0:
+		return fmt.Errorf("-history-size %d: want 0 (off) or more messages per topic", cfg.HistorySize)
+	case cfg.HistoryTTL <= 0:
+		return fmt.Errorf("-history-ttl %v: want a positive duration", cfg.HistoryTTL)
+	case cfg.HistoryMaxBytes <= 0:
+		return fmt.Errorf("-history-max-bytes %d: want a positive number", cfg.HistoryMaxBytes)
+	}
+	cfg.HistoryOff = cfg.HistorySize == 0
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +75,33 @@ func TestVersionFlag(t *testing.T) {
 	_, _, err := parseFlags([]string{"-version"})
 	if !errors.Is(err, errVersionPrinted) {
 		t.Fatalf("parseFlags(-version): %v, want errVersionPrinted", err)
+	}
+}
+
+func TestHistoryFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		off     bool
+		size    int
+		wantErr string
+	}{
+		{nil, false, 100, ""},
+		{[]string{"-history-size", "0"}, true, 0, ""},
+		{[]string{"-history-size", "7", "-history-ttl", "1m", "-history-max-bytes", "1000"}, false, 7, ""},
+		{[]string{"-history-size", "-1"}, false, 0, "-history-size -1"},
+		{[]string{"-history-ttl", "0s"}, false, 0, "-history-ttl 0s"},
+		{[]string{"-history-max-bytes", "0"}, false, 0, "-history-max-bytes 0"},
+	}
+	for _, tt := range tests {
+		cfg, _, err := parseFlags(tt.args)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%v: err %v, want %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || cfg.HistoryOff != tt.off || cfg.HistorySize != tt.size {
+			t.Errorf("%v: off %v size %d err %v, want off %v size %d", tt.args, cfg.HistoryOff, cfg.HistorySize, err, tt.off, tt.size)
+		}
 	}
 }

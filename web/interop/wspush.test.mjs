@@ -290,3 +290,54 @@ test("a WebSocket constructor that throws is reported and retried", () => {
   FakeWebSocket.instances[1].open();
   assert.equal(client.state, "open");
 });
+
+// plain copies a value made in wspush.js's context (its own Object
+// prototype) into this one, for deepEqual.
+const plain = (v) => JSON.parse(JSON.stringify(v));
+
+test("v1.1: keeps (epoch, seq) per topic, resubscribes with since, emits recovered / unrecovered", () => {
+  const { client, timers, ws } = setup({}, "ws://push.test/ws?topics=u");
+  const rec = [];
+  client.on("recovered", (d) => rec.push(["recovered", d]));
+  client.on("unrecovered", (d) => rec.push(["unrecovered", d]));
+  client.subscribe("a", () => {});
+  ws().open();
+  assert.deepEqual(ws().commands(), [{ op: "sub", topics: ["a"] }], "no since before a position is known");
+  ws().receive({ op: "subscribed", topic: "u", seq: 0, epoch: "EU" });
+  ws().receive({ op: "subscribed", topic: "a", seq: 4, epoch: "EA" });
+  assert.deepEqual(plain(client.position("a")), { epoch: "EA", seq: 4 });
+  ws().receive({ topic: "a", seq: 5, data: 1 });
+  ws().receive({ topic: "u", seq: 1, data: 1 });
+  assert.deepEqual(plain(client.position("a")), { epoch: "EA", seq: 5 });
+  ws().drop();
+  timers.advance(100);
+  const url = new URL(ws().url);
+  assert.equal(url.searchParams.get("topics"), "u");
+  assert.deepEqual(JSON.parse(url.searchParams.get("since")), { u: { epoch: "EU", seq: 1 } });
+  ws().open();
+  assert.deepEqual(ws().commands(), [{ op: "sub", topics: ["a"], since: { a: { epoch: "EA", seq: 5 } } }]);
+  ws().receive({ op: "subscribed", topic: "u", seq: 1, epoch: "EU", recovered: true });
+  ws().receive({ op: "subscribed", topic: "a", seq: 9, epoch: "EB", recovered: false });
+  assert.deepEqual(rec.map(([k, d]) => [k, d.topic]), [["recovered", "u"], ["unrecovered", "a"]]);
+  assert.deepEqual(plain(rec[1][1]), { topic: "a", epoch: "EB", seq: 9, previous: { epoch: "EA", seq: 5 } });
+  assert.deepEqual(plain(client.position("a")), { epoch: "EB", seq: 9 }, "the position moves to the new stream");
+  client.unsubscribe("a");
+  assert.equal(client.position("a"), null);
+});
+
+test("v1 server (no epoch): no since, no recovery events", () => {
+  const { client, timers, ws } = setup();
+  const rec = [];
+  client.on("recovered", (d) => rec.push(d));
+  client.on("unrecovered", (d) => rec.push(d));
+  client.subscribe("a", () => {});
+  ws().open();
+  ws().receive({ op: "subscribed", topic: "a", seq: 0 });
+  ws().receive({ topic: "a", seq: 1, data: 1 });
+  ws().drop();
+  timers.advance(100);
+  ws().open();
+  assert.deepEqual(ws().commands(), [{ op: "sub", topics: ["a"] }]);
+  assert.equal(client.position("a"), null);
+  assert.equal(rec.length, 0);
+});
