@@ -28,6 +28,7 @@ type Conn struct {
 	closeWrite bool // shut down the sending side once the queue has drained
 	blocked    bool // the last write met a full send buffer: wait for EPOLLOUT
 	rdhup      bool // the peer shut down its side
+	paused     bool // input left unread while the queue is over the loop's PauseReadAt
 
 	tnext, tprev *Conn // timer wheel links
 	tdue         int64 // tick of the deadline; 0 when none
@@ -183,14 +184,42 @@ func (c *Conn) onEvent(ev epoll.EpollEvent) {
 		if c.fd >= 0 && c.out != nil && !c.dirty {
 			c.flush()
 		}
+		if c.paused && c.fd >= 0 && c.queued <= l.pauseAt {
+			// The queue drained below the mark: read what the edge-triggered
+			// EPOLLIN announced while we were not reading.
+			c.paused = false
+			c.readAll()
+		}
 	}
 	l.flushDirty()
+}
+
+// overHighWater reports whether c must not be read now: its queue is over the
+// loop's PauseReadAt even after trying to write it. The peer's input then
+// stays in the kernel, whose window closes, so TCP pushes back on a sender
+// that does not read what it is sent. EPOLLOUT resumes reading (onEvent).
+func (c *Conn) overHighWater() bool {
+	l := c.loop
+	if l.pauseAt <= 0 || c.queued <= l.pauseAt {
+		return false
+	}
+	if !c.blocked {
+		c.flush()
+	}
+	if c.fd >= 0 && c.queued > l.pauseAt {
+		c.paused = true
+		return true
+	}
+	return false
 }
 
 // readAll reads until the socket is drained, as edge-triggered epoll needs.
 func (c *Conn) readAll() {
 	l := c.loop
 	for c.fd >= 0 {
+		if c.overHighWater() {
+			return
+		}
 		dst := l.rbuf
 		if c.tail != nil {
 			dst = c.tail[len(c.tail):cap(c.tail)]
@@ -232,18 +261,23 @@ func (c *Conn) readAll() {
 }
 
 // keep stores the unconsumed rest of the input in the connection's tail
-// buffer, sized for need bytes, and returns the buffer when nothing is left.
+// buffer and returns the buffer when nothing is left. The buffer grows with
+// the bytes that actually arrived (the next power of two), never with the
+// size a unit declares: a frame header announcing 1 MiB costs what it brought,
+// not a 1 MiB buffer. A tail much larger than its content is swapped for a
+// smaller one, so a big message once received is not kept for a small rest.
 func (c *Conn) keep(rest []byte, need int) {
 	if len(rest) == 0 {
 		c.releaseTail()
 		return
 	}
-	size := need
-	if size <= len(rest) {
-		size = 2 * len(rest) // unknown size: room to grow
+	// The pool rounds up to a power of two: room for at least one more
+	// byte, less than twice what arrived.
+	size := max(len(rest)+1, minTail)
+	if need > len(rest) {
+		size = min(size, need)
 	}
-	size = max(size, 512)
-	if c.tail != nil && cap(c.tail) >= size {
+	if c.tail != nil && cap(c.tail) >= size && cap(c.tail) <= 4*max(size, minTail) {
 		c.tail = c.tail[:copy(c.tail, rest)]
 		return
 	}
@@ -252,6 +286,9 @@ func (c *Conn) keep(rest []byte, need int) {
 	c.releaseTail()
 	c.tail = buf
 }
+
+// minTail is the smallest tail buffer: the pool's smallest class.
+const minTail = 512
 
 // flush writes as much of the queue as the kernel takes, in writev calls of up
 // to IOV_MAX buffers. What the kernel does not take waits for EPOLLOUT.
