@@ -55,7 +55,7 @@ func (s *session) command(payload []byte) {
 	case "":
 		s.reply(errorReply(`missing "op"`))
 	default:
-		s.reply(errorReply(fmt.Sprintf("unknown op %q", cmd.Op)))
+		s.reply(errorReply(fmt.Sprintf("unknown op %q", truncate(cmd.Op))))
 	}
 }
 
@@ -76,6 +76,9 @@ func (s *session) subscribe(topic string) {
 // add subscribes to a valid topic, if not yet held, within the limit the
 // caller checked, and returns the topic's last sequence number.
 func (s *session) add(topic string) uint64 {
+	if s.c.Closed() {
+		return 0 // dropped while answering (limits.go): a closed session must not subscribe
+	}
 	for _, t := range s.topics {
 		if t.Name() == topic {
 			return t.Position(s.c.Loop().ID(), s)
@@ -127,6 +130,7 @@ func (s *session) publish(cmd command) {
 	// On the loop: hand the message out without waiting for the loops (this
 	// one included) to queue it.
 	if _, err := s.srv.hub.Enqueue(cmd.Topic, cmd.Data); err != nil {
+		s.countRefusedPublish(err)
 		s.reply(errorReply(err.Error()))
 	}
 }
@@ -134,7 +138,7 @@ func (s *session) publish(cmd command) {
 // reply queues one answer as a text frame.
 func (s *session) reply(r reply) {
 	b, _ := json.Marshal(r) // a reply always marshals
-	s.c.Queue(frames.AppendFrame(nil, ws.OpText, true, b))
+	s.send(frames.AppendFrame(nil, ws.OpText, true, b))
 }
 
 func ptr[T any](v T) *T { return &v }

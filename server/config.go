@@ -43,6 +43,11 @@ type Config struct {
 	MaxConnsPerIP int           // TCP connections from one peer address, upgraded or not; over it 429
 	CommandRate   int           // commands a connection may send per second, on average (token bucket)
 	CommandBurst  int           // commands a connection may send at once (the bucket's size)
+
+	// What one client can make the server hold (limits.go, docs/security.md).
+	MaxPendingBytes int           // bytes of unfinished client messages all connections may hold together, split evenly over the loops
+	MessageTimeout  time.Duration // a client message must complete within it once started
+	MaxLoopTasks    int           // tasks (pushes, client publishes) one loop may have waiting
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -71,6 +76,10 @@ func Defaults() Config {
 		MaxConnsPerIP: 1000,
 		CommandRate:   100,
 		CommandBurst:  200,
+
+		MaxPendingBytes: 64 << 20,
+		MessageTimeout:  30 * time.Second,
+		MaxLoopTasks:    1024,
 	}
 }
 

@@ -44,6 +44,7 @@ func newMetrics(s *Server) *metrics {
 	for _, r := range handshakeFailureReasons {
 		m.handshakeFailures.WithLabelValues(string(r))
 	}
+	s.limits = newLimitMetrics(s, m.reg)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

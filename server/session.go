@@ -31,10 +31,11 @@ type session struct {
 	topics   []*pubsub.Topic
 	lastRead time.Time
 	state    uint8
-	upgraded bool // counted in Server.open
-	echo     bool // the /echo endpoint
-	deflate  bool // permessage-deflate was negotiated
-	pinged   bool // a ping is out since lastRead
+	upgraded bool      // counted in Server.open
+	echo     bool      // the /echo endpoint
+	deflate  bool      // permessage-deflate was negotiated
+	pinged   bool      // a ping is out since lastRead
+	held     heldInput // unfinished message bytes, counted against -max-pending-bytes (limits.go)
 
 	peer       netip.Addr // counted in Server.peers until the connection closes
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
@@ -72,6 +73,7 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	}
 	s.topics = nil
 	s.srv.peers.remove(s.peer)
+	s.setHeld(0)
 	s.dec.Release()
 	if s.upgraded {
 		s.srv.open.Add(-1)
@@ -89,9 +91,20 @@ func (s *session) read(b []byte) (used, need int) {
 			return 0, 0
 		}
 	}
+	used, need, done := s.frames(b, used)
+	if !s.hold(len(b)-used, done) {
+		return len(b), 0
+	}
+	return used, need
+}
+
+// frames handles the whole frames of b[used:]; done reports whether a data
+// message completed.
+func (s *session) frames(b []byte, used int) (int, int, bool) {
+	done := false
 	for used < len(b) && !s.c.Closed() {
 		if s.state == stateDraining {
-			return len(b), 0
+			return len(b), 0, done
 		}
 		m, n, err := s.dec.Next(b[used:])
 		used += n
@@ -100,11 +113,12 @@ func (s *session) read(b []byte) (used, need int) {
 			continue
 		}
 		if m.Op == 0 {
-			return used, s.dec.Need()
+			return used, s.dec.Need(), done
 		}
+		done = done || m.Op == ws.OpText || m.Op == ws.OpBinary
 		s.message(m)
 	}
-	return used, 0
+	return used, 0, done
 }
 
 func (s *session) message(m frames.Message) {
@@ -116,14 +130,14 @@ func (s *session) message(m frames.Message) {
 	}
 	switch m.Op {
 	case ws.OpPing:
-		s.c.Queue(frames.AppendFrame(nil, ws.OpPong, true, m.Payload))
+		s.send(frames.AppendFrame(nil, ws.OpPong, true, m.Payload))
 	case ws.OpPong:
 	case ws.OpClose:
 		code, _ := frames.ParseClose(m.Payload)
 		if len(m.Payload) == 0 {
-			s.c.Queue(frames.AppendFrame(nil, ws.OpClose, true, nil))
+			s.send(frames.AppendFrame(nil, ws.OpClose, true, nil))
 		} else {
-			s.c.Queue(frames.AppendClose(nil, echoCloseCode(code), ""))
+			s.send(frames.AppendClose(nil, echoCloseCode(code), ""))
 		}
 		s.drain() // the server ends TCP first; the peer's FIN completes the close
 	case ws.OpText, ws.OpBinary:
@@ -152,9 +166,9 @@ func (s *session) data(op ws.OpCode, payload []byte) {
 	}
 	switch {
 	case s.echo && s.deflate:
-		s.c.Queue(s.ls.deflater.AppendFrame(nil, op, payload))
+		s.send(s.ls.deflater.AppendFrame(nil, op, payload))
 	case s.echo:
-		s.c.Queue(frames.AppendFrame(nil, op, true, payload))
+		s.send(frames.AppendFrame(nil, op, true, payload))
 	case op == ws.OpBinary:
 		s.reply(errorReply("binary messages are not supported: send JSON commands as text"))
 	default:
@@ -180,7 +194,7 @@ func (s *session) closeWith(code ws.StatusCode, reason string) {
 		return
 	}
 	s.state = stateClosing
-	s.c.Queue(frames.AppendClose(nil, code, reason))
+	s.send(frames.AppendClose(nil, code, reason))
 	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
 }
 
@@ -211,6 +225,9 @@ func (s *session) timer(now time.Time) {
 	case stateClosing, stateDraining:
 		s.c.Close(errCloseTimeout)
 	case stateOpen:
+		if s.messageLate(now) {
+			return
+		}
 		silent := now.Sub(s.lastRead)
 		switch {
 		case silent >= cfg.IdleTimeout:
@@ -218,14 +235,14 @@ func (s *session) timer(now time.Time) {
 			s.closeWith(ws.StatusGoingAway, closeReasonIdle)
 		case silent >= cfg.PingInterval && !s.pinged:
 			s.pinged = true
-			s.c.Queue(pingFrame)
-			s.c.SetTimer(s.lastRead.Add(cfg.IdleTimeout))
+			s.send(pingFrame)
+			s.setOpenTimer(s.lastRead.Add(cfg.IdleTimeout))
 		default:
 			next := s.lastRead.Add(cfg.PingInterval)
 			if s.pinged {
 				next = s.lastRead.Add(cfg.IdleTimeout)
 			}
-			s.c.SetTimer(next)
+			s.setOpenTimer(next)
 		}
 	}
 }

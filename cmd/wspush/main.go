@@ -91,6 +91,10 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "negotiate permessage-deflate with clients that offer it (pushes are compressed once per message)")
 	fs.StringVar(&cfg.PublishToken, "publish-token", cfg.PublishToken, "the admin `token`: Authorization: Bearer token required by every admin endpoint but /healthz (empty: none); prefer -publish-token-file or WSPUSH_PUBLISH_TOKEN")
 	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
+	// What one client can make the server hold (docs/security.md).
+	fs.IntVar(&cfg.MaxPendingBytes, "max-pending-bytes", cfg.MaxPendingBytes, "`bytes` of unfinished client messages all connections may hold together, split evenly over the loops (over it: close 1009)")
+	fs.DurationVar(&cfg.MessageTimeout, "message-timeout", cfg.MessageTimeout, "time within which a client message must complete once started (over it: close 1008)")
+	fs.IntVar(&cfg.MaxLoopTasks, "max-loop-tasks", cfg.MaxLoopTasks, "tasks (pushes, client publishes) one event loop may have waiting; past it client publishes are refused and cluster ingest waits")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 
