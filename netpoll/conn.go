@@ -23,12 +23,13 @@ type Conn struct {
 	out    *outq  // queued output; nil when none
 	queued int    // bytes in out: the connection's bufferedAmount
 
-	dirty      bool // in loop.dirty, waiting for the end-of-callback flush
-	reading    bool // inside Handler.Read: tail must stay put
-	closeWrite bool // shut down the sending side once the queue has drained
-	blocked    bool // the last write met a full send buffer: wait for EPOLLOUT
-	rdhup      bool // the peer shut down its side
-	paused     bool // input left unread while the queue is over the loop's PauseReadAt
+	dirty      bool   // in loop.dirty, waiting for the end-of-callback flush
+	reading    bool   // inside Handler.Read: tail must stay put
+	closeWrite bool   // shut down the sending side once the queue has drained
+	blocked    bool   // the last write met a full send buffer: wait for EPOLLOUT
+	rdhup      bool   // the peer shut down its side
+	paused     bool   // input left unread while the queue is over the loop's PauseReadAt
+	resume     func() // readLater's task, made once
 
 	tnext, tprev *Conn // timer wheel links
 	tdue         int64 // tick of the deadline; 0 when none
@@ -216,8 +217,12 @@ func (c *Conn) overHighWater() bool {
 // readAll reads until the socket is drained, as edge-triggered epoll needs.
 func (c *Conn) readAll() {
 	l := c.loop
-	for c.fd >= 0 {
+	for reads := 0; c.fd >= 0; reads++ {
 		if c.overHighWater() {
+			return
+		}
+		if reads == maxReads {
+			c.readLater()
 			return
 		}
 		dst := l.rbuf
@@ -281,10 +286,38 @@ func (c *Conn) keep(rest []byte, need int) {
 		c.tail = c.tail[:copy(c.tail, rest)]
 		return
 	}
-	buf := c.loop.pool.Get(size)
+	var buf []byte
+	if size == need && size > exactTail {
+		// The unit's last buffer: exactly its size, not the pool's next
+		// power of two (a 1 MiB frame would take 2 MiB).
+		buf = make([]byte, 0, size)
+	} else {
+		buf = c.loop.pool.Get(size)
+	}
 	buf = append(buf, rest...)
 	c.releaseTail()
 	c.tail = buf
+}
+
+// exactTail is the size above which a tail that holds a whole unit is
+// allocated to its size rather than taken from the pool.
+const exactTail = 64 << 10
+
+// maxReads is how many reads one connection gets per turn: a peer sending
+// without pause must not keep its loop from the other connections. Past it
+// the rest is read in a task posted to the loop, after the others' events.
+const maxReads = 16
+
+// readLater reads c again once the loop has served its other events.
+func (c *Conn) readLater() {
+	if c.resume == nil {
+		c.resume = func() {
+			if c.fd >= 0 && !c.paused {
+				c.readAll()
+			}
+		}
+	}
+	c.loop.post(c.resume)
 }
 
 // minTail is the smallest tail buffer: the pool's smallest class.

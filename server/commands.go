@@ -40,6 +40,9 @@ func (s *session) command(payload []byte) {
 			s.reply(errorReply(`"sub" needs "topics": a non-empty array of topic names`))
 		}
 		for _, t := range cmd.Topics {
+			if s.c.Closed() {
+				return // dropped past -max-buffered while answering (limits.go)
+			}
 			s.subscribe(t)
 		}
 	case "unsub":
@@ -47,6 +50,9 @@ func (s *session) command(payload []byte) {
 			s.reply(errorReply(`"unsub" needs "topics": a non-empty array of topic names`))
 		}
 		for _, t := range cmd.Topics {
+			if s.c.Closed() {
+				return
+			}
 			s.unsubscribe(t)
 			s.reply(reply{Op: "unsubscribed", Topic: t})
 		}

@@ -77,7 +77,7 @@ func Defaults() Config {
 		CommandRate:   100,
 		CommandBurst:  200,
 
-		MaxPendingBytes: 64 << 20,
+		MaxPendingBytes: 8 << 20,
 		MessageTimeout:  30 * time.Second,
 		MaxLoopTasks:    1024,
 	}

@@ -17,7 +17,7 @@ import (
 //   - every byte queued for a connection goes through send (or Push) and
 //     counts toward its bufferedAmount; past -max-buffered the connection is
 //     dropped with 1013, whatever produced the bytes: pushes, pongs, close
-//     replies, command answers, the 101 and HTTP answers. Over half of it
+//     replies, command answers, the 101 and HTTP answers. Over 1/16 of it
 //     the loop stops reading the connection (netpoll's PauseReadAt) until
 //     the kernel takes the queue, so a peer that does not read what it is
 //     sent is pushed back on by TCP instead of being answered into memory;
@@ -26,6 +26,13 @@ import (
 //     share of -max-pending-bytes; the connection that would go over it is
 //     closed with 1009, and a message started more than -message-timeout
 //     ago and not complete closes its connection with 1008.
+
+// pauseReadDivisor sets netpoll's PauseReadAt to -max-buffered/16 (64 KiB by
+// default): low, because every peer that floods without reading holds up to
+// that much (plus one read's answers) until it is dropped or gives up, and
+// high enough that a subscriber with a push backlog the kernel is taking
+// still has its commands read.
+const pauseReadDivisor = 16
 
 // Close reasons of the limits.
 const (

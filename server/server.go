@@ -57,9 +57,9 @@ func New(cfg Config) (*Server, error) {
 		Loops:      cfg.Loops,
 		Handler:    handler{s},
 		SendBuffer: cfg.SendBuffer,
-		// Over half of -max-buffered a connection is not read: a peer that
+		// Over 1/16 of -max-buffered a connection is not read: a peer that
 		// does not read what it is sent is held back by TCP (limits.go).
-		PauseReadAt: cfg.MaxBuffered / 2,
+		PauseReadAt: cfg.MaxBuffered / pauseReadDivisor,
 		MaxTasks:    cfg.MaxLoopTasks,
 		Tick:        tickFor(cfg),
 		Logger:      s.log,

@@ -18,6 +18,7 @@
 //	wsbench curve   -url ... -admin ... -conns 10000 -steps 10k,50k,100k,200k -step-duration 5s -svg curve.svg
 //	wsbench floor   -conns 10000 -size 128 -rates 5,0 -duration 10s -src 127.0.0.2-127.0.0.60
 //	wsbench sparse  -server-cmd "bin/wspush ..." -url ... -admin ... -conns 10000 -pub-rate 5 -messages 60 -rounds 2
+//	wsbench hostile -url ... -admin ... -server-pid PID -headers 600 -floods 200 -pings 200
 //	wsbench compare -scenario fanout -a-url ... -a-admin ... -a-pid ... -b-url ... -b-admin ... -b-pid ... -rounds 3
 //	wsbench compare -scenario connect -a-cmd "bin/wspush -listen 127.0.0.1:27180 -admin 127.0.0.1:27181" -a-url ... -a-admin ... -b-cmd ... (fresh servers every run)
 package main
@@ -40,7 +41,7 @@ import (
 	"github.com/wspush/wspush/bench"
 )
 
-const usage = `usage: wsbench <connect|fanout|slow|churn|curve|compare|floor|sparse> [flags]
+const usage = `usage: wsbench <connect|fanout|slow|churn|curve|compare|floor|sparse|hostile> [flags]
        wsbench <scenario> -h   for the flags
 `
 
@@ -64,6 +65,8 @@ func main() {
 		err = runSparse(ctx, os.Args[2:], log)
 	case "connect", "fanout", "slow", "churn", "curve", "compare":
 		err = run(ctx, cmd, os.Args[2:], log)
+	case "hostile":
+		err = runHostile(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
 	default:
