@@ -13,7 +13,7 @@ import (
 // command is a client's JSON command (docs/protocol.md).
 type command struct {
 	Op     string          `json:"op"`
-	Topics []string        `json:"topics"`
+	Topics topicList       `json:"topics"`
 	Topic  string          `json:"topic"`
 	Data   json.RawMessage `json:"data"`
 }
@@ -36,20 +36,20 @@ func (s *session) command(payload []byte) {
 	}
 	switch cmd.Op {
 	case "sub":
-		if len(cmd.Topics) == 0 {
+		if cmd.Topics.empty() {
 			s.reply(errorReply(`"sub" needs "topics": a non-empty array of topic names`))
 		}
-		for _, t := range cmd.Topics {
+		for t := range cmd.Topics.all() {
 			if s.c.Closed() {
 				return // dropped past -max-buffered while answering (limits.go)
 			}
 			s.subscribe(t)
 		}
 	case "unsub":
-		if len(cmd.Topics) == 0 {
+		if cmd.Topics.empty() {
 			s.reply(errorReply(`"unsub" needs "topics": a non-empty array of topic names`))
 		}
-		for _, t := range cmd.Topics {
+		for t := range cmd.Topics.all() {
 			if s.c.Closed() {
 				return
 			}

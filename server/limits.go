@@ -79,10 +79,40 @@ func pendingShare(cfg Config) int {
 	return max(cfg.MaxPendingBytes/cfg.Loops, cfg.MaxMessage+ws.MaxHeaderSize)
 }
 
+// latestPing is the payload of the last ping not yet answered. Pings are
+// answered once per read, and before whatever answers the frames after them:
+// a burst of pings gets one pong, for the latest, as RFC 6455 5.5.3 allows.
+// A ping flood then queues one small frame per read instead of one per ping
+// (tiny pings would cost an allocation and a queue slot each, about 13 times
+// the bytes bufferedAmount counts for them).
+type latestPing struct {
+	due     bool
+	n       uint8
+	payload [ws.MaxControlFramePayloadSize]byte
+}
+
+func (p *latestPing) set(b []byte) { p.n, p.due = uint8(copy(p.payload[:], b)), true }
+
+// answerPing queues the pong for the latest ping, if one is due.
+func (s *session) answerPing() {
+	if !s.ping.due {
+		return
+	}
+	s.ping.due = false
+	if s.state == stateOpen { // nothing follows our close frame
+		s.send(frames.AppendFrame(nil, ws.OpPong, true, s.ping.payload[:s.ping.n]))
+	}
+}
+
+// freeHold is the part of a connection's unfinished input that does not
+// count against -max-pending-bytes: bounded per connection, like the smallest
+// tail buffer that holds it.
+const freeHold = 1 << 10
+
 // heldInput is a session's share of its loop's pending bytes.
 type heldInput struct {
-	bytes int       // counted in loopServer.pending
-	since time.Time // when the unfinished message started; zero when none
+	bytes int       // counted in loopServer.pending (beyond freeHold)
+	since time.Time // when the unfinished message started (its first byte, however small); zero when none
 }
 
 // hold accounts the bytes of unfinished messages the connection keeps after
@@ -92,21 +122,30 @@ type heldInput struct {
 // when a data message completes (done). It reports false when the
 // connection was failed for going over the bound: its input is then dropped.
 func (s *session) hold(rest int, done bool) bool {
-	n := 0
+	raw := 0
 	if !s.c.Closed() && (s.state == stateOpen || s.state == stateClosing) {
-		n = rest + s.dec.Buffered()
+		raw = rest + s.dec.Buffered()
 	}
-	if n == s.held.bytes && !done {
-		return true // the common case: 0 before, 0 after
+	if raw == 0 && s.held.bytes == 0 && s.held.since.IsZero() {
+		return true // the common case: nothing unfinished before or after
 	}
+	// The first freeHold bytes of each connection are not counted: a half
+	// control frame or a small command in flight is never refused because
+	// others filled the budget with large messages.
+	n := max(0, raw-freeHold)
 	if n > s.held.bytes && int(s.ls.pending.Load())-s.held.bytes+n > s.ls.maxPending {
 		s.setHeld(0)
+		s.held.since = time.Time{}
 		s.srv.limits.pendingRefused.Inc()
 		s.srv.log.Debug("closing a connection past -max-pending-bytes", "held", n, "loop_pending", s.ls.pending.Load())
 		s.fail(errTooMuchPending)
 		return false
 	}
-	if n > 0 && (s.held.bytes == 0 || done) {
+	s.setHeld(n)
+	switch {
+	case raw == 0:
+		s.held.since = time.Time{}
+	case s.held.since.IsZero() || done:
 		s.held.since = s.lastRead
 		if at := s.held.since.Add(s.srv.cfg.MessageTimeout); s.state == stateOpen && at.Before(s.lastRead.Add(s.srv.cfg.PingInterval)) {
 			// After a read no ping or idle deadline comes earlier than
@@ -114,7 +153,6 @@ func (s *session) hold(rest int, done bool) bool {
 			s.c.SetTimer(at)
 		}
 	}
-	s.setHeld(n)
 	return true
 }
 
@@ -122,9 +160,6 @@ func (s *session) hold(rest int, done bool) bool {
 func (s *session) setHeld(n int) {
 	s.ls.pending.Add(int64(n - s.held.bytes))
 	s.held.bytes = n
-	if n == 0 {
-		s.held.since = time.Time{}
-	}
 }
 
 // messageLate fails the connection whose unfinished message started more

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -159,7 +160,7 @@ func TestUnknownOpIsNotEchoedWhole(t *testing.T) {
 // closed with 1009 and the others complete their messages.
 func TestPendingBytesAreBounded(t *testing.T) {
 	const maxMessage = 64 << 10
-	s := startServer(t, Config{Loops: 1, Echo: true, MaxMessage: maxMessage, MaxPendingBytes: 4*maxMessage + 1000})
+	s := startServer(t, Config{Loops: 1, Echo: true, MaxMessage: maxMessage, MaxPendingBytes: 4*(maxMessage-freeHold) + 1000})
 	payload := bytes.Repeat([]byte("x"), maxMessage-100)
 	frame := maskedFrame(0x1, payload)
 	var peers []*rawConn
@@ -169,7 +170,12 @@ func TestPendingBytesAreBounded(t *testing.T) {
 		p.Write(frame[:len(frame)-10]) // all but the last 10 bytes
 		peers = append(peers, p)
 	}
-	waitFor(t, "the partial messages to be held", func() bool { return s.loops[0].pending.Load() >= 4*int64(len(frame)-10) })
+	waitFor(t, "the partial messages to be held", func() bool { return s.loops[0].pending.Load() >= 4*int64(len(frame)-10-freeHold) })
+	// A small partial frame is not refused though the budget is full.
+	small := dialRaw(t, s)
+	small.upgrade(t, "/echo")
+	ping := maskedFrame(0x9, []byte("still here"))
+	small.Write(ping[:5])
 	over := dialRaw(t, s)
 	over.upgrade(t, "/echo")
 	over.Write(frame[:len(frame)-10])
@@ -178,6 +184,10 @@ func TestPendingBytesAreBounded(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(s.limits.pendingRefused); n != 1 {
 		t.Fatalf("wspush_pending_refused_total = %v", n)
+	}
+	small.Write(ping[5:])
+	if op, p := small.readFrame(t); op != 0xA || string(p) != "still here" {
+		t.Fatalf("the small partial frame's peer got %#x %q, want its pong", op, p)
 	}
 	for i, p := range peers {
 		p.Write(frame[len(frame)-10:])
@@ -280,4 +290,36 @@ func TestSecondServerOnTheSamePortFails(t *testing.T) {
 		t.Fatalf("a second server on %s: %v, want address already in use", s.Addr(), err)
 	}
 	roundTrip(t, s, "still")
+}
+
+func TestTopicListDecodesAsItGoes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{`["a","b"]`, []string{"a", "b"}, false},
+		{` [ "a" , "b\u0063" ] `, []string{"a", "bc"}, false},
+		{`[]`, nil, false},
+		{`null`, nil, false},
+		{`["a",1]`, nil, true},
+		{`"a"`, nil, true},
+		{`[["a"]]`, nil, true},
+		{`{"a":1}`, nil, true},
+	}
+	for _, tt := range tests {
+		var cmd command
+		err := json.Unmarshal([]byte(`{"op":"sub","topics":`+tt.in+`}`), &cmd)
+		if (err != nil) != tt.err {
+			t.Errorf("%s: error %v, want error %v", tt.in, err, tt.err)
+			continue
+		}
+		var got []string
+		for name := range cmd.Topics.all() {
+			got = append(got, name)
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") || cmd.Topics.empty() != (len(tt.want) == 0) {
+			t.Errorf("%s: got %q", tt.in, got)
+		}
+	}
 }

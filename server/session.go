@@ -31,11 +31,12 @@ type session struct {
 	topics   []*pubsub.Topic
 	lastRead time.Time
 	state    uint8
-	upgraded bool      // counted in Server.open
-	echo     bool      // the /echo endpoint
-	deflate  bool      // permessage-deflate was negotiated
-	pinged   bool      // a ping is out since lastRead
-	held     heldInput // unfinished message bytes, counted against -max-pending-bytes (limits.go)
+	upgraded bool       // counted in Server.open
+	echo     bool       // the /echo endpoint
+	deflate  bool       // permessage-deflate was negotiated
+	pinged   bool       // a ping is out since lastRead
+	held     heldInput  // unfinished message bytes, counted against -max-pending-bytes (limits.go)
+	ping     latestPing // the ping to answer at the end of the read (limits.go)
 
 	peer       netip.Addr // counted in Server.peers until the connection closes
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
@@ -74,6 +75,7 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	s.topics = nil
 	s.srv.peers.remove(s.peer)
 	s.setHeld(0)
+	s.held.since = time.Time{}
 	s.dec.Release()
 	if s.upgraded {
 		s.srv.open.Add(-1)
@@ -92,6 +94,7 @@ func (s *session) read(b []byte) (used, need int) {
 		}
 	}
 	used, need, done := s.frames(b, used)
+	s.answerPing()
 	if !s.hold(len(b)-used, done) {
 		return len(b), 0
 	}
@@ -122,6 +125,9 @@ func (s *session) frames(b []byte, used int) (int, int, bool) {
 }
 
 func (s *session) message(m frames.Message) {
+	if m.Op != ws.OpPing {
+		s.answerPing() // answers leave in the order of what they answer
+	}
 	if s.state == stateClosing {
 		if m.Op == ws.OpClose {
 			s.c.Close(nil) // the close handshake is complete; the server closes TCP first
@@ -130,7 +136,7 @@ func (s *session) message(m frames.Message) {
 	}
 	switch m.Op {
 	case ws.OpPing:
-		s.send(frames.AppendFrame(nil, ws.OpPong, true, m.Payload))
+		s.ping.set(m.Payload)
 	case ws.OpPong:
 	case ws.OpClose:
 		code, _ := frames.ParseClose(m.Payload)
@@ -193,6 +199,7 @@ func (s *session) closeWith(code ws.StatusCode, reason string) {
 	if s.state != stateOpen {
 		return
 	}
+	s.answerPing() // before our close frame, which nothing may follow
 	s.state = stateClosing
 	s.send(frames.AppendClose(nil, code, reason))
 	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
