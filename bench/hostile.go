@@ -199,6 +199,9 @@ func (r *HostileResult) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "RSS                  before %s  peak %s  after %s\n",
 			mib(float64(r.Before.RSS)), mib(float64(r.Peak.RSS)), mib(float64(r.After.RSS)))
 	}
+	if r.Before.RSS > 0 {
+		fmt.Fprintf(w, "server CPU           %.1f s over the run\n", r.After.CPUSeconds-r.Before.CPUSeconds)
+	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "subscriber latency   n=%d p50 %.2f ms  p99 %.2f ms  max %.2f ms  lost %d\n", l.Count, l.P50, l.P99, l.Max, r.Lost)
 	}
@@ -301,9 +304,11 @@ func (p *hostilePeer) run(ctx context.Context, host, path string, connected *ato
 		if p.kind == pingFlood {
 			flood = hostilePings
 		}
-		for ctx.Err() == nil {
+		for off := 0; ctx.Err() == nil; {
 			c.SetWriteDeadline(time.Now().Add(time.Second))
-			if _, err := c.Write(flood); err != nil {
+			n, err := c.Write(flood[off:])
+			off = (off + n) % len(flood) // a timed-out write goes on where it stopped
+			if err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
 					continue // held back: the server is not reading us

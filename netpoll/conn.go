@@ -303,10 +303,11 @@ func (c *Conn) keep(rest []byte, need int) {
 // allocated to its size rather than taken from the pool.
 const exactTail = 64 << 10
 
-// maxReads is how many reads one connection gets per turn: a peer sending
+// maxReads is how many reads (of up to ReadBuffer bytes) one connection gets
+// per turn: a peer sending
 // without pause must not keep its loop from the other connections. Past it
 // the rest is read in a task posted to the loop, after the others' events.
-const maxReads = 16
+const maxReads = 4
 
 // readLater reads c again once the loop has served its other events.
 func (c *Conn) readLater() {

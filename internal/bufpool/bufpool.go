@@ -25,7 +25,7 @@ const (
 	// MaxIdlePerClass bounds the bytes a class keeps, whatever its count
 	// limit (at least one buffer is kept): large buffers, taken by peers
 	// sending large messages, are not kept by the dozen once they leave.
-	MaxIdlePerClass = 2 << 20
+	MaxIdlePerClass = 512 << 10
 
 	numClasses = maxShift - minShift + 1
 )
