@@ -40,7 +40,7 @@ func (s *session) command(payload []byte) {
 			s.reply(errorReply(`"sub" needs "topics": a non-empty array of topic names`))
 		}
 		for t := range cmd.Topics.all() {
-			if s.c.Closed() {
+			if s.gone() {
 				return // dropped past -max-buffered while answering (limits.go)
 			}
 			s.subscribe(t)
@@ -50,7 +50,7 @@ func (s *session) command(payload []byte) {
 			s.reply(errorReply(`"unsub" needs "topics": a non-empty array of topic names`))
 		}
 		for t := range cmd.Topics.all() {
-			if s.c.Closed() {
+			if s.gone() {
 				return
 			}
 			s.unsubscribe(t)
@@ -82,8 +82,8 @@ func (s *session) subscribe(topic string) {
 // add subscribes to a valid topic, if not yet held, within the limit the
 // caller checked, and returns the topic's last sequence number.
 func (s *session) add(topic string) uint64 {
-	if s.c.Closed() {
-		return 0 // dropped while answering (limits.go): a closed session must not subscribe
+	if s.gone() {
+		return 0 // dropped while answering (limits.go): a dropped session must not subscribe
 	}
 	for _, t := range s.topics {
 		if t.Name() == topic {

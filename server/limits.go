@@ -60,11 +60,16 @@ func truncate(s string) string {
 // send queues b, by reference, for the connection. Every writer but Push
 // (which checks the same way) goes through it, so the bufferedAmount check
 // covers every byte the server queues. The connection may be closed when it
-// returns: callers that go on must check s.c.Closed() before taking
-// resources (session.add does). One frame alone on an empty queue is let
-// through whatever its size: it is bounded by -max-message (an echo of the
-// largest message), and a queue that held nothing is not a slow consumer.
+// returns: callers that go on must check s.gone() before taking resources
+// (session.add does). One frame alone on an empty queue is let through
+// whatever its size: it is bounded by -max-message (an echo of the largest
+// message), and a queue that held nothing is not a slow consumer. Once the
+// session drains, its last word (a close frame, an HTTP answer) is out and
+// nothing more is queued.
 func (s *session) send(b []byte) {
+	if s.state == stateDraining {
+		return
+	}
 	s.c.Queue(b)
 	if n := s.c.Buffered(); n > s.srv.cfg.MaxBuffered && n > len(b) {
 		s.dropSlow()
@@ -108,6 +113,10 @@ func (s *session) answerPing() {
 // count against -max-pending-bytes: bounded per connection, like the smallest
 // tail buffer that holds it.
 const freeHold = 1 << 10
+
+// gone reports whether the session does no more work for its input: closed,
+// or draining after its last word (a slow consumer's 1013 among others).
+func (s *session) gone() bool { return s.c.Closed() || s.state == stateDraining }
 
 // heldInput is a session's share of its loop's pending bytes.
 type heldInput struct {
