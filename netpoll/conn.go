@@ -30,6 +30,7 @@ type Conn struct {
 	rdhup      bool   // the peer shut down its side
 	paused     bool   // input left unread while the queue is over the loop's PauseReadAt
 	resume     func() // readLater's task, made once
+	noRead     bool   // StopReading was called
 
 	tnext, tprev *Conn // timer wheel links
 	tdue         int64 // tick of the deadline; 0 when none
@@ -79,6 +80,12 @@ func (c *Conn) Queue(b []byte) {
 		l.dirty = append(l.dirty, c)
 	}
 }
+
+// StopReading stops reading c for good: what the peer sends from now on stays
+// in the kernel, whose window closes, until c is closed. It is for a
+// connection whose last word is out while its peer keeps sending: reading and
+// dropping that at line rate would cost the loop a syscall per ReadBuffer.
+func (c *Conn) StopReading() { c.noRead = true }
 
 // AtBoundary reports whether nothing of the queue's head has been written yet,
 // so the byte stream on the wire ends between two Queue calls (between
@@ -218,7 +225,7 @@ func (c *Conn) overHighWater() bool {
 func (c *Conn) readAll() {
 	l := c.loop
 	for reads := 0; c.fd >= 0; reads++ {
-		if c.overHighWater() {
+		if c.noRead || c.overHighWater() {
 			return
 		}
 		if reads == maxReads {

@@ -114,14 +114,29 @@ func (s *session) answerPing() {
 // tail buffer that holds it.
 const freeHold = 1 << 10
 
+// maxDrain is how much input a draining connection reads and drops (so the
+// peer's last bytes, its close frame among them, meet no reset) before it
+// stops reading: a peer still sending after our last word, a flooder that was
+// dropped, would otherwise be read at line rate until -close-timeout.
+const maxDrain = 64 << 10
+
+// discard counts input dropped while draining.
+func (s *session) discard(n int) {
+	s.held.drained += n
+	if s.held.drained > maxDrain {
+		s.c.StopReading()
+	}
+}
+
 // gone reports whether the session does no more work for its input: closed,
 // or draining after its last word (a slow consumer's 1013 among others).
 func (s *session) gone() bool { return s.c.Closed() || s.state == stateDraining }
 
 // heldInput is a session's share of its loop's pending bytes.
 type heldInput struct {
-	bytes int       // counted in loopServer.pending (beyond freeHold)
-	since time.Time // when the unfinished message started (its first byte, however small); zero when none
+	bytes   int       // counted in loopServer.pending (beyond freeHold)
+	since   time.Time // when the unfinished message started (its first byte, however small); zero when none
+	drained int       // input dropped while draining (discard)
 }
 
 // hold accounts the bytes of unfinished messages the connection keeps after

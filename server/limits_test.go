@@ -323,3 +323,33 @@ func TestTopicListDecodesAsItGoes(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainingPeerIsNotReadAtLineRate: after the server's last word (here a
+// 1002), a peer that keeps sending has a bounded amount of it read and
+// dropped; the rest stays in the kernel until -close-timeout.
+func TestDrainingPeerIsNotReadAtLineRate(t *testing.T) {
+	s := startServer(t, Config{Loops: 1, CloseTimeout: 10 * time.Second})
+	c := dialRaw(t, s)
+	c.upgrade(t, "/ws")
+	c.Write([]byte("\x81\x01x")) // unmasked: 1002
+	if code := c.closeCode(t); code != 1002 {
+		t.Fatalf("closed with %d, want 1002", code)
+	}
+	junk := make([]byte, 1<<20)
+	sent := 0
+	for {
+		c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		n, err := c.Write(junk)
+		sent += n
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("write: %v", err)
+			}
+			break // the server stopped reading
+		}
+		if sent > 256<<20 {
+			t.Fatalf("the server read %d bytes after its close frame", sent)
+		}
+	}
+}

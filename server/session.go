@@ -107,6 +107,7 @@ func (s *session) frames(b []byte, used int) (int, int, bool) {
 	done := false
 	for used < len(b) && !s.c.Closed() {
 		if s.state == stateDraining {
+			s.discard(len(b) - used)
 			return len(b), 0, done
 		}
 		m, n, err := s.dec.Next(b[used:])
