@@ -86,7 +86,7 @@ func TestTailGrowsWithTheBytesThatArrive(t *testing.T) {
 }
 
 func TestConnectionOverHighWaterIsNotRead(t *testing.T) {
-	// Each 8-byte unit is answered with 16 bytes; the client sends 1 MiB of
+	// Each 8-byte unit is answered with 16 bytes; the client sends 256 KiB of
 	// units and does not read, so the answers fill the kernel's buffers, the
 	// queue grows past PauseReadAt and the loop stops reading: the rest of
 	// the client's input waits in the kernel (TCP pushes back) instead of
@@ -105,7 +105,7 @@ func TestConnectionOverHighWaterIsNotRead(t *testing.T) {
 	defer raw.Close()
 	unit := binary.BigEndian.AppendUint32(nil, 4)
 	unit = append(unit, 1, 2, 3, 4)
-	const total = 1 << 20
+	const total = 256 << 10
 	go raw.Write(bytes.Repeat(unit, total/8))
 	paused := func() (queued int, paused bool) {
 		g.Each(func(l *Loop) {
