@@ -172,6 +172,10 @@ func (d *Decoder) Need() int {
 	return d.need
 }
 
+// Buffered is the number of payload bytes of the fragmented message in
+// progress held in the reassembly buffer (0 when none).
+func (d *Decoder) Buffered() int { return len(d.buf) }
+
 // Release gives the reassembly buffer back to the pool and resets the
 // Decoder, keeping MaxMessage and Pool. Call it when the connection closes.
 // A Payload returned earlier must not be used afterwards.
@@ -233,7 +237,8 @@ func (d *Decoder) advance(h ws.Header, p []byte, text bool) *CloseError {
 }
 
 // appendBuf adds a fragment to the reassembly buffer, growing it by taking a
-// larger buffer from the pool and giving the old one back.
+// larger buffer from the pool and giving the old one back. It grows with the
+// fragments received (doubling), never with a size a header declares.
 func (d *Decoder) appendBuf(p []byte) {
 	want := len(d.buf) + len(p)
 	if want > cap(d.buf) || d.buf == nil {

@@ -8,18 +8,6 @@ import (
 	"time"
 )
 
-// waitUntil polls cond until it is true or 10 seconds have passed.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestAfterFlushRunsAfterTheWrite: a task queues output and asks to be told
 // after the flush; the function runs once, when the kernel has the bytes.
 func TestAfterFlushRunsAfterTheWrite(t *testing.T) {

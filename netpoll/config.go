@@ -19,7 +19,14 @@ type Config struct {
 	SendBuffer int           // SO_SNDBUF for accepted sockets; 0 keeps the kernel's default
 	Tick       time.Duration // timer wheel resolution
 	Backlog    int           // listen backlog of each loop's listener
-	Logger     *slog.Logger
+	// PauseReadAt is the bufferedAmount (bytes queued for a connection) past
+	// which the loop stops reading that connection until EPOLLOUT drains the
+	// queue below it again; 0 reads regardless.
+	PauseReadAt int
+	// MaxTasks is the task queue length past which Loop.HasRoom is false and
+	// Loop.WaitRoom waits; 0 means no bound. Post itself never refuses.
+	MaxTasks int
+	Logger   *slog.Logger
 }
 
 // Defaults returns the values Listen uses for the fields of a Config left at

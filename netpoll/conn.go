@@ -23,11 +23,14 @@ type Conn struct {
 	out    *outq  // queued output; nil when none
 	queued int    // bytes in out: the connection's bufferedAmount
 
-	dirty      bool // in loop.dirty, waiting for the end-of-callback flush
-	reading    bool // inside Handler.Read: tail must stay put
-	closeWrite bool // shut down the sending side once the queue has drained
-	blocked    bool // the last write met a full send buffer: wait for EPOLLOUT
-	rdhup      bool // the peer shut down its side
+	dirty      bool   // in loop.dirty, waiting for the end-of-callback flush
+	reading    bool   // inside Handler.Read: tail must stay put
+	closeWrite bool   // shut down the sending side once the queue has drained
+	blocked    bool   // the last write met a full send buffer: wait for EPOLLOUT
+	rdhup      bool   // the peer shut down its side
+	paused     bool   // input left unread while the queue is over the loop's PauseReadAt
+	resume     func() // readLater's task, made once
+	noRead     bool   // StopReading was called
 
 	tnext, tprev *Conn // timer wheel links
 	tdue         int64 // tick of the deadline; 0 when none
@@ -77,6 +80,12 @@ func (c *Conn) Queue(b []byte) {
 		l.dirty = append(l.dirty, c)
 	}
 }
+
+// StopReading stops reading c for good: what the peer sends from now on stays
+// in the kernel, whose window closes, until c is closed. It is for a
+// connection whose last word is out while its peer keeps sending: reading and
+// dropping that at line rate would cost the loop a syscall per ReadBuffer.
+func (c *Conn) StopReading() { c.noRead = true }
 
 // AtBoundary reports whether nothing of the queue's head has been written yet,
 // so the byte stream on the wire ends between two Queue calls (between
@@ -183,14 +192,46 @@ func (c *Conn) onEvent(ev epoll.EpollEvent) {
 		if c.fd >= 0 && c.out != nil && !c.dirty {
 			c.flush()
 		}
+		if c.paused && c.fd >= 0 && c.queued <= l.pauseAt {
+			// The queue drained below the mark: read what the edge-triggered
+			// EPOLLIN announced while we were not reading.
+			c.paused = false
+			c.readAll()
+		}
 	}
 	l.flushDirty()
+}
+
+// overHighWater reports whether c must not be read now: its queue is over the
+// loop's PauseReadAt even after trying to write it. The peer's input then
+// stays in the kernel, whose window closes, so TCP pushes back on a sender
+// that does not read what it is sent. EPOLLOUT resumes reading (onEvent).
+func (c *Conn) overHighWater() bool {
+	l := c.loop
+	if l.pauseAt <= 0 || c.queued <= l.pauseAt {
+		return false
+	}
+	if !c.blocked {
+		c.flush()
+	}
+	if c.fd >= 0 && c.queued > l.pauseAt {
+		c.paused = true
+		return true
+	}
+	return false
 }
 
 // readAll reads until the socket is drained, as edge-triggered epoll needs.
 func (c *Conn) readAll() {
 	l := c.loop
-	for c.fd >= 0 {
+	for reads := 0; c.fd >= 0; reads++ {
+		if c.noRead || c.overHighWater() {
+			return
+		}
+		if reads == maxReads {
+			c.readLater()
+			return
+		}
 		dst := l.rbuf
 		if c.tail != nil {
 			dst = c.tail[len(c.tail):cap(c.tail)]
@@ -232,26 +273,63 @@ func (c *Conn) readAll() {
 }
 
 // keep stores the unconsumed rest of the input in the connection's tail
-// buffer, sized for need bytes, and returns the buffer when nothing is left.
+// buffer and returns the buffer when nothing is left. The buffer grows with
+// the bytes that actually arrived (the next power of two), never with the
+// size a unit declares: a frame header announcing 1 MiB costs what it brought,
+// not a 1 MiB buffer. A tail much larger than its content is swapped for a
+// smaller one, so a big message once received is not kept for a small rest.
 func (c *Conn) keep(rest []byte, need int) {
 	if len(rest) == 0 {
 		c.releaseTail()
 		return
 	}
-	size := need
-	if size <= len(rest) {
-		size = 2 * len(rest) // unknown size: room to grow
+	// The pool rounds up to a power of two: room for at least one more
+	// byte, less than twice what arrived.
+	size := max(len(rest)+1, minTail)
+	if need > len(rest) {
+		size = min(size, need)
 	}
-	size = max(size, 512)
-	if c.tail != nil && cap(c.tail) >= size {
+	if c.tail != nil && cap(c.tail) >= size && cap(c.tail) <= 4*max(size, minTail) {
 		c.tail = c.tail[:copy(c.tail, rest)]
 		return
 	}
-	buf := c.loop.pool.Get(size)
+	var buf []byte
+	if size == need && size > exactTail {
+		// The unit's last buffer: exactly its size, not the pool's next
+		// power of two (a 1 MiB frame would take 2 MiB).
+		buf = make([]byte, 0, size)
+	} else {
+		buf = c.loop.pool.Get(size)
+	}
 	buf = append(buf, rest...)
 	c.releaseTail()
 	c.tail = buf
 }
+
+// exactTail is the size above which a tail that holds a whole unit is
+// allocated to its size rather than taken from the pool.
+const exactTail = 64 << 10
+
+// maxReads is how many reads (of up to ReadBuffer bytes) one connection gets
+// per turn: a peer sending
+// without pause must not keep its loop from the other connections. Past it
+// the rest is read in a task posted to the loop, after the others' events.
+const maxReads = 4
+
+// readLater reads c again once the loop has served its other events.
+func (c *Conn) readLater() {
+	if c.resume == nil {
+		c.resume = func() {
+			if c.fd >= 0 && !c.paused {
+				c.readAll()
+			}
+		}
+	}
+	c.loop.post(c.resume)
+}
+
+// minTail is the smallest tail buffer: the pool's smallest class.
+const minTail = 512
 
 // flush writes as much of the queue as the kernel takes, in writev calls of up
 // to IOV_MAX buffers. What the kernel does not take waits for EPOLLOUT.

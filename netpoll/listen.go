@@ -14,6 +14,33 @@ import (
 // the kernel spreads incoming connections over them. A nil or unspecified IP
 // listens on all IPv4 and IPv6 addresses, as net.Listen does.
 func listenReusePort(addr *net.TCPAddr, backlog int) (int, error) {
+	return bindSocket(addr, backlog, true)
+}
+
+// checkPortFree fails with an error wrapping EADDRINUSE ("address already in
+// use") when another socket holds addr's port: SO_REUSEPORT alone would let a
+// second wspush (same user) bind beside the first and take a share of its
+// connections. It binds, without SO_REUSEPORT, a socket it closes at once: a
+// bound socket without SO_REUSEPORT conflicts with every listener on the
+// port, SO_REUSEPORT or not, so it succeeds only when the port is free. Port 0
+// (the kernel picks a free one) needs no check. Two processes starting at
+// the same instant could both pass before either binds; a process started
+// beside a running one always fails.
+func checkPortFree(addr *net.TCPAddr) error {
+	if addr.Port == 0 {
+		return nil
+	}
+	fd, err := bindSocket(addr, 0, false)
+	if err != nil {
+		return err
+	}
+	unix.Close(fd)
+	return nil
+}
+
+// bindSocket opens a non-blocking TCP socket bound to addr, with SO_REUSEPORT
+// when reusePort is set, and listening when backlog > 0.
+func bindSocket(addr *net.TCPAddr, backlog int, reusePort bool) (int, error) {
 	family, sa := sockaddr(addr)
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil && family == unix.AF_INET6 && addr.IP == nil {
@@ -31,8 +58,10 @@ func listenReusePort(addr *net.TCPAddr, backlog int) (int, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return fail("SO_REUSEADDR", err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		return fail("SO_REUSEPORT", err)
+	if reusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fail("SO_REUSEPORT", err)
+		}
 	}
 	if family == unix.AF_INET6 && (addr.IP == nil || addr.IP.IsUnspecified()) {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
@@ -41,6 +70,9 @@ func listenReusePort(addr *net.TCPAddr, backlog int) (int, error) {
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return fail("bind", err)
+	}
+	if backlog <= 0 {
+		return fd, nil
 	}
 	if err := unix.Listen(fd, backlog); err != nil {
 		return fail("listen", err)

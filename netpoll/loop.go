@@ -47,7 +47,8 @@ type Handler interface {
 }
 
 // Group is a set of loops, each with its own SO_REUSEPORT listener on one
-// address.
+// address. Listen refuses a port another process holds (checkPortFree):
+// SO_REUSEPORT is for this group's loops only.
 type Group struct {
 	loops []*Loop
 	addr  *net.TCPAddr
@@ -59,6 +60,9 @@ func Listen(cfg Config) (*Group, error) {
 	addr, err := net.ResolveTCPAddr("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", cfg.Addr, err)
+	}
+	if err := checkPortFree(addr); err != nil {
+		return nil, err
 	}
 	g := &Group{}
 	for i := 0; i < cfg.Loops; i++ {
@@ -161,6 +165,8 @@ type Stats struct {
 	BytesWritten atomic.Uint64 // bytes the kernel accepted
 	Conns        atomic.Int64  // open connections
 	Panics       atomic.Uint64 // Handler callbacks that panicked (see Handler)
+	Tasks        atomic.Int64  // tasks posted and not yet taken by the loop
+	ListenPauses atomic.Uint64 // ticks the listener was not polled: out of descriptors, none to shed with
 }
 
 // Loop is one event loop: an epoll instance, the goroutine easygo runs for it,
@@ -182,8 +188,10 @@ type Loop struct {
 	wheel   *wheel
 	fire    func(*Conn)
 	now     time.Time
-	lfd     int // listener, -1 once closed
-	spare   int // reserved descriptor given up to shed a connection on EMFILE
+	lfd     int  // listener, -1 once closed
+	spare   int  // reserved descriptor given up to shed a connection on EMFILE
+	lpaused bool // the listener is out of the epoll set until the next tick (see shed)
+	pauseAt int  // Config.PauseReadAt
 	sndbuf  int
 	tfd     int // timerfd driving the wheel
 	tbuf    [8]byte
@@ -196,30 +204,37 @@ type Loop struct {
 	stopped bool // set once the loop is gone: Post drops tasks
 	tasks   []func()
 	running []func()
-	goid    atomic.Uint64 // the loop goroutine's id once it has run a callback (0 before), for Group.notOnLoop
+	room    sync.Cond // signalled when the loop takes its tasks, for WaitRoom
+	waiters int       // goroutines in WaitRoom
+	// maxTasks is Config.MaxTasks: HasRoom and WaitRoom's bound.
+	maxTasks int64
+	goid     atomic.Uint64 // the loop goroutine's id once it has run a callback (0 before), for Group.notOnLoop
 
 	Stats Stats
 }
 
 func newLoop(id, lfd int, cfg Config) (*Loop, error) {
 	l := &Loop{
-		id:     id,
-		h:      cfg.Handler,
-		log:    cfg.Logger.With("loop", id),
-		rbuf:   make([]byte, cfg.ReadBuffer),
-		pool:   bufpool.New(64),
-		iov:    make([]unix.Iovec, 0, maxIovecs),
-		wheel:  newWheel(cfg.Tick, 1024),
-		lfd:    lfd,
-		sndbuf: cfg.SendBuffer,
-		efd:    -1,
-		tfd:    -1,
-		spare:  -1,
+		id:       id,
+		h:        cfg.Handler,
+		log:      cfg.Logger.With("loop", id),
+		rbuf:     make([]byte, cfg.ReadBuffer),
+		pool:     bufpool.New(64),
+		iov:      make([]unix.Iovec, 0, maxIovecs),
+		wheel:    newWheel(cfg.Tick, 1024),
+		lfd:      lfd,
+		sndbuf:   cfg.SendBuffer,
+		pauseAt:  cfg.PauseReadAt,
+		maxTasks: int64(cfg.MaxTasks),
+		efd:      -1,
+		tfd:      -1,
+		spare:    -1,
 	}
 	l.fire = func(c *Conn) { c.timer(l.now) }
+	l.room.L = &l.mu
 	l.efdOne[0] = 1 // eventfd adds the 8-byte host-endian counter; 1 on little endian
 	var err error
-	l.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	l.spare = openSpare()
 	if l.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
@@ -285,19 +300,45 @@ func (l *Loop) Post(fn func()) { l.post(fn) }
 // post is Post reporting whether fn will run.
 func (l *Loop) post(fn func()) bool {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.stopped {
-		l.mu.Unlock()
 		return false
 	}
 	wake := len(l.tasks) == 0
 	l.tasks = append(l.tasks, fn)
-	l.mu.Unlock()
+	l.Stats.Tasks.Store(int64(len(l.tasks)))
 	if wake {
 		// Only the first task of a batch writes; the loop drains the eventfd
-		// before taking the batch, so no wake-up is lost.
+		// before taking the batch, so no wake-up is lost. The write is under
+		// the lock: stop closes the eventfd only after setting stopped under
+		// it, so a post never writes to a number that is already closed (and
+		// may belong to another file).
 		unix.Write(l.efd, l.efdOne[:])
 	}
 	return true
+}
+
+// HasRoom reports whether the loop has fewer than Config.MaxTasks tasks
+// waiting. Callers on a loop that must not wait (a client's publish) refuse
+// work when it is false. Safe from any goroutine; one atomic load.
+func (l *Loop) HasRoom() bool { return l.maxTasks <= 0 || l.Stats.Tasks.Load() < l.maxTasks }
+
+// WaitRoom waits until the loop has fewer than Config.MaxTasks tasks waiting,
+// and reports false if the loop has stopped. It is for goroutines that are
+// not loops (a cluster ingest): a loop calling it could wait for itself. The
+// bound is soft: several goroutines let through at once may each post.
+func (l *Loop) WaitRoom() bool {
+	if l.HasRoom() {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for int64(len(l.tasks)) >= l.maxTasks && !l.stopped {
+		l.waiters++
+		l.room.Wait()
+		l.waiters--
+	}
+	return !l.stopped
 }
 
 func (l *Loop) onWake(ev epoll.EpollEvent) {
@@ -316,6 +357,10 @@ func (l *Loop) onWake(ev epoll.EpollEvent) {
 func (l *Loop) runTasks() {
 	l.mu.Lock()
 	l.tasks, l.running = l.running[:0], l.tasks
+	l.Stats.Tasks.Store(0)
+	if l.waiters > 0 {
+		l.room.Broadcast()
+	}
 	l.mu.Unlock()
 	for i, fn := range l.running {
 		fn()
@@ -330,6 +375,15 @@ func (l *Loop) onTick(ev epoll.EpollEvent) {
 	l.noteGoroutine()
 	l.Stats.Events.Add(1)
 	unix.Read(l.tfd, l.tbuf[:])
+	if l.spare < 0 {
+		l.spare = openSpare() // lost to another file at a shed: take it back when one is free
+	}
+	if l.lpaused && l.lfd >= 0 {
+		l.lpaused = false
+		if err := l.ep.Add(l.lfd, epoll.EPOLLIN, l.onAccept); err != nil {
+			l.log.Error("epoll_ctl: re-adding the listener failed", "err", err)
+		}
+	}
 	l.now = time.Now()
 	l.wheel.advance(l.now, l.fire)
 	l.flushDirty()
@@ -366,9 +420,18 @@ func (l *Loop) onAccept(ev epoll.EpollEvent) {
 
 // shed is the answer to running out of descriptors: give up the spare one,
 // accept the waiting connection and close it at once (the client sees a reset
-// rather than hanging in the backlog), then take the spare back.
+// rather than hanging in the backlog), then take the spare back. A spare lost
+// to another file (its number taken between close and re-open) is re-taken
+// at the next EMFILE. When there is no spare to give up, the waiting
+// connection cannot be taken off the backlog, and the level-triggered
+// listener would wake the loop again at once, forever: the listener leaves
+// the epoll set until the next tick (onTick puts it back).
 func (l *Loop) shed() {
 	if l.spare < 0 {
+		l.spare = openSpare()
+	}
+	if l.spare < 0 {
+		l.pauseListener()
 		return
 	}
 	unix.Close(l.spare)
@@ -376,8 +439,33 @@ func (l *Loop) shed() {
 	if errno == 0 {
 		unix.Close(int(r))
 	}
-	l.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	l.spare = openSpare()
 	l.log.Warn("out of file descriptors: refused a connection", "accept_errors", l.Stats.AcceptErrors.Load())
+	if errno != 0 {
+		l.pauseListener() // the freed descriptor did not let us take it: wait a tick
+	}
+}
+
+// openSpare opens the reserved descriptor, -1 when none is left.
+func openSpare() int {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// pauseListener takes the listener out of the epoll set until the next tick.
+func (l *Loop) pauseListener() {
+	if l.lpaused || l.lfd < 0 {
+		return
+	}
+	l.Stats.ListenPauses.Add(1)
+	if err := l.ep.Del(l.lfd); err != nil {
+		l.log.Error("epoll_ctl: removing the listener failed", "err", err)
+		return
+	}
+	l.lpaused = true
 }
 
 func (l *Loop) open(fd int) {
@@ -419,7 +507,9 @@ func (l *Loop) closeListener() {
 	if l.lfd < 0 {
 		return
 	}
-	l.ep.Del(l.lfd)
+	if !l.lpaused {
+		l.ep.Del(l.lfd)
+	}
 	unix.Close(l.lfd)
 	l.lfd = -1
 }
@@ -435,6 +525,7 @@ func (l *Loop) stop() {
 	// later ones are dropped.
 	l.mu.Lock()
 	l.stopped = true
+	l.room.Broadcast()
 	l.mu.Unlock()
 	l.runTasks()
 	if l.lfd >= 0 {

@@ -2,11 +2,6 @@
 
 package netpoll
 
-// TasksPending is how many tasks are posted and not yet taken by the loop.
-// Safe from any goroutine: it takes the lock Post takes, so it is for
-// metrics and the admin page, not for every post.
-func (l *Loop) TasksPending() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.tasks)
-}
+// TasksPending is how many tasks are posted and not yet taken by the loop
+// (Stats.Tasks, which -max-loop-tasks bounds). Safe from any goroutine.
+func (l *Loop) TasksPending() int { return int(l.Stats.Tasks.Load()) }

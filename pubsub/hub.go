@@ -112,8 +112,13 @@ func (h *Hub) SetMaxInFlight(n int) {
 	}
 }
 
-// Enqueue is Publish without the bound, for callers on an event loop.
+// Enqueue is Publish for callers on an event loop, which must not wait:
+// instead of waiting for a token it refuses the publish with ErrLoopsBusy
+// when a loop's task queue is full (see Bounded).
 func (h *Hub) Enqueue(topic string, data []byte) (Published, error) {
+	if !h.loopsHaveRoom() {
+		return Published{}, ErrLoopsBusy
+	}
 	return h.publish(topic, data, nil)
 }
 
@@ -159,6 +164,13 @@ func callIf(fn func()) {
 func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
 	if checkData(data) != nil {
 		return 0 // not from a wspush node: never pushed; subscribers see the seq gap
+	}
+	// The ingesting goroutine waits for the loops rather than queue past
+	// their bound: the broker's own buffer then fills, and its slow-consumer
+	// protection drops and counts. Waiting before any lock keeps the loops
+	// free to subscribe meanwhile.
+	if !h.waitForRoom() {
+		return 0
 	}
 	h.mu.Lock()
 	t := h.topics[topic]

@@ -13,7 +13,7 @@ import (
 // command is a client's JSON command (docs/protocol.md).
 type command struct {
 	Op     string          `json:"op"`
-	Topics []string        `json:"topics"`
+	Topics topicList       `json:"topics"`
 	Topic  string          `json:"topic"`
 	Data   json.RawMessage `json:"data"`
 	Since  json.RawMessage `json:"since"` // (v1.1) positions to resume from, by topic (since.go)
@@ -40,15 +40,18 @@ func (s *session) command(payload []byte) {
 	}
 	switch cmd.Op {
 	case "sub":
-		if len(cmd.Topics) == 0 {
+		if cmd.Topics.empty() {
 			s.reply(errorReply(`"sub" needs "topics": a non-empty array of topic names`))
 		}
-		since, err := parseSince(cmd.Since, cmd.Topics)
+		since, err := parseSince(cmd.Since, cmd.Topics.has, s.srv.cfg.MaxSubs)
 		if err != nil {
 			s.reply(errorReply(err.Error()))
 			return
 		}
-		for _, t := range cmd.Topics {
+		for t := range cmd.Topics.all() {
+			if s.gone() {
+				return // dropped past -max-buffered while answering (limits.go)
+			}
 			if from, ok := since[t]; ok {
 				delete(since, t) // a topic listed twice resumes once
 				s.subscribeSince(t, from)
@@ -57,10 +60,13 @@ func (s *session) command(payload []byte) {
 			}
 		}
 	case "unsub":
-		if len(cmd.Topics) == 0 {
+		if cmd.Topics.empty() {
 			s.reply(errorReply(`"unsub" needs "topics": a non-empty array of topic names`))
 		}
-		for _, t := range cmd.Topics {
+		for t := range cmd.Topics.all() {
+			if s.gone() {
+				return
+			}
 			s.unsubscribe(t)
 			s.reply(reply{Op: "unsubscribed", Topic: t})
 		}
@@ -69,7 +75,7 @@ func (s *session) command(payload []byte) {
 	case "":
 		s.reply(errorReply(`missing "op"`))
 	default:
-		s.reply(errorReply(fmt.Sprintf("unknown op %q", cmd.Op)))
+		s.reply(errorReply(fmt.Sprintf("unknown op %q", truncate(cmd.Op))))
 	}
 }
 
@@ -90,6 +96,9 @@ func (s *session) subscribe(topic string) {
 // add subscribes to a valid topic, if not yet held, within the limit the
 // caller checked, and returns the topic's last sequence number.
 func (s *session) add(topic string) uint64 {
+	if s.gone() {
+		return 0 // dropped while answering (limits.go): a dropped session must not subscribe
+	}
 	for _, t := range s.topics {
 		if t.Name() == topic {
 			return t.Position(s.c.Loop().ID(), s)
@@ -141,6 +150,7 @@ func (s *session) publish(cmd command) {
 	// On the loop: hand the message out without waiting for the loops (this
 	// one included) to queue it.
 	if _, err := s.srv.hub.Enqueue(cmd.Topic, cmd.Data); err != nil {
+		s.countRefusedPublish(err)
 		s.reply(errorReply(err.Error()))
 	}
 }
@@ -148,7 +158,7 @@ func (s *session) publish(cmd command) {
 // reply queues one answer as a text frame.
 func (s *session) reply(r reply) {
 	b, _ := json.Marshal(r) // a reply always marshals
-	s.c.Queue(frames.AppendFrame(nil, ws.OpText, true, b))
+	s.send(frames.AppendFrame(nil, ws.OpText, true, b))
 }
 
 func ptr[T any](v T) *T { return &v }

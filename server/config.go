@@ -51,6 +51,11 @@ type Config struct {
 	HistoryTTL      time.Duration // a message's life; a topic without subscribers is forgotten this long after its last publish
 	HistoryMaxBytes int64         // what the history of all topics may hold (frame + 96 bytes per message)
 	MaxTopics       int           // topics past which a publish to a topic without subscribers is not kept (v1 behaviour)
+
+	// What one client can make the server hold (limits.go, docs/security.md).
+	MaxPendingBytes int           // bytes of unfinished client messages all connections may hold together, split evenly over the loops
+	MessageTimeout  time.Duration // a client message must complete within it once started
+	MaxLoopTasks    int           // tasks (pushes, client publishes) one loop may have waiting
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -83,6 +88,10 @@ func Defaults() Config {
 		MaxConnsPerIP: 1000,
 		CommandRate:   100,
 		CommandBurst:  200,
+
+		MaxPendingBytes: 8 << 20,
+		MessageTimeout:  30 * time.Second,
+		MaxLoopTasks:    1024,
 	}
 }
 

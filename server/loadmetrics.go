@@ -35,10 +35,6 @@ func (m *metrics) registerLoad(s *Server) {
 				Name: "wspush_loop_connections", Help: "TCP connections the loop owns, upgraded or not.",
 				ConstLabels: labels,
 			}, func() float64 { return float64(l.Stats.Conns.Load()) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "wspush_loop_tasks_pending", Help: "Tasks (fan-outs, closes...) posted to the loop and not yet taken by it.",
-				ConstLabels: labels,
-			}, func() float64 { return float64(l.TasksPending()) }),
-		)
+		) // wspush_loop_tasks_pending is registered with the task bound (limits.go)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
@@ -37,6 +38,11 @@ type loopServer struct {
 	// publishes feeds publishClients with a cluster broker; nil otherwise.
 	publishes chan clientPublish
 
+	// Bytes of unfinished client messages on this loop, and their bound
+	// (limits.go). Written by the loop only; atomic for the metrics scrape.
+	pending    atomic.Int64
+	maxPending int
+
 	// The handshake in progress.
 	topics    []string
 	reason    failureReason       // set by the hook that rejects
@@ -52,7 +58,7 @@ type loopServer struct {
 }
 
 func newLoopServer(s *Server, l *netpoll.Loop) *loopServer {
-	ls := &loopServer{srv: s, loop: l, seen: make(map[string]struct{})}
+	ls := &loopServer{srv: s, loop: l, seen: make(map[string]struct{}), maxPending: pendingShare(s.cfg)}
 	protocols := make(map[string]bool)
 	for _, p := range s.cfg.Subprotocols {
 		protocols[p] = true

@@ -51,6 +51,7 @@ func newMetrics(s *Server) *metrics {
 		m.handshakeFailures.WithLabelValues(string(r))
 	}
 	m.registerHistory(s)
+	s.limits = newLimitMetrics(s, m.reg)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

@@ -32,6 +32,7 @@ type Server struct {
 	admin   *http.Server
 	adminLn net.Listener
 	metrics *metrics
+	limits  *limitMetrics
 
 	open         atomic.Int64 // upgraded connections
 	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)
@@ -57,8 +58,12 @@ func New(cfg Config) (*Server, error) {
 		Loops:      cfg.Loops,
 		Handler:    handler{s},
 		SendBuffer: cfg.SendBuffer,
-		Tick:       tickFor(cfg),
-		Logger:     s.log,
+		// Over 1/16 of -max-buffered a connection is not read: a peer that
+		// does not read what it is sent is held back by TCP (limits.go).
+		PauseReadAt: cfg.MaxBuffered / pauseReadDivisor,
+		MaxTasks:    cfg.MaxLoopTasks,
+		Tick:        tickFor(cfg),
+		Logger:      s.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)

@@ -31,10 +31,12 @@ type session struct {
 	topics   []*pubsub.Topic
 	lastRead time.Time
 	state    uint8
-	upgraded bool // counted in Server.open
-	echo     bool // the /echo endpoint
-	deflate  bool // permessage-deflate was negotiated
-	pinged   bool // a ping is out since lastRead
+	upgraded bool       // counted in Server.open
+	echo     bool       // the /echo endpoint
+	deflate  bool       // permessage-deflate was negotiated
+	pinged   bool       // a ping is out since lastRead
+	held     heldInput  // unfinished message bytes, counted against -max-pending-bytes (limits.go)
+	ping     latestPing // the ping to answer at the end of the read (limits.go)
 
 	peer       netip.Addr // counted in Server.peers until the connection closes
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
@@ -72,6 +74,8 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	}
 	s.topics = nil
 	s.srv.peers.remove(s.peer)
+	s.setHeld(0)
+	s.held.since = time.Time{}
 	s.dec.Release()
 	if s.upgraded {
 		s.srv.open.Add(-1)
@@ -89,9 +93,22 @@ func (s *session) read(b []byte) (used, need int) {
 			return 0, 0
 		}
 	}
+	used, need, done := s.frames(b, used)
+	s.answerPing()
+	if !s.hold(len(b)-used, done) {
+		return len(b), 0
+	}
+	return used, need
+}
+
+// frames handles the whole frames of b[used:]; done reports whether a data
+// message completed.
+func (s *session) frames(b []byte, used int) (int, int, bool) {
+	done := false
 	for used < len(b) && !s.c.Closed() {
 		if s.state == stateDraining {
-			return len(b), 0
+			s.discard(len(b) - used)
+			return len(b), 0, done
 		}
 		m, n, err := s.dec.Next(b[used:])
 		used += n
@@ -100,14 +117,18 @@ func (s *session) read(b []byte) (used, need int) {
 			continue
 		}
 		if m.Op == 0 {
-			return used, s.dec.Need()
+			return used, s.dec.Need(), done
 		}
+		done = done || m.Op == ws.OpText || m.Op == ws.OpBinary
 		s.message(m)
 	}
-	return used, 0
+	return used, 0, done
 }
 
 func (s *session) message(m frames.Message) {
+	if m.Op != ws.OpPing {
+		s.answerPing() // answers leave in the order of what they answer
+	}
 	if s.state == stateClosing {
 		if m.Op == ws.OpClose {
 			s.c.Close(nil) // the close handshake is complete; the server closes TCP first
@@ -116,14 +137,14 @@ func (s *session) message(m frames.Message) {
 	}
 	switch m.Op {
 	case ws.OpPing:
-		s.c.Queue(frames.AppendFrame(nil, ws.OpPong, true, m.Payload))
+		s.ping.set(m.Payload)
 	case ws.OpPong:
 	case ws.OpClose:
 		code, _ := frames.ParseClose(m.Payload)
 		if len(m.Payload) == 0 {
-			s.c.Queue(frames.AppendFrame(nil, ws.OpClose, true, nil))
+			s.send(frames.AppendFrame(nil, ws.OpClose, true, nil))
 		} else {
-			s.c.Queue(frames.AppendClose(nil, echoCloseCode(code), ""))
+			s.send(frames.AppendClose(nil, echoCloseCode(code), ""))
 		}
 		s.drain() // the server ends TCP first; the peer's FIN completes the close
 	case ws.OpText, ws.OpBinary:
@@ -152,9 +173,9 @@ func (s *session) data(op ws.OpCode, payload []byte) {
 	}
 	switch {
 	case s.echo && s.deflate:
-		s.c.Queue(s.ls.deflater.AppendFrame(nil, op, payload))
+		s.send(s.ls.deflater.AppendFrame(nil, op, payload))
 	case s.echo:
-		s.c.Queue(frames.AppendFrame(nil, op, true, payload))
+		s.send(frames.AppendFrame(nil, op, true, payload))
 	case op == ws.OpBinary:
 		s.reply(errorReply("binary messages are not supported: send JSON commands as text"))
 	default:
@@ -179,8 +200,9 @@ func (s *session) closeWith(code ws.StatusCode, reason string) {
 	if s.state != stateOpen {
 		return
 	}
+	s.answerPing() // before our close frame, which nothing may follow
 	s.state = stateClosing
-	s.c.Queue(frames.AppendClose(nil, code, reason))
+	s.send(frames.AppendClose(nil, code, reason))
 	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
 }
 
@@ -211,6 +233,9 @@ func (s *session) timer(now time.Time) {
 	case stateClosing, stateDraining:
 		s.c.Close(errCloseTimeout)
 	case stateOpen:
+		if s.messageLate(now) {
+			return
+		}
 		silent := now.Sub(s.lastRead)
 		switch {
 		case silent >= cfg.IdleTimeout:
@@ -218,14 +243,14 @@ func (s *session) timer(now time.Time) {
 			s.closeWith(ws.StatusGoingAway, closeReasonIdle)
 		case silent >= cfg.PingInterval && !s.pinged:
 			s.pinged = true
-			s.c.Queue(pingFrame)
-			s.c.SetTimer(s.lastRead.Add(cfg.IdleTimeout))
+			s.send(pingFrame)
+			s.setOpenTimer(s.lastRead.Add(cfg.IdleTimeout))
 		default:
 			next := s.lastRead.Add(cfg.PingInterval)
 			if s.pinged {
 				next = s.lastRead.Add(cfg.IdleTimeout)
 			}
-			s.c.SetTimer(next)
+			s.setOpenTimer(next)
 		}
 	}
 }

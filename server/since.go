@@ -24,7 +24,7 @@ type sinceEntry struct {
 
 // parseSince reads a since object, {"a":{"epoch":"E","seq":12},...}, whose
 // topics must all be among topics. Every error says what is wrong where.
-func parseSince(raw []byte, topics []string) (map[string]pubsub.Position, error) {
+func parseSince(raw []byte, listed func(topic string) bool, max int) (map[string]pubsub.Position, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return nil, nil
 	}
@@ -32,9 +32,12 @@ func parseSince(raw []byte, topics []string) (map[string]pubsub.Position, error)
 	if err := json.Unmarshal(raw, &entries); err != nil {
 		return nil, fmt.Errorf(`"since" must be an object of {"epoch":"E","seq":N} by topic: %w`, err)
 	}
+	if len(entries) > max {
+		return nil, fmt.Errorf(`"since" names %d topics, at most %d allowed`, len(entries), max)
+	}
 	since := make(map[string]pubsub.Position, len(entries))
 	for topic, v := range entries {
-		if !slices.Contains(topics, topic) {
+		if !listed(topic) {
 			return nil, fmt.Errorf(`"since" names %q, which is not in "topics"`, topic)
 		}
 		var e sinceEntry
@@ -147,7 +150,7 @@ func (ls *loopServer) querySince(values []string) error {
 	default:
 		return ls.reject(reasonBadRequest, http.StatusBadRequest, `"since" given more than once`)
 	}
-	since, err := parseSince([]byte(values[0]), ls.topics)
+	since, err := parseSince([]byte(values[0]), func(t string) bool { return slices.Contains(ls.topics, t) }, ls.srv.cfg.MaxSubs)
 	if err != nil {
 		return ls.reject(reasonBadRequest, http.StatusBadRequest, err.Error())
 	}
@@ -171,7 +174,7 @@ func (s *session) upgradeSince(r handshakeResult) {
 		seq := s.add(t)
 		answers[i] = reply{Op: "subscribed", Topic: t, Seq: &seq, Epoch: s.epochOf(t)}
 	}
-	s.c.Queue(r.resp)
+	s.send(r.resp)
 	for _, a := range answers {
 		s.reply(a)
 	}

@@ -19,6 +19,7 @@
 //	wsbench floor   -conns 10000 -size 128 -rates 5,0 -duration 10s -src 127.0.0.2-127.0.0.60
 //	wsbench sparse  -server-cmd "bin/wspush ..." -url ... -admin ... -conns 10000 -pub-rate 5 -messages 60 -rounds 2
 //	wsbench reconnect -url ... -admin ... -conns 10000 -topics 100 -messages 50 -server-pid PID
+//	wsbench hostile -url ... -admin ... -server-pid PID -headers 600 -floods 200 -pings 200
 //	wsbench compare -scenario fanout -a-url ... -a-admin ... -a-pid ... -b-url ... -b-admin ... -b-pid ... -rounds 3
 //	wsbench compare -scenario connect -a-cmd "bin/wspush -listen 127.0.0.1:27180 -admin 127.0.0.1:27181" -a-url ... -a-admin ... -b-cmd ... (fresh servers every run)
 package main
@@ -41,7 +42,7 @@ import (
 	"github.com/wspush/wspush/bench"
 )
 
-const usage = `usage: wsbench <connect|fanout|slow|churn|curve|compare|floor|sparse|reconnect> [flags]
+const usage = `usage: wsbench <connect|fanout|slow|churn|curve|compare|floor|sparse|reconnect|hostile> [flags]
        wsbench <scenario> -h   for the flags
 `
 
@@ -67,6 +68,8 @@ func main() {
 		err = run(ctx, cmd, os.Args[2:], log)
 	case "reconnect":
 		err = runReconnect(ctx, os.Args[2:])
+	case "hostile":
+		err = runHostile(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
 	default:

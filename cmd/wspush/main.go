@@ -97,6 +97,10 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "life of a history message; a topic without subscribers is forgotten (new epoch) this long after its last publish")
 	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", cfg.HistoryMaxBytes, "`bytes` the history of all topics may hold (frame + 96 per message); past it the oldest messages go first")
 	fs.IntVar(&cfg.MaxTopics, "max-topics", cfg.MaxTopics, "topics past which a publish to a topic nobody subscribes is not kept (answered seq 0, as in v1); subscribed topics are always made")
+	// What one client can make the server hold (docs/security.md).
+	fs.IntVar(&cfg.MaxPendingBytes, "max-pending-bytes", cfg.MaxPendingBytes, "`bytes` of unfinished client messages all connections may hold together, split evenly over the loops (over it: close 1009)")
+	fs.DurationVar(&cfg.MessageTimeout, "message-timeout", cfg.MessageTimeout, "time within which a client message must complete once started (over it: close 1008)")
+	fs.IntVar(&cfg.MaxLoopTasks, "max-loop-tasks", cfg.MaxLoopTasks, "tasks (pushes, client publishes) one event loop may have waiting; past it client publishes are refused and cluster ingest waits")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 

@@ -22,6 +22,11 @@ const (
 	// DefaultPerClass is the per-class limit of a zero Pool.
 	DefaultPerClass = 8
 
+	// MaxIdlePerClass bounds the bytes a class keeps, whatever its count
+	// limit (at least one buffer is kept): large buffers, taken by peers
+	// sending large messages, are not kept by the dozen once they leave.
+	MaxIdlePerClass = 512 << 10
+
 	numClasses = maxShift - minShift + 1
 )
 
@@ -30,7 +35,8 @@ const (
 // memory of a Pool is bounded; buffers beyond the limit are left to the
 // garbage collector. Classes larger than anything asked for stay empty, so if
 // requests never exceed S bytes the idle memory is below
-// 2 × maxPerClass × S (for S = 1 MiB and the default limit, 16 MiB).
+// 2 × maxPerClass × S (for S = 1 MiB and the default limit, 16 MiB), and no
+// class keeps more than MaxIdlePerClass bytes (or one buffer).
 //
 // The zero value is ready to use and keeps up to DefaultPerClass buffers per
 // class.
@@ -97,7 +103,7 @@ func (p *Pool) Put(b []byte) {
 		return
 	}
 	i := bits.Len(uint(c)) - 1 - minShift
-	if len(p.free[i]) >= p.limit() {
+	if n := len(p.free[i]); n >= p.limit() || n > 0 && (n+1)*c > MaxIdlePerClass {
 		return
 	}
 	p.free[i] = append(p.free[i], b[:0])

@@ -1,0 +1,321 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/sys/unix"
+)
+
+// HostileConfig is the hostile scenario (issue 10): peers attacking a
+// running server's memory while one well-behaved subscriber measures its
+// push latency, publishing through the admin API at a fixed rate.
+type HostileConfig struct {
+	URL       string        // the server's WebSocket URL, ws://host:port/ws
+	Admin     string        // its admin base URL, for publishing and /metrics
+	ServerPID int           // for RSS from /proc; 0: not measured
+	Src       []string      // source addresses of the hostile peers, round robin
+	Headers   int           // peers that send one frame header declaring 1 MiB, then nothing
+	Floods    int           // peers that never read and flood 1 MiB {"op":"sub"} messages
+	Pings     int           // peers that never read and flood 125-byte pings
+	Duration  time.Duration // of the measurement, from the moment every peer is connected
+	PubRate   float64       // publishes per second to the subscriber
+	Log       func(format string, args ...any)
+}
+
+// HostileResult is what the run measured.
+type HostileResult struct {
+	Hostile      int                `json:"hostile_conns"`
+	Connected    int                `json:"connected"` // hostile peers that got their 101
+	Before       ServerSample       `json:"before"`
+	Peak         ServerSample       `json:"peak"` // the largest heap and RSS seen during the run
+	After        ServerSample       `json:"after"`
+	Latency      *Latency           `json:"latency"`       // the well-behaved subscriber's pushes
+	Lost         int64              `json:"lost"`          // publishes it never got
+	FloodDropped int                `json:"flood_dropped"` // command flooders the server closed
+	FloodMaxDrop float64            `json:"flood_max_drop_s"`
+	PingDropped  int                `json:"ping_dropped"`
+	HeaderClosed int                `json:"header_closed"`
+	Metrics      map[string]float64 `json:"metrics"` // the server's counters of the limits, at the end
+}
+
+// hostileMetrics are the counters the result reports.
+var hostileMetrics = []string{
+	"wspush_slow_consumers_dropped_total", "wspush_pending_refused_total", "wspush_message_timeouts_total",
+	"wspush_handshake_failures_total", "wspush_connections",
+}
+
+// RunHostile connects the hostile peers, measures, and closes them.
+func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	obs := &observer{pid: cfg.ServerPID, admin: cfg.Admin, client: &http.Client{Timeout: 5 * time.Second}}
+	r := &HostileResult{Hostile: cfg.Headers + cfg.Floods + cfg.Pings}
+	r.Before = obs.sample(ctx)
+
+	// The well-behaved subscriber.
+	topic := fmt.Sprintf("hostile.probe.%d", time.Now().UnixNano())
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sub, _, err := websocket.Dial(dctx, cfg.URL+"?topics="+topic, nil)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("subscriber: %w", err)
+	}
+	defer sub.CloseNow()
+	if _, _, err := sub.Read(ctx); err != nil { // subscribed
+		return nil, fmt.Errorf("subscriber: %w", err)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	peers := make([]*hostilePeer, 0, r.Hostile)
+	var connected atomic.Int64
+	kinds := []struct {
+		n    int
+		kind hostileKind
+	}{{cfg.Headers, headerOnly}, {cfg.Floods, subFlood}, {cfg.Pings, pingFlood}}
+	for _, k := range kinds {
+		for i := 0; i < k.n; i++ {
+			p := &hostilePeer{kind: k.kind}
+			if len(cfg.Src) > 0 {
+				p.src = cfg.Src[len(peers)%len(cfg.Src)]
+			}
+			peers = append(peers, p)
+		}
+	}
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(runCtx, u.Host, u.RequestURI(), &connected)
+		}()
+	}
+	// Measure from the moment the peers are in (or 10 s, whichever first).
+	deadline := time.Now().Add(10 * time.Second)
+	for connected.Load() < int64(len(peers)) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Connected = int(connected.Load())
+	if cfg.Log != nil {
+		cfg.Log("hostile peers connected: %d of %d", r.Connected, len(peers))
+	}
+
+	hist := newHist()
+	var received atomic.Int64
+	go func() {
+		for {
+			_, b, err := sub.Read(runCtx)
+			if err != nil {
+				return
+			}
+			if t, ok := payloadTime(b); ok {
+				recordUS(hist, time.Now().UnixNano()-t)
+				received.Add(1)
+			}
+		}
+	}()
+	r.Peak = r.Before
+	published := int64(0)
+	client := &http.Client{Timeout: 5 * time.Second}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.PubRate))
+	defer tick.Stop()
+	sampleAt := time.Now()
+	end := time.Now().Add(cfg.Duration)
+	var payload []byte
+	for time.Now().Before(end) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+		payload = makePayload(payload, time.Now().UnixNano(), 64)
+		resp, err := client.Post(cfg.Admin+"/publish?topic="+topic, "application/json", bytes.NewReader(payload))
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				published++
+			}
+		}
+		if time.Since(sampleAt) > 500*time.Millisecond {
+			sampleAt = time.Now()
+			s := obs.sample(ctx)
+			r.Peak.HeapInuse = max(r.Peak.HeapInuse, s.HeapInuse)
+			r.Peak.RSS = max(r.Peak.RSS, s.RSS)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the last pushes
+	r.After = obs.sample(ctx)
+	r.Peak.HeapInuse = max(r.Peak.HeapInuse, r.After.HeapInuse)
+	r.Peak.RSS = max(r.Peak.RSS, r.After.RSS)
+	if m, err := obs.metrics(ctx); err == nil {
+		r.Metrics = make(map[string]float64)
+		for _, name := range hostileMetrics {
+			r.Metrics[name] = m[name]
+		}
+	}
+	r.Latency = summarize(hist)
+	r.Lost = published - received.Load()
+	stop()
+	wg.Wait()
+	for _, p := range peers {
+		switch {
+		case p.kind == subFlood && p.dropped > 0:
+			r.FloodDropped++
+			r.FloodMaxDrop = max(r.FloodMaxDrop, p.dropped.Seconds())
+		case p.kind == pingFlood && p.dropped > 0:
+			r.PingDropped++
+		case p.kind == headerOnly && p.dropped > 0:
+			r.HeaderClosed++
+		}
+	}
+	return r, nil
+}
+
+// WriteTable prints the result.
+func (r *HostileResult) WriteTable(w io.Writer) {
+	mib := func(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
+	fmt.Fprintf(w, "hostile peers        %d (%d connected)\n", r.Hostile, r.Connected)
+	fmt.Fprintf(w, "heap in use          before %s  peak %s  after %s  (rise %s)\n",
+		mib(r.Before.HeapInuse), mib(r.Peak.HeapInuse), mib(r.After.HeapInuse), mib(r.Peak.HeapInuse-r.Before.HeapInuse))
+	if r.Before.RSS > 0 {
+		fmt.Fprintf(w, "RSS                  before %s  peak %s  after %s\n",
+			mib(float64(r.Before.RSS)), mib(float64(r.Peak.RSS)), mib(float64(r.After.RSS)))
+	}
+	if r.Before.RSS > 0 {
+		fmt.Fprintf(w, "server CPU           %.1f s over the run\n", r.After.CPUSeconds-r.Before.CPUSeconds)
+	}
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(w, "subscriber latency   n=%d p50 %.2f ms  p99 %.2f ms  max %.2f ms  lost %d\n", l.Count, l.P50, l.P99, l.Max, r.Lost)
+	}
+	fmt.Fprintf(w, "command flooders     %d dropped, the last after %.2f s\n", r.FloodDropped, r.FloodMaxDrop)
+	fmt.Fprintf(w, "ping flooders        %d dropped\n", r.PingDropped)
+	fmt.Fprintf(w, "header-only peers    %d closed by the server\n", r.HeaderClosed)
+	for _, name := range hostileMetrics {
+		if v, ok := r.Metrics[name]; ok {
+			fmt.Fprintf(w, "%-36s %.0f\n", name, v)
+		}
+	}
+}
+
+type hostileKind uint8
+
+const (
+	headerOnly hostileKind = iota
+	subFlood
+	pingFlood
+)
+
+// hostilePeer is one attacking connection, on its own goroutine: it is
+// bounded in number (the scenario's) and spends its time blocked in writes.
+type hostilePeer struct {
+	kind    hostileKind
+	src     string
+	dropped time.Duration // when the server ended it, from its first attack byte; 0 if it did not
+}
+
+// hostileFrames are built once: a masked client frame with a zero mask
+// carries its payload as is.
+var (
+	hostileHeader = binary.BigEndian.AppendUint64([]byte{0x81, 0x80 | 127}, 1<<20) // + the mask below
+	hostileSub    = clientFrame(0x1, []byte(`{"op":"sub","topics":["a"`+strings.Repeat(`,"a"`, (1<<20-30)/4)+`]}`))
+	hostilePings  = bytes.Repeat(clientFrame(0x9, bytes.Repeat([]byte("p"), 125)), 512)
+)
+
+func clientFrame(op byte, payload []byte) []byte {
+	f := []byte{0x80 | op}
+	switch n := len(payload); {
+	case n < 126:
+		f = append(f, 0x80|byte(n))
+	case n < 1<<16:
+		f = append(f, 0x80|126, byte(n>>8), byte(n))
+	default:
+		f = append(f, 0x80|127)
+		f = binary.BigEndian.AppendUint64(f, uint64(n))
+	}
+	return append(append(f, 0, 0, 0, 0), payload...)
+}
+
+func (p *hostilePeer) run(ctx context.Context, host, path string, connected *atomic.Int64) {
+	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+		if p.kind == headerOnly {
+			return nil
+		}
+		// Non-readers: a small receive window, so the kernel absorbs
+		// little of what the server sends.
+		var err error
+		c.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<10) })
+		return err
+	}}
+	if p.src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(p.src)}
+	}
+	c, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	go func() { <-ctx.Done(); c.Close() }()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, host)
+	br := bufio.NewReaderSize(c, 512)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	connected.Add(1)
+	start := time.Now()
+	ended := func() {
+		if ctx.Err() == nil {
+			p.dropped = max(time.Since(start), time.Nanosecond)
+		}
+	}
+	switch p.kind {
+	case headerOnly:
+		// The header, then nothing: wait for the server to close us.
+		if _, err := c.Write(append(hostileHeader[:len(hostileHeader):len(hostileHeader)], 0, 0, 0, 0)); err != nil {
+			ended()
+			return
+		}
+		io.Copy(io.Discard, c)
+		ended()
+	case subFlood, pingFlood:
+		// Never read; write until the server ends the connection.
+		flood := hostileSub
+		if p.kind == pingFlood {
+			flood = hostilePings
+		}
+		for off := 0; ctx.Err() == nil; {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			n, err := c.Write(flood[off:])
+			off = (off + n) % len(flood) // a timed-out write goes on where it stopped
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue // held back: the server is not reading us
+				}
+				ended()
+				return
+			}
+		}
+	}
+}
