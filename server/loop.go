@@ -43,6 +43,8 @@ type loopServer struct {
 	host      []byte              // its Host header
 	origin    []byte              // its Origin header, when hasOrigin
 	hasOrigin bool
+
+	auth authLoop // the handshake's token and the loop's user index (auth.go)
 }
 
 func newLoopServer(s *Server, l *netpoll.Loop) *loopServer {

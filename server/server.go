@@ -32,6 +32,7 @@ type Server struct {
 	admin   *http.Server
 	adminLn net.Listener
 	metrics *metrics
+	auth    *serverAuth // tokens and permissions (auth.go)
 
 	open         atomic.Int64 // upgraded connections
 	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)
@@ -48,6 +49,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.auth, err = newServerAuth(cfg); err != nil {
+		return nil, err
+	}
 	s.origins = origins
 	s.log.Info("WebSocket origin policy", "policy", s.origins.String(), "allowed_origins", cfg.AllowedOrigins)
 	s.peers = newPeerTable(cfg.MaxConnsPerIP)
@@ -60,6 +64,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:     s.log,
 	})
 	if err != nil {
+		s.auth.close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.group = group
@@ -73,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 		s.nats, err = natsbroker.New(natsbroker.Config{URLs: cfg.Broker, Name: "wspush " + group.Addr().String(), Logger: s.log})
 		if err != nil {
 			group.Close()
+			s.auth.close()
 			return nil, err
 		}
 		interest = s.nats.SetInterest
@@ -169,6 +175,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.group.Close()
 	s.stopBroker()
+	s.auth.close()
 	if s.admin != nil {
 		actx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -182,6 +189,7 @@ func (s *Server) Close() {
 	s.shuttingDown.Store(true)
 	s.group.Close()
 	s.stopBroker()
+	s.auth.close()
 	if s.admin != nil {
 		s.admin.Close()
 	}

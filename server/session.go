@@ -8,6 +8,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/wspush/wspush/auth"
 	"github.com/wspush/wspush/frames"
 	"github.com/wspush/wspush/netpoll"
 	"github.com/wspush/wspush/pubsub"
@@ -39,6 +40,8 @@ type session struct {
 	peer       netip.Addr // counted in Server.peers until the connection closes
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
 	cmdStrikes uint16     // refused commands not yet forgiven by allowed ones
+
+	claims *auth.Claims // what the token allows (auth.go); nil with auth off
 }
 
 // handler adapts Server to netpoll.Handler.
@@ -72,6 +75,7 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	}
 	s.topics = nil
 	s.srv.peers.remove(s.peer)
+	s.authClosed()
 	s.dec.Release()
 	if s.upgraded {
 		s.srv.open.Add(-1)
@@ -211,6 +215,9 @@ func (s *session) timer(now time.Time) {
 	case stateClosing, stateDraining:
 		s.c.Close(errCloseTimeout)
 	case stateOpen:
+		if s.expired(now) {
+			return
+		}
 		silent := now.Sub(s.lastRead)
 		switch {
 		case silent >= cfg.IdleTimeout:
@@ -219,15 +226,20 @@ func (s *session) timer(now time.Time) {
 		case silent >= cfg.PingInterval && !s.pinged:
 			s.pinged = true
 			s.c.Queue(pingFrame)
-			s.c.SetTimer(s.lastRead.Add(cfg.IdleTimeout))
+			s.setOpenTimer(s.keepaliveDeadline())
 		default:
-			next := s.lastRead.Add(cfg.PingInterval)
-			if s.pinged {
-				next = s.lastRead.Add(cfg.IdleTimeout)
-			}
-			s.c.SetTimer(next)
+			s.setOpenTimer(s.keepaliveDeadline())
 		}
 	}
+}
+
+// keepaliveDeadline is when an open connection is next to be pinged, or,
+// with a ping out, closed as idle.
+func (s *session) keepaliveDeadline() time.Time {
+	if s.pinged {
+		return s.lastRead.Add(s.srv.cfg.IdleTimeout)
+	}
+	return s.lastRead.Add(s.srv.cfg.PingInterval)
 }
 
 var errCloseTimeout = errors.New("close handshake timed out")
