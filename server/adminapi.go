@@ -1,6 +1,9 @@
 package server
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -13,7 +16,9 @@ import (
 // user's subscription, list topics and who is subscribed. Every handler
 // works on the loops' state through Group.Each, on each loop's goroutine;
 // nothing here touches a session from the admin goroutine. The answers are
-// about this node.
+// about this node. With a cluster broker, /disconnect and /unsubscribe are
+// also sent to every other node as control messages over NATS
+// (natsbroker.SendControl), which each node carries out on its own loops.
 
 // Limits of the listing endpoints' ?limit=.
 const (
@@ -74,8 +79,31 @@ func (s *Server) eachUserSession(user string, fn func(*session) bool) int {
 	return n
 }
 
+// disconnectLocal closes every connection of user on this node with 4002.
+func (s *Server) disconnectLocal(user string) int {
+	n := s.eachUserSession(user, func(ss *session) bool {
+		ss.closeWith(closeDisconnected, closeReasonDisconnected)
+		return true
+	})
+	s.log.Info("server API: user disconnected", "user", user, "connections", n)
+	return n
+}
+
+// unsubscribeLocal ends user's subscriptions to topic on this node.
+func (s *Server) unsubscribeLocal(user, topic string) int {
+	return s.eachUserSession(user, func(ss *session) bool {
+		if !ss.holds(topic) {
+			return false
+		}
+		ss.unsubscribe(topic)
+		ss.reply(reply{Op: "unsubscribed", Topic: topic})
+		return true
+	})
+}
+
 // handleDisconnect is POST /disconnect?user=42: every connection of the
-// user on this node is closed with 4002.
+// user is closed with 4002, on this node and, in cluster mode, on every
+// other. disconnected counts this node's.
 func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, http.MethodPost) {
 		return
@@ -84,12 +112,8 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	n := s.eachUserSession(user, func(ss *session) bool {
-		ss.closeWith(closeDisconnected, closeReasonDisconnected)
-		return true
-	})
-	s.log.Info("server API: user disconnected", "user", user, "connections", n)
-	writeJSON(w, http.StatusOK, map[string]any{"user": user, "disconnected": n})
+	n := s.disconnectLocal(user)
+	s.answerControl(w, controlMsg{Op: controlDisconnect, User: user}, map[string]any{"user": user, "disconnected": n})
 }
 
 // handleUnsubscribe is POST /unsubscribe?user=42&topic=a: the user's
@@ -108,15 +132,74 @@ func (s *Server) handleUnsubscribe(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	n := s.eachUserSession(user, func(ss *session) bool {
-		if !ss.holds(topic) {
-			return false
+	n := s.unsubscribeLocal(user, topic)
+	s.answerControl(w, controlMsg{Op: controlUnsubscribe, User: user, Topic: topic},
+		map[string]any{"user": user, "topic": topic, "unsubscribed": n})
+}
+
+// Control message kinds, the NATS subject's last token.
+const (
+	controlDisconnect  = "disconnect"
+	controlUnsubscribe = "unsubscribe"
+)
+
+// controlMsg is a server API command sent to the other nodes.
+type controlMsg struct {
+	Op     string `json:"op"`
+	Origin string `json:"origin"` // the sending node's id: it has done its part
+	User   string `json:"user"`
+	Topic  string `json:"topic,omitempty"`
+}
+
+// answerControl sends m to the other nodes in cluster mode and answers the
+// request with body: 200, or 503 with an "error" when the other nodes
+// could not be told (this node's part is done; the request may be retried).
+func (s *Server) answerControl(w http.ResponseWriter, m controlMsg, body map[string]any) {
+	if s.nats == nil {
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	m.Origin = s.nodeID
+	data, _ := json.Marshal(m)
+	if err := s.nats.SendControl(m.Op, data); err != nil {
+		body["error"] = "this node is done, the other nodes were not told: " + err.Error()
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// startControl gives the node its id and, in cluster mode, carries out the
+// commands other nodes send.
+func (s *Server) startControl() error {
+	var id [8]byte
+	rand.Read(id[:])
+	s.nodeID = hex.EncodeToString(id[:])
+	if s.nats == nil {
+		return nil
+	}
+	return s.nats.OnControl(s.onControl)
+}
+
+// onControl runs a command from another node, on a NATS goroutine (never
+// a loop's: the loops are reached with Group.Each).
+func (s *Server) onControl(kind string, data []byte) {
+	var m controlMsg
+	if err := json.Unmarshal(data, &m); err != nil || m.Op != kind || m.User == "" {
+		s.log.Warn("server API: ignoring a malformed control message", "kind", kind)
+		return
+	}
+	if m.Origin == s.nodeID || s.shuttingDown.Load() {
+		return
+	}
+	switch m.Op {
+	case controlDisconnect:
+		s.disconnectLocal(m.User)
+	case controlUnsubscribe:
+		if pubsub.CheckTopic(m.Topic) == nil {
+			s.unsubscribeLocal(m.User, m.Topic)
 		}
-		ss.unsubscribe(topic)
-		ss.reply(reply{Op: "unsubscribed", Topic: topic})
-		return true
-	})
-	writeJSON(w, http.StatusOK, map[string]any{"user": user, "topic": topic, "unsubscribed": n})
+	}
 }
 
 // handleTopics is GET /topics?prefix=p&limit=n: this node's topics with

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wspush/wspush/auth"
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // testSecret is the HMAC secret of the auth tests' servers.
@@ -619,5 +621,63 @@ func TestServerAPI(t *testing.T) {
 	waitFor(t, "user 42's connections to close", func() bool { return s.Conns() == 1 })
 	if _, m = adminDo(t, s, http.MethodGet, "/presence?topic=b", bearer...); m["count"] != 0.0 {
 		t.Fatalf("/presence?topic=b after the disconnect: %v", m)
+	}
+}
+
+// TestServerAPICluster: on a 3-node cluster with a real NATS server,
+// /disconnect on one node closes the user's connections on every node with
+// 4002, and /unsubscribe on one ends the user's subscription on every node;
+// other users are untouched.
+func TestServerAPICluster(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	var nodes []*Server
+	for range 3 {
+		s, _ := startAuthServer(t, Config{Broker: ns.ClientURL()})
+		nodes = append(nodes, s)
+	}
+	for i, s := range nodes {
+		waitFor(t, fmt.Sprintf("node %d healthy", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
+	}
+	all := []string{"*"}
+	var u42 []*websocket.Conn
+	for _, s := range nodes {
+		c := dialToken(t, s, hs(t, tokenClaims("42", time.Hour, "topics", all)), "&topics=a")
+		expectReply(t, c, map[string]any{"op": "subscribed", "topic": "a"})
+		u42 = append(u42, c)
+	}
+	var u7 []*websocket.Conn
+	for _, s := range nodes {
+		c := dialToken(t, s, hs(t, tokenClaims("7", time.Hour, "topics", all)), "&topics=a,b")
+		expectReply(t, c, map[string]any{"topic": "a"})
+		expectReply(t, c, map[string]any{"topic": "b"})
+		u7 = append(u7, c)
+	}
+
+	code, m := adminDo(t, nodes[1], http.MethodPost, "/unsubscribe?user=7&topic=a")
+	if code != 200 || m["unsubscribed"] != 1.0 {
+		t.Fatalf("/unsubscribe on node 1: %d %v, want this node's 1", code, m)
+	}
+	for i, c := range u7 {
+		if m := readJSON(t, c); m["op"] != "unsubscribed" || m["topic"] != "a" {
+			t.Fatalf("user 7 on node %d got %v, want unsubscribed from a", i, m)
+		}
+	}
+
+	code, m = adminDo(t, nodes[0], http.MethodPost, "/disconnect?user=42")
+	if code != 200 || m["user"] != "42" || m["disconnected"] != 1.0 {
+		t.Fatalf("/disconnect on node 0: %d %v, want this node's 1", code, m)
+	}
+	for i, c := range u42 {
+		if code := readClose(t, c); code != 4002 {
+			t.Fatalf("user 42 on node %d closed with %d, want 4002", i, code)
+		}
+	}
+	// User 7 is still connected everywhere, on b only.
+	clusterPublish(t, nodes[2], "a", `"a"`)
+	clusterPublish(t, nodes[2], "b", `"b"`)
+	for i, c := range u7 {
+		if p := readPush(t, c); p.Topic != "b" {
+			t.Fatalf("user 7 on node %d got a push on %q, want only b", i, p.Topic)
+		}
 	}
 }

@@ -33,6 +33,7 @@ type Server struct {
 	adminLn net.Listener
 	metrics *metrics
 	auth    *serverAuth // tokens and permissions (auth.go)
+	nodeID  string      // names this node in control messages (adminapi.go)
 
 	open         atomic.Int64 // upgraded connections
 	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)
@@ -103,6 +104,10 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if err := group.Start(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startControl(); err != nil {
 		s.Close()
 		return nil, err
 	}
