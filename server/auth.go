@@ -57,13 +57,7 @@ func newServerAuth(cfg Config) (*serverAuth, error) {
 	a := &serverAuth{
 		leeway:     cfg.AuthLeeway,
 		maxPerUser: cfg.MaxConnsPerUser,
-		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wspush_auth_refusals_total",
-			Help: "Connection tokens and topics refused by authorization (handshakes, sub, pub, refresh), by reason.",
-		}, []string{"reason"}),
-	}
-	for _, r := range auth.Reasons() {
-		a.refusals.WithLabelValues(string(r))
+		refusals:   newServerAuthRefusals(),
 	}
 	if a.maxPerUser > 0 {
 		a.perUser = make(map[string]int)
@@ -100,6 +94,19 @@ func newServerAuth(cfg Config) (*serverAuth, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// newServerAuthRefusals is wspush_auth_refusals_total with every reason's
+// series at zero.
+func newServerAuthRefusals() *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wspush_auth_refusals_total",
+		Help: "Connection tokens and topics refused by authorization (handshakes, sub, pub, refresh), by reason.",
+	}, []string{"reason"})
+	for _, r := range auth.Reasons() {
+		v.WithLabelValues(string(r))
+	}
+	return v
 }
 
 // on reports whether auth is on. A nil serverAuth (a Server not built by
@@ -159,13 +166,17 @@ type authLoop struct {
 	users  map[string][]*session // sub -> the loop's connections of that user
 }
 
-// authRequest is onRequest's part: it resets the handshake's auth state and
-// keeps the request target, where the token query parameter is.
-func (ls *loopServer) authRequest(uri []byte) {
-	a := &ls.auth
+// reset forgets the previous handshake's auth state; runUpgrader calls it
+// before each handshake, whose hooks may not all run.
+func (a *authLoop) reset() {
 	a.target, a.header, a.claims, a.resp = "", "", nil, nil
+}
+
+// authRequest is onRequest's part: it keeps the request target, where the
+// token query parameter is.
+func (ls *loopServer) authRequest(uri []byte) {
 	if ls.srv.auth.on() {
-		a.target = string(uri) // uri is the Upgrader's buffer
+		ls.auth.target = string(uri) // uri is the Upgrader's buffer
 	}
 }
 

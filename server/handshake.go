@@ -195,6 +195,7 @@ func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 	ls.topics = ls.topics[:0]
 	ls.reason = ""
 	ls.host, ls.origin, ls.hasOrigin = ls.host[:0], ls.origin[:0], false
+	ls.auth.reset()
 	ls.ext.Reset()
 	_, err := ls.up.Upgrade(&ls.io)
 	resp := bytes.Clone(ls.io.w)
