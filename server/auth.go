@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -93,8 +94,20 @@ func newServerAuth(cfg Config) (*serverAuth, error) {
 	if a.v, err = auth.New(ac); err != nil {
 		return nil, err
 	}
+	if ac.JWKSURL != "" {
+		// Handshakes are refused with unknown_key until the first set is in:
+		// give the fetch a moment before accepting any, never forever.
+		ctx, cancel := context.WithTimeout(context.Background(), jwksStartWait)
+		defer cancel()
+		if err := a.v.WaitReady(ctx); err != nil {
+			cfg.Logger.Warn("starting without the JWKS: its tokens are refused (unknown_key) until it is fetched", "err", err)
+		}
+	}
 	return a, nil
 }
+
+// jwksStartWait bounds the wait for the first JWKS at start.
+const jwksStartWait = 5 * time.Second
 
 // newServerAuthRefusals is wspush_auth_refusals_total with every reason's
 // series at zero.
