@@ -72,4 +72,3 @@ func BenchmarkHandshake(b *testing.B) {
 		})
 	}
 }
-
