@@ -24,13 +24,13 @@ type tokenBackend struct {
 	minted  atomic.Int32
 }
 
-func newTokenBackend(t *testing.T, secret []byte, ttl time.Duration, page string) *tokenBackend {
+func newTokenBackend(t *testing.T, secret []byte, ttl time.Duration, page func() string) *tokenBackend {
 	b := &tokenBackend{secret: secret, ttl: ttl}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/":
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fmt.Fprint(w, page)
+			fmt.Fprint(w, page())
 		case "/token":
 			w.Header().Set("Cache-Control", "no-store")
 			if b.failing.Load() {
@@ -103,8 +103,10 @@ func TestBrowserTokenRefreshAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := newBrowser(t)
-	srv := startServer(t, serverBinary(t), "-auth-hmac-secret-file", keyFile)
-	backend := newTokenBackend(t, secret, 3*time.Second, fmt.Sprintf(authPage, srv.addr))
+	var srv *server
+	backend := newTokenBackend(t, secret, 3*time.Second, func() string { return fmt.Sprintf(authPage, srv.addr) })
+	// The page comes from the backend's origin, not the server's.
+	srv = startServer(t, serverBinary(t), "-auth-hmac-secret-file", keyFile, "-allowed-origins", backend.URL)
 
 	do(t, ctx, chromedp.Navigate(backend.URL+"/"))
 	waitFor(t, ctx, "the subscription", `window.events.some(e => e.event === "subscribed" && e.topic === "auth.t")`)
