@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -28,13 +27,8 @@ type serverOpts struct {
 	maxBuffered     int
 	sendBuffer      int
 	noClientPublish bool
-	authKeyFile     string // HS256 key file (issue 12): skips the test while the server has no such setting
+	authKeyFile     string // HS256 secret file (issue 12's -auth-hmac-secret-file): turns auth on
 }
-
-// authKeyFields are the server.Config fields that may carry the HMAC key
-// file (issue 12's -auth-hmac-secret-file), looked up by name so that the
-// tests compile before the server has one.
-var authKeyFields = []string{"AuthHMACSecretFile", "AuthHMACSecretPath"}
 
 // startServer starts a real wspush server on loopback: listen "127.0.0.1:0"
 // for a port picked by the kernel, or a fixed address to restart a server on
@@ -46,17 +40,15 @@ func startServer(t testing.TB, listen string, o serverOpts) *server.Server {
 		level = slog.LevelDebug
 	}
 	cfg := server.Config{
-		Listen:        listen,
-		Admin:         "127.0.0.1:0",
-		Loops:         2,
-		ClientPublish: !o.noClientPublish,
-		MaxSubs:       o.maxSubs,
-		MaxBuffered:   o.maxBuffered,
-		SendBuffer:    o.sendBuffer,
-		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-	}
-	if o.authKeyFile != "" {
-		setAuthKeyFile(t, &cfg, o.authKeyFile)
+		Listen:             listen,
+		Admin:              "127.0.0.1:0",
+		Loops:              2,
+		ClientPublish:      !o.noClientPublish,
+		MaxSubs:            o.maxSubs,
+		MaxBuffered:        o.maxBuffered,
+		SendBuffer:         o.sendBuffer,
+		AuthHMACSecretFile: o.authKeyFile,
+		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	var s *server.Server
 	var err error
@@ -67,17 +59,6 @@ func startServer(t testing.TB, listen string, o serverOpts) *server.Server {
 	})
 	t.Cleanup(s.Close)
 	return s
-}
-
-func setAuthKeyFile(t testing.TB, cfg *server.Config, file string) {
-	v := reflect.ValueOf(cfg).Elem()
-	for _, name := range authKeyFields {
-		if f := v.FieldByName(name); f.IsValid() && f.Kind() == reflect.String {
-			f.SetString(file)
-			return
-		}
-	}
-	t.Skipf("needs server v1.1: an HMAC key setting in server.Config (one of %v, issue 12)", authKeyFields)
 }
 
 func wsURL(s *server.Server) string { return "ws://" + s.Addr().String() + "/ws" }

@@ -31,6 +31,10 @@ func (s *Server) startAdmin() error {
 		s.mountPprof(mux)
 	}
 	mux.Handle("/history", s.adminAuth(http.HandlerFunc(s.handleHistory)))
+	mux.Handle("/disconnect", s.adminAuth(http.HandlerFunc(s.handleDisconnect)))
+	mux.Handle("/unsubscribe", s.adminAuth(http.HandlerFunc(s.handleUnsubscribe)))
+	mux.Handle("/topics", s.adminAuth(http.HandlerFunc(s.handleTopics)))
+	mux.Handle("/presence", s.adminAuth(http.HandlerFunc(s.handlePresence)))
 	ln, err := net.Listen("tcp", s.cfg.Admin)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", s.cfg.Admin, err)

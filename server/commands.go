@@ -17,6 +17,7 @@ type command struct {
 	Topic  string          `json:"topic"`
 	Data   json.RawMessage `json:"data"`
 	Since  json.RawMessage `json:"since"` // (v1.1) positions to resume from, by topic (since.go)
+	Token  string          `json:"token"` // refresh (v1.1)
 }
 
 // reply is every answer the server sends to a command.
@@ -72,6 +73,8 @@ func (s *session) command(payload []byte) {
 		}
 	case "pub":
 		s.publish(cmd)
+	case opRefresh:
+		s.refresh(cmd.Token)
 	case "":
 		s.reply(errorReply(`missing "op"`))
 	default:
@@ -83,6 +86,10 @@ func (s *session) command(payload []byte) {
 func (s *session) subscribe(topic string) {
 	if err := pubsub.CheckTopic(topic); err != nil {
 		s.reply(errorReply(err.Error()))
+		return
+	}
+	if err := s.checkSubscribe(topic); err != nil {
+		s.authError(err, topic)
 		return
 	}
 	if !s.holds(topic) && len(s.topics) >= s.srv.cfg.MaxSubs {
@@ -135,6 +142,10 @@ func (s *session) publish(cmd command) {
 		return
 	case len(cmd.Data) == 0:
 		s.reply(errorReply(`"pub" needs "data"`))
+		return
+	}
+	if err := s.checkPublish(cmd.Topic); err != nil {
+		s.authError(err, cmd.Topic)
 		return
 	}
 	if q := s.ls.publishes; q != nil {

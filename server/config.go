@@ -56,6 +56,16 @@ type Config struct {
 	MaxPendingBytes int           // bytes of unfinished client messages all connections may hold together, split evenly over the loops
 	MessageTimeout  time.Duration // a client message must complete within it once started
 	MaxLoopTasks    int           // tasks (pushes, client publishes) one loop may have waiting
+
+	// Authorization (issue 12, docs/auth.md). Any key turns auth on.
+	AuthHMACSecretFile  string        // HS256/384/512 secret file
+	AuthPublicKeyFile   string        // PEM public key file (RSA, ECDSA, Ed25519)
+	AuthJWKSURL         string        // JWKS endpoint, keys by kid, fetched in the background
+	AuthAudience        string        // required aud, "" checks none
+	AuthIssuer          string        // required iss, "" checks none
+	AuthAnonymousTopics []string      // patterns connections without a token may subscribe to; empty refuses them
+	AuthLeeway          time.Duration // clock skew tolerated on exp, nbf and iat
+	MaxConnsPerUser     int           // connections one sub may hold on this node; 0: no limit
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/wspush/wspush/auth"
 	"github.com/wspush/wspush/pubsub"
 	"github.com/wspush/wspush/web"
 )
@@ -34,6 +35,7 @@ func (ls *loopServer) reject(reason failureReason, status int, msg string) error
 // first topic past -max-subs: a query of thousands of names costs one map
 // lookup per name up to there, and the names after it are not even checked.
 func (ls *loopServer) onRequest(uri []byte) error {
+	ls.authRequest(uri)
 	i := bytes.IndexByte(uri, '?')
 	if i < 0 {
 		return nil
@@ -73,7 +75,7 @@ func (ls *loopServer) onHeader(key, value []byte) error {
 		ls.origin = append(ls.origin[:0], value...)
 		ls.hasOrigin = true
 	}
-	return nil
+	return ls.authHeader(key, value)
 }
 
 func (ls *loopServer) onBeforeUpgrade() (ws.HandshakeHeader, error) {
@@ -89,7 +91,7 @@ func (ls *loopServer) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 	case ls.srv.open.Load() >= int64(ls.srv.cfg.MaxConns):
 		return nil, ls.reject(reasonMaxConns, http.StatusServiceUnavailable, msgTooManyConns)
 	}
-	return nil, nil
+	return nil, ls.authorize()
 }
 
 var headerEnd = []byte("\r\n\r\n")
@@ -105,6 +107,7 @@ type handshakeResult struct {
 	deflate bool                       // the upgrade negotiated permessage-deflate
 	topics  []string                   // the ?topics= of an upgrade; the loop's scratch, valid until its next handshake
 	since   map[string]pubsub.Position // (v1.1) the ?since= of an upgrade, nil without
+	claims  *auth.Claims               // what the upgrade's token allows; nil with auth off
 	err     error                      // why the Upgrader refused, for the debug log
 }
 
@@ -120,7 +123,9 @@ func (s *session) handshake(b []byte) int {
 		s.echo = r.echo
 		s.deflate = r.deflate
 		s.dec.Deflate = r.deflate
-		s.upgrade(r)
+		if s.admit(r.claims) {
+			s.upgrade(r)
+		}
 	case http.StatusOK:
 		s.send(r.resp)
 		s.send(r.body) // embedded and immutable: queued by reference
@@ -192,12 +197,13 @@ func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 	ls.since = nil
 	ls.reason = ""
 	ls.host, ls.origin, ls.hasOrigin = ls.host[:0], ls.origin[:0], false
+	ls.auth.reset()
 	ls.ext.Reset()
 	_, err := ls.up.Upgrade(&ls.io)
 	resp := bytes.Clone(ls.io.w)
 	if err == nil {
 		_, deflate := ls.ext.Accepted()
-		return handshakeResult{status: http.StatusSwitchingProtocols, resp: resp, topics: ls.topics, since: ls.since, deflate: deflate}
+		return handshakeResult{status: http.StatusSwitchingProtocols, resp: resp, topics: ls.topics, since: ls.since, deflate: deflate, claims: ls.auth.claims}
 	}
 	r := handshakeResult{status: http.StatusInternalServerError, reason: ls.reason, resp: resp, err: err}
 	if r.reason == "" {
@@ -206,6 +212,9 @@ func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 	var rej *ws.ConnectionRejectedError
 	if errors.As(err, &rej) && rej.StatusCode() != 0 {
 		r.status = rej.StatusCode()
+	}
+	if ls.auth.resp != nil {
+		r.resp = ls.auth.resp // {"error":"<reason>"}, application/json
 	}
 	if len(resp) == 0 {
 		// The Upgrader returns without an answer when it cannot parse the
@@ -245,7 +254,7 @@ func (s *session) upgrade(r handshakeResult) {
 		}
 	}
 	s.lastRead = time.Now()
-	s.c.SetTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
+	s.setOpenTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
 }
 
 // fileResult answers a plain HTTP request on the public port: the demo page

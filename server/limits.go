@@ -174,7 +174,7 @@ func (s *session) hold(rest int, done bool) bool {
 		if at := s.held.since.Add(s.srv.cfg.MessageTimeout); s.state == stateOpen && at.Before(s.lastRead.Add(s.srv.cfg.PingInterval)) {
 			// After a read no ping or idle deadline comes earlier than
 			// PingInterval: the message's deadline is the next one.
-			s.c.SetTimer(at)
+			s.setOpenTimer(at)
 		}
 	}
 	return true
@@ -198,13 +198,17 @@ func (s *session) messageLate(now time.Time) bool {
 	return true
 }
 
-// setOpenTimer sets an open connection's timer to at, or to the deadline of
-// its unfinished message when that comes first.
+// setOpenTimer sets an open connection's single timer to at, or to an
+// earlier deadline: its unfinished message's (-message-timeout) or its
+// token's expiry (auth.go).
 func (s *session) setOpenTimer(at time.Time) {
 	if !s.held.since.IsZero() {
 		if due := s.held.since.Add(s.srv.cfg.MessageTimeout); due.Before(at) {
 			at = due
 		}
+	}
+	if exp := s.expiry(); !exp.IsZero() && exp.Before(at) {
+		at = exp
 	}
 	s.c.SetTimer(at)
 }

@@ -55,6 +55,8 @@ type loopServer struct {
 	// replay is the scratch of the resubscribes from a position (since.go):
 	// filled and queued in one loop turn, then cleared.
 	replay []pubsub.HistoryMessage
+
+	auth authLoop // the handshake's token and the loop's user index (auth.go)
 }
 
 func newLoopServer(s *Server, l *netpoll.Loop) *loopServer {

@@ -21,6 +21,9 @@ import (
 // their memory and descriptors are not counted against the server's.
 const idleClientsEnv = "WSPUSH_IDLE_CLIENTS_ADDR"
 
+// idleTokenEnv, when set, is the token the idle clients present (?token=).
+const idleTokenEnv = "WSPUSH_IDLE_CLIENTS_TOKEN"
+
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(idleClientsEnv); addr != "" {
 		if err := holdIdleClients(addr, os.Stdin, os.Stdout); err != nil {
@@ -45,7 +48,11 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 	if host != "127.0.0.1" {
 		return fmt.Errorf("want a 127.0.0.1 address, got %s", addr)
 	}
-	req := []byte("GET /ws HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	target := "/ws"
+	if tok := os.Getenv(idleTokenEnv); tok != "" {
+		target += "?token=" + tok
+	}
+	req := []byte("GET " + target + " HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	var fds []int
 	buf := make([]byte, 512)
@@ -97,14 +104,17 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./server/
 func BenchmarkIdleConnMemory(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		measureIdleConns(b)
+		measureIdleConns(b, Config{}, "")
 	}
 }
 
-func measureIdleConns(b *testing.B) {
-	s := startServer(b, Config{Loops: 2, HandshakeTimeout: time.Minute, PingInterval: time.Hour, IdleTimeout: 2 * time.Hour})
+// measureIdleConns runs the measurement on a server with cfg's fields over
+// the idle settings; the clients present token when it is not empty.
+func measureIdleConns(b *testing.B, cfg Config, token string) {
+	cfg.Loops, cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout = 2, time.Minute, time.Hour, 2*time.Hour
+	s := startServer(b, cfg)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idleClientsEnv+"="+s.Addr().String())
+	cmd.Env = append(os.Environ(), idleClientsEnv+"="+s.Addr().String(), idleTokenEnv+"="+token)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

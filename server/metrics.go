@@ -70,7 +70,7 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.handshakes, m.handshakeFailures, m.slowDropped, m.rateLimited, m.rateLimitCloses,
+		m.handshakes, m.handshakeFailures, m.slowDropped, m.rateLimited, m.rateLimitCloses, s.auth.refusals,
 		gauge("wspush_peer_addresses", "Peer addresses with at least one open TCP connection (-max-conns-per-ip counts per address).",
 			func() float64 { return float64(s.peers.addresses()) }),
 		gauge("wspush_connections", "Open WebSocket connections.", func() float64 { return float64(s.open.Load()) }),

@@ -22,6 +22,9 @@ const (
 	reasonEOF            failureReason = "eof"              // the peer left before its request was whole
 
 	reasonMaxConnsPerIP failureReason = "max_conns_per_ip" // -max-conns-per-ip reached (429), counted from accept
+
+	reasonAuth         failureReason = "auth"               // refused by authorization (401, 403; wspush_auth_refusals_total says why)
+	reasonMaxUserConns failureReason = "max_conns_per_user" // -max-conns-per-user reached (429)
 )
 
 // handshakeFailureReasons are every failureReason: the label values created
@@ -30,6 +33,7 @@ var handshakeFailureReasons = []failureReason{
 	reasonBadRequest, reasonOrigin, reasonNotFound, reasonMethod, reasonNotUpgrade, reasonHeaderTooLarge,
 	reasonTimeout, reasonMaxConns, reasonShutdown, reasonBadTopic, reasonEOF,
 	reasonMaxConnsPerIP,
+	reasonAuth, reasonMaxUserConns,
 }
 
 // The answers that more than one place gives.

@@ -33,6 +33,8 @@ type Server struct {
 	adminLn net.Listener
 	metrics *metrics
 	limits  *limitMetrics
+	auth    *serverAuth // tokens and permissions (auth.go)
+	nodeID  string      // names this node in control messages (adminapi.go)
 
 	open         atomic.Int64 // upgraded connections
 	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)
@@ -48,6 +50,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	origins, err := newOriginPolicy(cfg.AllowedOrigins)
 	if err != nil {
+		return nil, err
+	}
+	if s.auth, err = newServerAuth(cfg); err != nil {
 		return nil, err
 	}
 	s.origins = origins
@@ -66,6 +71,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:      s.log,
 	})
 	if err != nil {
+		s.auth.close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.group = group
@@ -79,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 		s.nats, err = natsbroker.New(natsbroker.Config{URLs: cfg.Broker, Name: "wspush " + group.Addr().String(), Logger: s.log})
 		if err != nil {
 			group.Close()
+			s.auth.close()
 			return nil, err
 		}
 		interest = s.nats.SetInterest
@@ -107,6 +114,10 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if err := group.Start(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startControl(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -180,6 +191,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.group.Close()
 	s.stopBroker()
 	s.stopHistory()
+	s.auth.close()
 	if s.admin != nil {
 		actx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -194,6 +206,7 @@ func (s *Server) Close() {
 	s.group.Close()
 	s.stopBroker()
 	s.stopHistory()
+	s.auth.close()
 	if s.admin != nil {
 		s.admin.Close()
 	}

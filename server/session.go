@@ -8,6 +8,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/wspush/wspush/auth"
 	"github.com/wspush/wspush/frames"
 	"github.com/wspush/wspush/netpoll"
 	"github.com/wspush/wspush/pubsub"
@@ -41,6 +42,8 @@ type session struct {
 	peer       netip.Addr // counted in Server.peers until the connection closes
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
 	cmdStrikes uint16     // refused commands not yet forgiven by allowed ones
+
+	claims *auth.Claims // what the token allows (auth.go); nil with auth off
 }
 
 // handler adapts Server to netpoll.Handler.
@@ -76,6 +79,7 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	s.srv.peers.remove(s.peer)
 	s.setHeld(0)
 	s.held.since = time.Time{}
+	s.authClosed()
 	s.dec.Release()
 	if s.upgraded {
 		s.srv.open.Add(-1)
@@ -233,7 +237,7 @@ func (s *session) timer(now time.Time) {
 	case stateClosing, stateDraining:
 		s.c.Close(errCloseTimeout)
 	case stateOpen:
-		if s.messageLate(now) {
+		if s.messageLate(now) || s.expired(now) {
 			return
 		}
 		silent := now.Sub(s.lastRead)
@@ -244,15 +248,20 @@ func (s *session) timer(now time.Time) {
 		case silent >= cfg.PingInterval && !s.pinged:
 			s.pinged = true
 			s.send(pingFrame)
-			s.setOpenTimer(s.lastRead.Add(cfg.IdleTimeout))
+			s.setOpenTimer(s.keepaliveDeadline())
 		default:
-			next := s.lastRead.Add(cfg.PingInterval)
-			if s.pinged {
-				next = s.lastRead.Add(cfg.IdleTimeout)
-			}
-			s.setOpenTimer(next)
+			s.setOpenTimer(s.keepaliveDeadline())
 		}
 	}
+}
+
+// keepaliveDeadline is when an open connection is next to be pinged, or,
+// with a ping out, closed as idle.
+func (s *session) keepaliveDeadline() time.Time {
+	if s.pinged {
+		return s.lastRead.Add(s.srv.cfg.IdleTimeout)
+	}
+	return s.lastRead.Add(s.srv.cfg.PingInterval)
 }
 
 var errCloseTimeout = errors.New("close handshake timed out")

@@ -11,12 +11,19 @@
  *
  * Events (client.on(name, fn) gets the detail; addEventListener gets a
  * CustomEvent with .detail): state, open, close, error, push, subscribed,
- * unsubscribed, reconnecting, recovered, unrecovered. See docs/client.md.
+ * unsubscribed, reconnecting, recovered, unrecovered; with auth (v1.1) also
+ * refreshed and denied. See docs/client.md.
  *
  * Recovery (v1.1): the client keeps each topic's position (epoch, seq) and
  * resubscribes with "since" on every reconnect. Per topic it then emits
  * "recovered" (every push missed meanwhile follows, as ordinary pushes) or
  * "unrecovered" (pushes were lost: reload the state another way).
+ *
+ * Auth (v1.1, docs/auth.md): options.getToken, a function returning a JWT
+ * (or a promise of one), is called before each (re)connect, before the
+ * token's exp (the token is refreshed on the open connection with
+ * {"op":"refresh"}) and after a close 4001 (token expired). A close 4002
+ * (disconnected by the server API) stops reconnecting.
  */
 (function (root) {
   "use strict";
@@ -34,7 +41,25 @@
     protocols: undefined, // Sec-WebSocket-Protocol offers
     WebSocket: undefined, // constructor; defaults to globalThis.WebSocket
     random: Math.random,
+    getToken: undefined, // v1.1: () => token or Promise of one; see the header
+    refreshBefore: 10000, // ms before exp to refresh (at most a third of the token's life left)
   };
+
+  // Close codes of v1.1 auth.
+  var CLOSE_TOKEN_EXPIRED = 4001;
+  var CLOSE_DISCONNECTED = 4002;
+
+  // tokenExp reads the exp claim (ms) of a JWT without verifying it: the
+  // server verifies; the client only needs to know when to refresh.
+  function tokenExp(token) {
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var exp = JSON.parse(atob(part + "===".slice((part.length + 3) % 4))).exp;
+      return typeof exp === "number" && exp > 0 ? exp * 1000 : 0;
+    } catch (e) {
+      return 0;
+    }
+  }
 
   function utf8Length(s) {
     var n = 0;
@@ -135,12 +160,13 @@
 
     // connect opens the connection; the constructor calls it. After close()
     // it starts over; while waiting to reconnect it tries at once.
-    connect() {
+    connect(token) {
       if (this._ws) return;
       this._stopped = false;
       clearTimeout(this._timer);
       this._timer = null;
       if (this.state !== "reconnecting") this._setState("connecting");
+      if (this.options.getToken && token === undefined) { this._connectWithToken(); return; }
       var WS = this.options.WebSocket || root.WebSocket;
       var url = this.url;
       var held = [];
@@ -148,6 +174,7 @@
       if (held.length) url += (url.indexOf("?") < 0 ? "?" : "&") + "topics=" + held.map(encodeURIComponent).join(",");
       var since = this._since(held);
       if (since) url += "&since=" + encodeURIComponent(JSON.stringify(since));
+      if (token) url += (url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(token);
       var ws;
       try {
         ws = this.options.protocols ? new WS(url, this.options.protocols) : new WS(url);
@@ -165,6 +192,7 @@
         clearTimeout(timeout);
         opened = true;
         self._onOpen(held);
+        if (token) self._scheduleRefresh(ws, tokenExp(token));
       };
       ws.onmessage = function (ev) {
         if (self._ws === ws) self._onMessage(typeof ev.data === "string" ? ev.data : String(ev.data));
@@ -175,10 +203,11 @@
       ws.onclose = function (ev) {
         clearTimeout(timeout);
         var current = self._ws === ws; // false once close() let go of it
-        if (current) self._ws = null;
+        if (current) { self._ws = null; self._stopRefresh(); }
         if (opened) self._emit("close", { code: ev.code, reason: ev.reason, wasClean: ev.wasClean });
         if (!current) return;
-        if (!self.options.reconnect) { self._setState("closed"); return; }
+        if (!self.options.reconnect || ev.code === CLOSE_DISCONNECTED) { self._stopped = true; self._setState("closed"); return; }
+        if (ev.code === CLOSE_TOKEN_EXPIRED && self.options.getToken) { self.attempt = 0; self.connect(); return; } // a new token at once
         self._scheduleReconnect();
       };
     }
@@ -218,6 +247,7 @@
         this._emit("error", { source: "client", message: "unparsable message from server", raw: text });
         return;
       }
+      if (this._onAuthMessage(msg)) return;
       if (msg.op === "subscribed") {
         var prev = this._pos.get(msg.topic);
         if (typeof msg.epoch === "string" && msg.epoch && this._topics.has(msg.topic)) {
@@ -341,12 +371,118 @@
       this._queued = 0;
       var ws = this._ws;
       this._ws = null;
+      this._stopRefresh();
       if (ws) ws.close(code || 1000, reason || "");
       this._setState("closed");
+    }
+
+    // _connectWithToken asks options.getToken for a token, then connects
+    // with it; a failure is an error event (source "token") and a
+    // reconnect attempt with backoff.
+    _connectWithToken() {
+      if (this._fetchingToken) return;
+      this._fetchingToken = true;
+      var self = this;
+      this._fetchToken().then(function (token) {
+        self._fetchingToken = false;
+        if (!self._stopped && !self._ws && !self._timer) self.connect(token);
+      }, function (err) {
+        self._fetchingToken = false;
+        if (self._stopped || self._ws || self._timer) return;
+        self._emit("error", { source: "token", message: String(err && err.message || err), opened: false });
+        if (self.options.reconnect) self._scheduleReconnect();
+        else self._setState("closed");
+      });
+    }
+
+    _fetchToken() {
+      var get = this.options.getToken;
+      return Promise.resolve().then(function () { return get(); }).then(function (token) {
+        if (typeof token !== "string" || !token) throw new Error("getToken gave no token");
+        return token;
+      });
+    }
+
+    // _scheduleRefresh sets the refresh of ws's token, expiring at exp (ms):
+    // refreshBefore ahead of it, and at most a third of the time left.
+    _scheduleRefresh(ws, exp) {
+      this._stopRefresh();
+      this._tokenExp = exp;
+      if (!exp || !this.options.getToken) return;
+      var left = exp - Date.now();
+      if (left <= 0) return;
+      this._refreshIn(ws, left - Math.min(this.options.refreshBefore, left / 3));
+    }
+
+    _refreshIn(ws, delay) {
+      var self = this;
+      this._refreshTimer = setTimeout(function () { self._refreshTimer = null; self._refresh(ws); }, delay);
+    }
+
+    _stopRefresh() {
+      clearTimeout(this._refreshTimer);
+      this._refreshTimer = null;
+      this._refreshing = null;
+    }
+
+    // _refresh fetches a token and sends {"op":"refresh"} on ws. A failure
+    // is retried at halving intervals while the token is valid; at exp the
+    // server closes with 4001 and the client reconnects with a new token.
+    _refresh(ws) {
+      var self = this;
+      this._fetchToken().then(function (token) {
+        if (self._ws !== ws || !self.connected) return;
+        if (tokenExp(token) <= self._tokenExp) throw new Error("getToken gave no token expiring later than the current one");
+        self._refreshing = { ws: ws, token: token };
+        ws.send(JSON.stringify({ op: "refresh", token: token }));
+      }).catch(function (err) { if (self._ws === ws) self._refreshFailed(ws, err); });
+    }
+
+    _refreshFailed(ws, err) {
+      this._refreshing = null;
+      this._emit("error", { source: "token", message: "token refresh: " + String(err && err.message || err), opened: true });
+      var delay = Math.min((this._tokenExp - Date.now()) / 2, 5000);
+      if (delay >= 10) this._refreshIn(ws, delay);
+    }
+
+    // _onAuthMessage handles the v1.1 auth answers and reports whether msg
+    // was one: refreshed, an error answering a refresh, a topic refused
+    // (denied: a topic not subscribed on this connection is no longer held;
+    // a refused pub leaves the subscription alone) and a subscription the
+    // server ended (unsubscribed while still held here: it is forgotten).
+    _onAuthMessage(msg) {
+      if (this._confirmedWs !== this._ws) { this._confirmedWs = this._ws; this._confirmed = new Set(); }
+      if (msg.op === "subscribed") this._confirmed.add(msg.topic);
+      var pending = this._refreshing;
+      if (msg.op === "refreshed" && pending) {
+        this._refreshing = null;
+        var exp = typeof msg.exp === "number" ? msg.exp * 1000 : tokenExp(pending.token);
+        this._scheduleRefresh(pending.ws, exp);
+        this._emit("refreshed", { exp: exp });
+        return true;
+      }
+      if (msg.op === "error" && typeof msg.topic !== "string" && pending) {
+        this._refreshFailed(pending.ws, new Error(msg.error));
+        return true;
+      }
+      if (msg.op === "error" && typeof msg.topic === "string" && msg.topic) {
+        if (!this._confirmed.has(msg.topic)) this._topics.delete(msg.topic);
+        this._emit("denied", { topic: msg.topic, reason: msg.error });
+        this._emit("error", { source: "server", message: msg.error, topic: msg.topic });
+        return true;
+      }
+      if (msg.op === "unsubscribed") this._confirmed.delete(msg.topic);
+      if (msg.op === "unsubscribed" && this._topics.has(msg.topic)) {
+        this._topics.delete(msg.topic);
+        this._emit("unsubscribed", { topic: msg.topic, byServer: true });
+        return true;
+      }
+      return false;
     }
   }
 
   WSPush.backoffDelay = backoffDelay;
+  WSPush.tokenExp = tokenExp;
   WSPush.defaults = DEFAULTS;
   root.WSPush = WSPush;
   if (typeof module === "object" && module && module.exports) module.exports = WSPush;

@@ -101,6 +101,15 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.IntVar(&cfg.MaxPendingBytes, "max-pending-bytes", cfg.MaxPendingBytes, "`bytes` of unfinished client messages all connections may hold together, split evenly over the loops (over it: close 1009)")
 	fs.DurationVar(&cfg.MessageTimeout, "message-timeout", cfg.MessageTimeout, "time within which a client message must complete once started (over it: close 1008)")
 	fs.IntVar(&cfg.MaxLoopTasks, "max-loop-tasks", cfg.MaxLoopTasks, "tasks (pushes, client publishes) one event loop may have waiting; past it client publishes are refused and cluster ingest waits")
+	// Authorization (issue 12, docs/auth.md): any key flag turns it on.
+	fs.StringVar(&cfg.AuthHMACSecretFile, "auth-hmac-secret-file", cfg.AuthHMACSecretFile, "`file` holding the HMAC secret of HS256/384/512 connection tokens (at least 32 bytes; turns auth on)")
+	fs.StringVar(&cfg.AuthPublicKeyFile, "auth-public-key-file", cfg.AuthPublicKeyFile, "PEM `file` of the public key of RS*/PS*/ES*/EdDSA connection tokens (turns auth on)")
+	fs.StringVar(&cfg.AuthJWKSURL, "auth-jwks-url", cfg.AuthJWKSURL, "JWKS `URL` of the token keys, by kid, fetched in the background (turns auth on)")
+	fs.StringVar(&cfg.AuthAudience, "auth-audience", cfg.AuthAudience, "required aud of connection tokens (empty: not checked)")
+	fs.StringVar(&cfg.AuthIssuer, "auth-issuer", cfg.AuthIssuer, "required iss of connection tokens (empty: not checked)")
+	fs.Var((*listFlag)(&cfg.AuthAnonymousTopics), "auth-anonymous-topics", "comma-separated topic `patterns` connections without a token may subscribe to (empty: they are refused with 401)")
+	fs.DurationVar(&cfg.AuthLeeway, "auth-leeway", cfg.AuthLeeway, "clock skew tolerated on a token's exp, nbf and iat")
+	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", cfg.MaxConnsPerUser, "connections one user (token sub) may hold on this node; over it handshakes are answered 429 (0: no limit)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 
