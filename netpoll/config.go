@@ -20,6 +20,9 @@ type Config struct {
 	Tick       time.Duration // timer wheel resolution
 	Backlog    int           // listen backlog of each loop's listener
 	Logger     *slog.Logger
+	// AcceptGate, when set, admits each connection before accept4 (see
+	// AcceptGate); nil accepts whatever arrives.
+	AcceptGate AcceptGate
 }
 
 // Defaults returns the values Listen uses for the fields of a Config left at

@@ -189,6 +189,9 @@ type Loop struct {
 	tbuf    [8]byte
 	efdRead [8]byte
 
+	gate         AcceptGate // nil: accept whatever arrives
+	acceptPaused bool       // the listener is out of epoll (PauseAccept)
+
 	// Shared with posting goroutines.
 	efd     int // eventfd that wakes the loop for tasks
 	efdOne  [8]byte
@@ -212,6 +215,7 @@ func newLoop(id, lfd int, cfg Config) (*Loop, error) {
 		wheel:  newWheel(cfg.Tick, 1024),
 		lfd:    lfd,
 		sndbuf: cfg.SendBuffer,
+		gate:   cfg.AcceptGate,
 		efd:    -1,
 		tfd:    -1,
 		spare:  -1,
@@ -344,8 +348,15 @@ func (l *Loop) onAccept(ev epoll.EpollEvent) {
 	// The listener is level-triggered: taking a bounded batch lets the
 	// loop's connections have their turn under a connection storm.
 	for i := 0; i < 256; i++ {
+		if l.gate != nil && !l.gate.Admit(l) {
+			l.PauseAccept()
+			return
+		}
 		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), 0, 0,
 			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		if errno != 0 && l.gate != nil {
+			l.gate.Unadmit(l)
+		}
 		switch errno {
 		case 0:
 			l.open(int(r))
@@ -389,6 +400,9 @@ func (l *Loop) open(fd int) {
 	// Edge-triggered for both directions: registered once, never modified.
 	if err := l.ep.Add(fd, epoll.EPOLLIN|epoll.EPOLLOUT|epoll.EPOLLRDHUP|epoll.EPOLLET, c.onEvent); err != nil {
 		unix.Close(fd)
+		if l.gate != nil {
+			l.gate.Unadmit(l)
+		}
 		l.log.Warn("epoll add failed", "err", err)
 		return
 	}
@@ -419,7 +433,9 @@ func (l *Loop) closeListener() {
 	if l.lfd < 0 {
 		return
 	}
-	l.ep.Del(l.lfd)
+	if !l.acceptPaused {
+		l.ep.Del(l.lfd)
+	}
 	unix.Close(l.lfd)
 	l.lfd = -1
 }

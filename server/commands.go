@@ -134,7 +134,7 @@ func (s *session) publish(cmd command) {
 // reply queues one answer as a text frame.
 func (s *session) reply(r reply) {
 	b, _ := json.Marshal(r) // a reply always marshals
-	s.c.Queue(frames.AppendFrame(nil, ws.OpText, true, b))
+	s.send(frames.AppendFrame(nil, ws.OpText, true, b))
 }
 
 func ptr[T any](v T) *T { return &v }

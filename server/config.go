@@ -43,6 +43,12 @@ type Config struct {
 	MaxConnsPerIP int           // TCP connections from one peer address, upgraded or not; over it 429
 	CommandRate   int           // commands a connection may send per second, on average (token bucket)
 	CommandBurst  int           // commands a connection may send at once (the bucket's size)
+
+	// Native TLS on the public port (server/tls.go).
+	TLSCert           string        // PEM certificate chain; with TLSKey, the public port speaks TLS
+	TLSKey            string        // PEM private key of TLSCert
+	TLSHandshakes     int           // TLS handshakes running at once; more connections wait in the accept backlog
+	TLSReloadInterval time.Duration // how often the certificate files are checked for a change
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -71,6 +77,9 @@ func Defaults() Config {
 		MaxConnsPerIP: 1000,
 		CommandRate:   100,
 		CommandBurst:  200,
+
+		TLSHandshakes:     128 * runtime.GOMAXPROCS(0),
+		TLSReloadInterval: 10 * time.Second,
 	}
 }
 

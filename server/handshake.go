@@ -121,8 +121,8 @@ func (s *session) handshake(b []byte) int {
 		s.dec.Deflate = r.deflate
 		s.upgrade(r)
 	case http.StatusOK:
-		s.c.Queue(r.resp)
-		s.c.Queue(r.body) // embedded and immutable: queued by reference
+		s.send(r.resp)
+		s.send(r.body) // embedded and immutable: queued by reference
 		s.drain()
 	default:
 		s.refused(r)
@@ -233,7 +233,7 @@ func (s *session) upgrade(r handshakeResult) {
 	for i, t := range r.topics {
 		seqs[i] = s.add(t)
 	}
-	s.c.Queue(r.resp)
+	s.send(r.resp)
 	for i, t := range r.topics {
 		s.reply(reply{Op: "subscribed", Topic: t, Seq: &seqs[i]})
 	}
@@ -284,7 +284,7 @@ func (s *session) refused(r handshakeResult) {
 		s.srv.metrics.handshakeFailed(r.reason)
 	}
 	s.srv.log.Debug("request refused", "reason", r.reason, "status", r.status, "err", r.err)
-	s.c.Queue(r.resp)
+	s.send(r.resp)
 	s.drain()
 }
 

@@ -36,6 +36,10 @@ type loopServer struct {
 	// publishes feeds publishClients with a cluster broker; nil otherwise.
 	publishes chan clientPublish
 
+	// plain is the scratch the loop's TLS connections decrypt into
+	// (server/tls.go); nil until one does.
+	plain []byte
+
 	// The handshake in progress.
 	topics    []string
 	reason    failureReason       // set by the hook that rejects

@@ -32,6 +32,7 @@ type Server struct {
 	admin   *http.Server
 	adminLn net.Listener
 	metrics *metrics
+	tls     *serverTLS // nil: plain TCP
 
 	open         atomic.Int64 // upgraded connections
 	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)
@@ -51,6 +52,15 @@ func New(cfg Config) (*Server, error) {
 	s.origins = origins
 	s.log.Info("WebSocket origin policy", "policy", s.origins.String(), "allowed_origins", cfg.AllowedOrigins)
 	s.peers = newPeerTable(cfg.MaxConnsPerIP)
+
+	var gate netpoll.AcceptGate
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		t, err := newServerTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.tls, gate = t, t
+	}
 	group, err := netpoll.Listen(netpoll.Config{
 		Addr:       cfg.Listen,
 		Loops:      cfg.Loops,
@@ -58,8 +68,10 @@ func New(cfg Config) (*Server, error) {
 		SendBuffer: cfg.SendBuffer,
 		Tick:       tickFor(cfg),
 		Logger:     s.log,
+		AcceptGate: gate,
 	})
 	if err != nil {
+		s.stopTLS()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.group = group
@@ -90,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.metrics = newMetrics(s)
+	s.metrics.registerTLSMetrics(s)
 	if cfg.Admin != "" {
 		if err := s.startAdmin(); err != nil {
 			s.Close()
@@ -100,7 +113,7 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.log.Info("wspush listening", "addr", group.Addr().String(), "admin", s.AdminAddr(), "loops", len(s.loops))
+	s.log.Info("wspush listening", "addr", group.Addr().String(), "admin", s.AdminAddr(), "loops", len(s.loops), "tls", s.tls != nil)
 	return s, nil
 }
 
@@ -169,6 +182,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.group.Close()
 	s.stopBroker()
+	s.stopTLS()
 	if s.admin != nil {
 		actx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -182,6 +196,7 @@ func (s *Server) Close() {
 	s.shuttingDown.Store(true)
 	s.group.Close()
 	s.stopBroker()
+	s.stopTLS()
 	if s.admin != nil {
 		s.admin.Close()
 	}

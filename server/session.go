@@ -39,6 +39,8 @@ type session struct {
 	peer       netip.Addr // counted in Server.peers until the connection closes
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
 	cmdStrikes uint16     // refused commands not yet forgiven by allowed ones
+
+	tls *sessionTLS // nil on plain TCP
 }
 
 // handler adapts Server to netpoll.Handler.
@@ -54,11 +56,26 @@ func (h handler) Open(c *netpoll.Conn) {
 	// finish a handshake count against -max-conns-per-ip too.
 	s.peer = peerAddr(c)
 	if !h.s.peers.add(s.peer) {
+		if h.s.tls != nil {
+			s.refuseBeforeTLS(reasonMaxConnsPerIP)
+			return
+		}
 		s.refuse(reasonMaxConnsPerIP, http.StatusTooManyRequests, msgTooManyFromIP, "")
+		return
+	}
+	if h.s.tls != nil {
+		s.startTLS()
 	}
 }
 
-func (h handler) Read(c *netpoll.Conn, b []byte) (int, int) { return c.Data.(*session).read(b) }
+func (h handler) Read(c *netpoll.Conn, b []byte) (int, int) {
+	s := c.Data.(*session)
+	if s.tls != nil {
+		s.readTLS(b)
+		return len(b), 0
+	}
+	return s.read(b)
+}
 
 func (h handler) Timer(c *netpoll.Conn, now time.Time) { c.Data.(*session).timer(now) }
 
@@ -73,6 +90,9 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	s.topics = nil
 	s.srv.peers.remove(s.peer)
 	s.dec.Release()
+	if s.tls != nil {
+		s.releaseTLS()
+	}
 	if s.upgraded {
 		s.srv.open.Add(-1)
 	}
@@ -109,21 +129,23 @@ func (s *session) read(b []byte) (used, need int) {
 
 func (s *session) message(m frames.Message) {
 	if s.state == stateClosing {
-		if m.Op == ws.OpClose {
+		if m.Op == ws.OpClose && s.tls != nil {
+			s.drain() // close_notify, then the FIN; the peer's ends it
+		} else if m.Op == ws.OpClose {
 			s.c.Close(nil) // the close handshake is complete; the server closes TCP first
 		}
 		return
 	}
 	switch m.Op {
 	case ws.OpPing:
-		s.c.Queue(frames.AppendFrame(nil, ws.OpPong, true, m.Payload))
+		s.send(frames.AppendFrame(nil, ws.OpPong, true, m.Payload))
 	case ws.OpPong:
 	case ws.OpClose:
 		code, _ := frames.ParseClose(m.Payload)
 		if len(m.Payload) == 0 {
-			s.c.Queue(frames.AppendFrame(nil, ws.OpClose, true, nil))
+			s.send(frames.AppendFrame(nil, ws.OpClose, true, nil))
 		} else {
-			s.c.Queue(frames.AppendClose(nil, echoCloseCode(code), ""))
+			s.send(frames.AppendClose(nil, echoCloseCode(code), ""))
 		}
 		s.drain() // the server ends TCP first; the peer's FIN completes the close
 	case ws.OpText, ws.OpBinary:
@@ -152,9 +174,9 @@ func (s *session) data(op ws.OpCode, payload []byte) {
 	}
 	switch {
 	case s.echo && s.deflate:
-		s.c.Queue(s.ls.deflater.AppendFrame(nil, op, payload))
+		s.send(s.ls.deflater.AppendFrame(nil, op, payload))
 	case s.echo:
-		s.c.Queue(frames.AppendFrame(nil, op, true, payload))
+		s.send(frames.AppendFrame(nil, op, true, payload))
 	case op == ws.OpBinary:
 		s.reply(errorReply("binary messages are not supported: send JSON commands as text"))
 	default:
@@ -180,7 +202,7 @@ func (s *session) closeWith(code ws.StatusCode, reason string) {
 		return
 	}
 	s.state = stateClosing
-	s.c.Queue(frames.AppendClose(nil, code, reason))
+	s.send(frames.AppendClose(nil, code, reason))
 	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
 }
 
@@ -189,6 +211,9 @@ func (s *session) closeWith(code ws.StatusCode, reason string) {
 // read and dropped, so the peer's last bytes never meet a reset.
 func (s *session) drain() {
 	s.state = stateDraining
+	if s.tls != nil {
+		s.closeNotifyTLS() // the TLS session's end goes out before the FIN
+	}
 	s.c.CloseWrite()
 	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
 }
@@ -218,7 +243,7 @@ func (s *session) timer(now time.Time) {
 			s.closeWith(ws.StatusGoingAway, closeReasonIdle)
 		case silent >= cfg.PingInterval && !s.pinged:
 			s.pinged = true
-			s.c.Queue(pingFrame)
+			s.send(pingFrame)
 			s.c.SetTimer(s.lastRead.Add(cfg.IdleTimeout))
 		default:
 			next := s.lastRead.Add(cfg.PingInterval)
@@ -243,9 +268,9 @@ func (s *session) Push(p *pubsub.Push) {
 		return
 	}
 	if s.deflate {
-		s.c.Queue(p.Deflated())
+		s.send(p.Deflated())
 	} else {
-		s.c.Queue(p.Frame)
+		s.send(p.Frame)
 	}
 	if s.c.Buffered() > s.srv.cfg.MaxBuffered {
 		s.dropSlow()
@@ -264,7 +289,9 @@ func (s *session) dropSlow() {
 		return
 	}
 	buffered := s.c.Buffered()
-	s.c.DiscardPending()
+	if s.tls == nil {
+		s.c.DiscardPending()
+	} // over TLS no record can be dropped: each carries the next sequence number (dropSlowTLS)
 	for _, t := range s.topics {
 		s.srv.hub.Unsubscribe(s.c.Loop().ID(), s, t)
 	}
@@ -277,7 +304,7 @@ func (s *session) dropSlow() {
 	}
 	s.srv.metrics.slowDropped.Inc()
 	s.srv.log.Debug("slow consumer dropped", "buffered", buffered, "kept", s.c.Buffered())
-	s.c.Queue(slowCloseFrame)
+	s.send(slowCloseFrame)
 	s.drain()
 }
 
@@ -285,3 +312,13 @@ func (s *session) dropSlow() {
 const statusTryAgainLater ws.StatusCode = 1013
 
 var slowCloseFrame = frames.AppendClose(nil, statusTryAgainLater, closeReasonSlow)
+
+// send queues b on the connection, by reference (see netpoll.Conn.Queue),
+// encrypted first over TLS. Every byte the session writes goes through it.
+func (s *session) send(b []byte) {
+	if s.tls != nil {
+		s.sendTLS(b)
+		return
+	}
+	s.c.Queue(b)
+}

@@ -54,6 +54,9 @@ func run(args []string) error {
 	if err != nil {
 		return redactErr(err, cfg)
 	}
+	if srv.TLS() {
+		go reloadOnHUP(srv, log)
+	}
 	got := <-sig
 	log.Info("shutting down", "signal", got.String(), "connections", srv.Conns())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -93,6 +96,10 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "negotiate permessage-deflate with clients that offer it (pushes are compressed once per message)")
 	fs.StringVar(&cfg.PublishToken, "publish-token", cfg.PublishToken, "the admin `token`: Authorization: Bearer token required by every admin endpoint but /healthz (empty: none); prefer -publish-token-file or WSPUSH_PUBLISH_TOKEN")
 	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate chain `file`: with -tls-key the public port speaks TLS (wss://, https://); reloaded on SIGHUP and when the files change")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key `file` of -tls-cert")
+	fs.IntVar(&cfg.TLSHandshakes, "tls-handshakes", cfg.TLSHandshakes, "TLS handshakes running at once (128 per core); more connections wait in the accept backlog")
+	fs.DurationVar(&cfg.TLSReloadInterval, "tls-reload-interval", cfg.TLSReloadInterval, "how often the -tls-cert and -tls-key files are checked for a change")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 

@@ -1,0 +1,49 @@
+//go:build linux
+
+package netpoll
+
+import (
+	epoll "github.com/mailru/easygo/netpoll"
+)
+
+// AcceptGate admits connections before they are accepted, so that what a
+// connection would cost (a TLS handshake slot) can be refused while the
+// connection still waits in the kernel's accept backlog, costing the process
+// nothing. Both methods are called on the loop's goroutine.
+type AcceptGate interface {
+	// Admit reserves room for the next connection. False leaves the
+	// backlog alone: the loop stops polling its listener (PauseAccept),
+	// and the gate calls Loop.ResumeAccept, through Loop.Post, once it has
+	// room again.
+	Admit(l *Loop) bool
+	// Unadmit gives back a reservation that accept4 did not use (the
+	// backlog was empty) or whose connection failed before Handler.Open.
+	Unadmit(l *Loop)
+}
+
+// PauseAccept stops polling the listener: connections wait in the accept
+// backlog until ResumeAccept. Loop goroutine only.
+func (l *Loop) PauseAccept() {
+	if l.lfd < 0 || l.acceptPaused {
+		return
+	}
+	l.acceptPaused = true
+	l.ep.Del(l.lfd)
+}
+
+// ResumeAccept polls the listener again after PauseAccept; the backlog,
+// level-triggered, wakes the loop at once. Loop goroutine only: from
+// elsewhere, Post it.
+func (l *Loop) ResumeAccept() {
+	if l.lfd < 0 || !l.acceptPaused || l.ep == nil {
+		return
+	}
+	l.acceptPaused = false
+	if err := l.ep.Add(l.lfd, epoll.EPOLLIN, l.onAccept); err != nil {
+		l.log.Error("resume accepting: epoll_ctl listener", "err", err)
+	}
+}
+
+// AcceptPaused reports whether the loop has stopped polling its listener.
+// Loop goroutine only.
+func (l *Loop) AcceptPaused() bool { return l.acceptPaused }
