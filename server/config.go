@@ -49,6 +49,10 @@ type Config struct {
 	TLSKey            string        // PEM private key of TLSCert
 	TLSHandshakes     int           // TLS handshakes running at once; more connections wait in the accept backlog
 	TLSReloadInterval time.Duration // how often the certificate files are checked for a change
+
+	// The PROXY protocol on the public port (server/proxy.go).
+	ProxyProtocol bool   // every connection starts with a PROXY v1 or v2 header
+	ProxyTrusted  string // comma-separated CIDRs of the balancers allowed to send it; others are refused
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:

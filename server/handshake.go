@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -228,6 +230,9 @@ func (s *session) upgrade(r handshakeResult) {
 	s.state = stateOpen
 	s.upgraded = true
 	s.srv.metrics.handshakes.Inc()
+	if s.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.srv.log.Debug("websocket opened", "client", s.clientAddr(), "topics", len(r.topics))
+	}
 	// Subscribed before the 101 leaves, answered right after it.
 	seqs := make([]uint64, len(r.topics))
 	for i, t := range r.topics {

@@ -32,7 +32,8 @@ type Server struct {
 	admin   *http.Server
 	adminLn net.Listener
 	metrics *metrics
-	tls     *serverTLS // nil: plain TCP
+	tls     *serverTLS   // nil: plain TCP
+	proxy   *serverProxy // nil: no PROXY protocol
 
 	open         atomic.Int64 // upgraded connections
 	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)
@@ -53,6 +54,13 @@ func New(cfg Config) (*Server, error) {
 	s.log.Info("WebSocket origin policy", "policy", s.origins.String(), "allowed_origins", cfg.AllowedOrigins)
 	s.peers = newPeerTable(cfg.MaxConnsPerIP)
 
+	if cfg.ProxyProtocol {
+		p, err := newServerProxy(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.proxy = p
+	}
 	var gate netpoll.AcceptGate
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
 		t, err := newServerTLS(cfg)
@@ -103,6 +111,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.metrics.registerTLSMetrics(s)
+	if s.proxy != nil {
+		s.metrics.reg.MustRegister(s.proxy.failures)
+	}
 	if cfg.Admin != "" {
 		if err := s.startAdmin(); err != nil {
 			s.Close()

@@ -40,7 +40,8 @@ type session struct {
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
 	cmdStrikes uint16     // refused commands not yet forgiven by allowed ones
 
-	tls *sessionTLS // nil on plain TCP
+	tls   *sessionTLS   // nil on plain TCP
+	proxy *sessionProxy // nil without -proxy-protocol
 }
 
 // handler adapts Server to netpoll.Handler.
@@ -52,6 +53,10 @@ func (h handler) Open(c *netpoll.Conn) {
 	s.dec.Pool = c.Loop().Pool()
 	c.Data = s
 	c.SetTimer(time.Now().Add(h.s.cfg.HandshakeTimeout))
+	if h.s.proxy != nil {
+		s.startProxy() // the client's address, its -max-conns-per-ip count and TLS come after the header
+		return
+	}
 	// Counted from accept, before any byte is read: connections that never
 	// finish a handshake count against -max-conns-per-ip too.
 	s.peer = peerAddr(c)
@@ -70,6 +75,9 @@ func (h handler) Open(c *netpoll.Conn) {
 
 func (h handler) Read(c *netpoll.Conn, b []byte) (int, int) {
 	s := c.Data.(*session)
+	if s.proxy != nil && s.proxy.pending {
+		return s.readProxy(b)
+	}
 	if s.tls != nil {
 		s.readTLS(b)
 		return len(b), 0
@@ -92,6 +100,9 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	s.dec.Release()
 	if s.tls != nil {
 		s.releaseTLS()
+	}
+	if s.proxy != nil {
+		s.closeProxy()
 	}
 	if s.upgraded {
 		s.srv.open.Add(-1)
@@ -223,6 +234,8 @@ func (s *session) drain() {
 func (s *session) goAway() {
 	if s.state == stateOpen {
 		s.closeWith(ws.StatusGoingAway, closeReasonShutdown)
+	} else if s.proxyPending() {
+		s.c.Close(ErrShuttingDown) // nobody to answer yet
 	} else if s.state == stateHandshake {
 		s.refuse(reasonShutdown, http.StatusServiceUnavailable, msgShuttingDown, "")
 	}
@@ -232,6 +245,11 @@ func (s *session) timer(now time.Time) {
 	cfg := &s.srv.cfg
 	switch s.state {
 	case stateHandshake:
+		if s.proxyPending() {
+			s.srv.proxy.failures.WithLabelValues("timeout").Inc()
+			s.c.Close(errProxyTimeout)
+			return
+		}
 		s.refuse(reasonTimeout, http.StatusRequestTimeout, "handshake timeout", "")
 	case stateClosing, stateDraining:
 		s.c.Close(errCloseTimeout)

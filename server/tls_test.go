@@ -305,4 +305,3 @@ func clientHello(t *testing.T) []byte {
 	b.Close()
 	return buf[:n]
 }
-

@@ -100,6 +100,8 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key `file` of -tls-cert")
 	fs.IntVar(&cfg.TLSHandshakes, "tls-handshakes", cfg.TLSHandshakes, "TLS handshakes running at once (128 per core); more connections wait in the accept backlog")
 	fs.DurationVar(&cfg.TLSReloadInterval, "tls-reload-interval", cfg.TLSReloadInterval, "how often the -tls-cert and -tls-key files are checked for a change")
+	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", cfg.ProxyProtocol, "every connection on the public port starts with a PROXY protocol v1 or v2 header (HAProxy send-proxy, AWS NLB, nginx proxy_protocol), before TLS; a missing or malformed header closes it")
+	fs.StringVar(&cfg.ProxyTrusted, "proxy-trusted", cfg.ProxyTrusted, "comma-separated `CIDRs` of the balancers allowed to send the PROXY header (required with -proxy-protocol); connections from anywhere else are refused")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 
