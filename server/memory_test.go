@@ -3,8 +3,11 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -20,6 +23,9 @@ import (
 // clients for the memory measurements: they live in another process, so
 // their memory and descriptors are not counted against the server's.
 const idleClientsEnv = "WSPUSH_IDLE_CLIENTS_ADDR"
+
+// idleClientsTLSEnv, set to 1, makes the idle clients speak TLS (wss://).
+const idleClientsTLSEnv = "WSPUSH_IDLE_CLIENTS_TLS"
 
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(idleClientsEnv); addr != "" {
@@ -48,6 +54,7 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 	req := []byte("GET /ws HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	var fds []int
+	var conns []net.Conn // the TLS clients, kept alive
 	buf := make([]byte, 512)
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
@@ -67,6 +74,15 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 			if err := unix.Connect(fd, &dst); err != nil {
 				return fmt.Errorf("connect after %d: %w", len(fds), err)
 			}
+			if os.Getenv(idleClientsTLSEnv) == "1" {
+				c, err := upgradeTLS(fd, req)
+				if err != nil {
+					return fmt.Errorf("wss:// after %d: %w", len(fds), err)
+				}
+				conns = append(conns, c)
+				fds = append(fds, fd)
+				continue
+			}
 			if _, err := unix.Write(fd, req); err != nil {
 				return err
 			}
@@ -85,7 +101,32 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "ok %d\n", len(fds))
 	}
+	runtime.KeepAlive(conns)
 	return nil
+}
+
+// upgradeTLS runs a TLS handshake (Go's client, no verification: only the
+// server's memory is measured) and the WebSocket upgrade over a connected
+// socket.
+func upgradeTLS(fd int, req []byte) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "client")
+	nc, err := net.FileConn(f) // a dup of fd
+	f.Close()                  // one descriptor per connection: the dup's
+	if err != nil {
+		return nil, err
+	}
+	c := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if _, err := c.Write(req); err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return nil, fmt.Errorf("handshake answered %d", resp.StatusCode)
+	}
+	return c, nil
 }
 
 // BenchmarkIdleConnMemory measures what an idle WebSocket connection costs
@@ -95,16 +136,22 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 // connection) and as the slope from 10,000 to 19,000.
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./server/
+//
+// The tls sub-benchmark holds wss:// connections (Go's TLS 1.3 client).
 func BenchmarkIdleConnMemory(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		measureIdleConns(b)
+	for _, tr := range transports {
+		b.Run(map[bool]string{false: "tcp", true: "tls"}[tr.tls], func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				measureIdleConns(b, tr)
+			}
+		})
 	}
 }
 
-func measureIdleConns(b *testing.B) {
-	s := startServer(b, Config{Loops: 2, HandshakeTimeout: time.Minute, PingInterval: time.Hour, IdleTimeout: 2 * time.Hour})
+func measureIdleConns(b *testing.B, tr transport) {
+	s := startServer(b, tr.config(b, Config{Loops: 2, HandshakeTimeout: time.Minute, PingInterval: time.Hour, IdleTimeout: 2 * time.Hour}))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idleClientsEnv+"="+s.Addr().String())
+	cmd.Env = append(os.Environ(), idleClientsEnv+"="+s.Addr().String(), fmt.Sprintf("%s=%d", idleClientsTLSEnv, map[bool]int{false: 0, true: 1}[tr.tls]))
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
