@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -163,7 +164,7 @@ func measureIdleConns(b *testing.B, tr transport) {
 		cmd.Wait()
 	}()
 	replies := bufio.NewScanner(stdout)
-	type sample struct{ conns, heap, rss float64 }
+	type sample struct{ conns, heap, rss, scavenged float64 }
 	var samples []sample
 	for _, n := range []int{0, 5000, 10000, 15000, 19000} {
 		fmt.Fprintln(stdin, n)
@@ -176,14 +177,17 @@ func measureIdleConns(b *testing.B, tr transport) {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), float64(rss(b))})
-		b.Logf("%6d connections: heap %7.1f MiB, RSS %7.1f MiB", n, float64(ms.HeapAlloc)/(1<<20), float64(rss(b))/(1<<20))
+		before := float64(rss(b))
+		debug.FreeOSMemory() // what the runtime's scavenger returns over time anyway
+		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), before, float64(rss(b))})
+		b.Logf("%6d connections: heap %7.1f MiB, RSS %7.1f MiB, %7.1f MiB after FreeOSMemory", n, float64(ms.HeapAlloc)/(1<<20), before/(1<<20), float64(rss(b))/(1<<20))
 	}
 	at0, at10k, at19k := samples[0], samples[2], samples[4]
 	b.ReportMetric((at10k.heap-at0.heap)/at10k.conns, "heap-B/conn@10k")
 	b.ReportMetric((at19k.heap-at10k.heap)/(at19k.conns-at10k.conns), "heap-B/conn-slope")
 	b.ReportMetric((at10k.rss-at0.rss)/at10k.conns, "rss-B/conn@10k")
 	b.ReportMetric((at19k.rss-at10k.rss)/(at19k.conns-at10k.conns), "rss-B/conn-slope")
+	b.ReportMetric((at10k.scavenged-at0.scavenged)/at10k.conns, "scavenged-rss-B/conn@10k")
 	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines@19k")
 }
 
