@@ -55,7 +55,9 @@ func run(args []string) error {
 		return redactErr(err, cfg)
 	}
 	if srv.TLS() {
-		go reloadOnHUP(srv, log)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP) // before anyone can send one
+		go reloadOnHUP(srv, hup, log)
 	}
 	got := <-sig
 	log.Info("shutting down", "signal", got.String(), "connections", srv.Conns())
