@@ -3,6 +3,8 @@
 package netpoll
 
 import (
+	"errors"
+
 	epoll "github.com/mailru/easygo/netpoll"
 )
 
@@ -39,7 +41,8 @@ func (l *Loop) ResumeAccept() {
 		return
 	}
 	l.acceptPaused = false
-	if err := l.ep.Add(l.lfd, epoll.EPOLLIN, l.onAccept); err != nil {
+	if err := l.ep.Add(l.lfd, epoll.EPOLLIN, l.onAccept); err != nil && !errors.Is(err, epoll.ErrClosed) {
+		// ErrClosed: the loop is stopping (tasks posted meanwhile still run).
 		l.log.Error("resume accepting: epoll_ctl listener", "err", err)
 	}
 }

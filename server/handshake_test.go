@@ -283,7 +283,11 @@ func TestHandshakeMaxConns(t *testing.T) {
 func TestHandshakeTimeout(t *testing.T) { eachTransport(t, testHandshakeTimeout) }
 
 func testHandshakeTimeout(t *testing.T, tr transport) {
-	s := startServer(t, tr.config(t, Config{Loops: 1, HandshakeTimeout: 200 * time.Millisecond, CloseTimeout: 300 * time.Millisecond}))
+	timeout := 200 * time.Millisecond
+	if tr.tls {
+		timeout = 2 * time.Second // the TLS handshake, under -race on a loaded machine, must fit in it too
+	}
+	s := startServer(t, tr.config(t, Config{Loops: 1, HandshakeTimeout: timeout, CloseTimeout: 300 * time.Millisecond}))
 	for _, partial := range []string{"", "GET /ws HTTP/1.1\r\nHost: test\r\n"} {
 		t.Run(fmt.Sprintf("%d bytes", len(partial)), func(t *testing.T) {
 			c := dialRaw(t, s)

@@ -115,6 +115,9 @@ func (s *session) TLSHandshakeDone(c *looptls.Conn, err error) {
 		s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
 		return
 	}
+	// The HTTP request gets a -handshake-timeout of its own: the TLS
+	// handshake had one (the Pool's).
+	s.c.SetTimer(time.Now().Add(s.srv.cfg.HandshakeTimeout))
 	s.readTLS(nil)
 }
 
