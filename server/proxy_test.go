@@ -144,15 +144,17 @@ func TestProxyProtocolNeedsTrusted(t *testing.T) {
 
 // TestProxyProtocolBehindHAProxy: the real HAProxy terminates TLS and
 // forwards each connection with send-proxy-v2; clients from 127.0.0.2 and
-// 127.0.0.3 are seen by the server as themselves, not as HAProxy.
+// 127.0.0.3 are seen by the server as themselves, not as HAProxy: in its
+// log, and by -max-conns-per-ip 1, which lets one connection in from each
+// and answers a second one from 127.0.0.2 with 429.
 func TestProxyProtocolBehindHAProxy(t *testing.T) {
 	var log logBuffer
-	s := startServer(t, Config{Loops: 1, ProxyProtocol: true, ProxyTrusted: "127.0.0.1/32", Logger: log.logger()})
+	s := startServer(t, Config{Loops: 1, ProxyProtocol: true, ProxyTrusted: "127.0.0.1/32", MaxConnsPerIP: 1, Logger: log.logger()})
 	pki := mustPKI(t)
 	h := haproxytest.StartFrontends(t, haproxytest.Frontend{
 		Name: "public", TLSCert: pki.CertPEM, TLSKey: pki.KeyPEM, Backend: s.Addr().String(), SendProxy: 2,
 	})
-	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+	dialFrom := func(from string) (*websocket.Conn, *http.Response, net.Addr, error) {
 		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 		var local net.Addr
 		client := &http.Client{Transport: &http.Transport{
@@ -166,12 +168,17 @@ func TestProxyProtocolBehindHAProxy(t *testing.T) {
 			},
 		}}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, _, err := websocket.Dial(ctx, "wss://127.0.0.1"+h.Addr("public")[strings.LastIndex(h.Addr("public"), ":"):]+"/ws?topics=t",
+		defer cancel()
+		c, resp, err := websocket.Dial(ctx, "wss://127.0.0.1"+h.Addr("public")[strings.LastIndex(h.Addr("public"), ":"):]+"/ws?topics=t",
 			&websocket.DialOptions{HTTPClient: client})
+		return c, resp, local, err
+	}
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		c, _, local, err := dialFrom(from)
 		if err != nil {
-			cancel()
 			t.Fatalf("dial through haproxy from %s: %v", from, err)
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if _, _, err := c.Read(ctx); err != nil { // the "subscribed" answer
 			t.Fatalf("from %s: %v", from, err)
 		}
@@ -182,5 +189,14 @@ func TestProxyProtocolBehindHAProxy(t *testing.T) {
 	}
 	if log.contains(`msg="websocket opened" client=127.0.0.1:`) {
 		t.Fatal("the server saw HAProxy's address as a client's")
+	}
+	// 127.0.0.2 holds its one connection: a second one is refused, by address.
+	_, resp, _, err := dialFrom("127.0.0.2")
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("second connection from 127.0.0.2: status %d, %v; want 429", status, err)
 	}
 }

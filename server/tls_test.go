@@ -305,3 +305,24 @@ func clientHello(t *testing.T) []byte {
 	b.Close()
 	return buf[:n]
 }
+
+// TestTLSMaxConnsPerIPBeforeHandshake: over TLS a connection over
+// -max-conns-per-ip is closed before its handshake (an HTTP 429 would cost
+// the handshake the limit saves), and its handshake slot is given back: with
+// one slot, the next client still gets through.
+func TestTLSMaxConnsPerIPBeforeHandshake(t *testing.T) {
+	s := startTLSServer(t, Config{Loops: 1, Echo: true, MaxConnsPerIP: 1, TLSHandshakes: 1})
+	first := dial(t, s, "/echo")
+	label := `wspush_handshake_failures_total{reason="max_conns_per_ip"}`
+	for i := 1; i <= 3; i++ {
+		c, err := tls.Dial("tcp", s.Addr().String(), clientTLS(t))
+		if err == nil {
+			c.Close()
+			t.Fatalf("connection %d over the limit completed a TLS handshake", i)
+		}
+		waitFor(t, "the refusal to be counted", func() bool { return metricValue(t, s, label) == float64(i) })
+	}
+	first.CloseNow()
+	waitFor(t, "the first connection to be freed", func() bool { return s.tcpConns() == 0 })
+	dial(t, s, "/echo") // the only slot was not leaked by the refusals
+}
