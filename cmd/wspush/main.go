@@ -50,13 +50,16 @@ func run(args []string) error {
 	// server answers must shut it down gracefully, not kill it.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	var hup chan os.Signal // SIGHUP reloads the TLS certificate
+	if cfg.TLSCert != "" {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return redactErr(err, cfg)
 	}
-	if srv.TLS() {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP) // before anyone can send one
+	if hup != nil {
 		go reloadOnHUP(srv, hup, log)
 	}
 	got := <-sig
