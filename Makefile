@@ -9,7 +9,7 @@ CONFORMANCE_PORT ?= 9001
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-deps vet fmt-check conformance bench bench-quick clean
+.PHONY: all build run test test-deps vet fmt-check conformance conformance-tls bench bench-quick clean
 
 all: build
 
@@ -47,6 +47,21 @@ conformance:
 	pid=$$!; sleep 0.5; \
 	../shared/conformance/run ws://127.0.0.1:$(CONFORMANCE_PORT)/echo; rc=$$?; \
 	kill $$pid; wait $$pid; exit $$rc
+
+# conformance-tls is conformance over wss://, with a throwaway self-signed
+# certificate (the suite's client does not verify it).
+CONFORMANCE_TLS_PORT ?= 9443
+CONFORMANCE_RUN ?= ../shared/conformance/run
+conformance-tls:
+	$(GO) build -o $(BIN)/wspush ./cmd/wspush
+	@dir=$$(mktemp -d); \
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout $$dir/key.pem -out $$dir/cert.pem 2>/dev/null || exit 2; \
+	$(BIN)/wspush -listen 127.0.0.1:$(CONFORMANCE_TLS_PORT) -admin "" -echo -compression -max-message 67108864 \
+		-tls-cert $$dir/cert.pem -tls-key $$dir/key.pem -log-level warn & \
+	pid=$$!; sleep 0.5; \
+	$(CONFORMANCE_RUN) wss://127.0.0.1:$(CONFORMANCE_TLS_PORT)/echo; rc=$$?; \
+	kill $$pid; wait $$pid; rm -r $$dir; exit $$rc
 
 # bench compares wspush with bench/baseline on connect (15,000), fanout
 # (10,000 subscribers, 200 x 128 B), latency at a fixed rate, slow consumers,

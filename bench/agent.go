@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/looptls"
 )
 
 // WorkerSpec tells a worker (in-process or a child process) which
@@ -35,7 +38,8 @@ type WorkerSpec struct {
 	Loops            int           `json:"loops"`
 	HandshakeTimeout time.Duration `json:"handshake_timeout"`
 	MaxPending       int           `json:"max_pending"`
-	Until            time.Time     `json:"until"` // stop dialing (churn: starting cycles) at this time
+	Insecure         bool          `json:"insecure,omitempty"` // wss://: do not verify the server's certificate
+	Until            time.Time     `json:"until"`              // stop dialing (churn: starting cycles) at this time
 }
 
 // FinishSpec ends a worker's run.
@@ -126,6 +130,7 @@ type target struct {
 	addr unix.SockaddrInet4
 	host string
 	path string
+	tls  *tls.Config // wss://; nil for ws://
 }
 
 // Agent is a Worker.
@@ -134,13 +139,13 @@ var _ Worker = (*Agent)(nil)
 // NewAgent returns an in-process worker.
 func NewAgent() *Agent { return &Agent{ready: make(chan struct{})} }
 
-func parseTarget(raw string) (target, error) {
+func parseTarget(raw string, insecure bool) (target, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return target{}, fmt.Errorf("parse url %q: %w", raw, err)
 	}
-	if u.Scheme != "ws" {
-		return target{}, fmt.Errorf("url %q: only ws:// is supported", raw)
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return target{}, fmt.Errorf("url %q: only ws:// and wss:// are supported", raw)
 	}
 	ta, err := net.ResolveTCPAddr("tcp4", u.Host)
 	if err != nil {
@@ -151,6 +156,12 @@ func parseTarget(raw string) (target, error) {
 		return target{}, fmt.Errorf("%q: not an IPv4 address", u.Host)
 	}
 	t := target{host: u.Host, path: u.RequestURI()}
+	if u.Scheme == "wss" {
+		// No session cache: every connection pays a full handshake, which is
+		// what the connect figures are for.
+		t.tls = &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: insecure,
+			MinVersion: tls.VersionTLS12, NextProtos: []string{looptls.ALPNHTTP11}}
+	}
 	copy(t.addr.Addr[:], ip)
 	t.addr.Port = ta.Port
 	return t, nil
@@ -199,7 +210,7 @@ func (a *Agent) Start(spec WorkerSpec) error {
 		return errors.New("no url")
 	}
 	for _, u := range spec.URLs {
-		t, err := parseTarget(u)
+		t, err := parseTarget(u, spec.Insecure)
 		if err != nil {
 			return err
 		}
@@ -246,7 +257,7 @@ func (a *Agent) Start(spec WorkerSpec) error {
 func (a *Agent) dialSpec(i int) dialSpec {
 	g := a.spec.Offset + i
 	t := a.targets[g%len(a.targets)]
-	d := dialSpec{id: g, dst: t.addr, host: t.host, path: t.path, topic: -1}
+	d := dialSpec{id: g, dst: t.addr, host: t.host, path: t.path, topic: -1, tls: t.tls}
 	if len(a.src) > 0 {
 		d.src = &a.src[g%len(a.src)]
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/looptls"
 )
 
 // The epoll client: a few loops, each one goroutine owning an epoll instance
@@ -37,6 +40,7 @@ type dialSpec struct {
 	slow   bool
 	topic  int
 	churn  bool
+	tls    *tls.Config // wss://: the client configuration; nil for ws://
 }
 
 // Conn is one client connection, owned by its loop goroutine.
@@ -54,6 +58,11 @@ type Conn struct {
 	fragOp  ws.OpCode
 	paused  bool
 	closing bool // we sent a close frame
+
+	// wss://: the TLS connection driven by the loop (client_tls.go); out
+	// then holds plaintext, encrypted into tout at flush.
+	tls  *looptls.Conn
+	tout []byte
 
 	// fanout bookkeeping
 	firstSeq, lastSeq int64
@@ -81,6 +90,8 @@ type loop struct {
 	pending int // connections not open yet
 	buf     []byte
 	st      *loopStats
+	tlsPool *looptls.Pool // wss:// handshakes (client_tls.go); nil until the first
+	pbuf    []byte        // wss:// plaintext scratch
 
 	mu       sync.Mutex
 	cmds     []func()
@@ -244,6 +255,10 @@ func (l *loop) event(c *Conn, ev uint32, now int64) {
 			return
 		}
 		c.state = stHandshaking
+		if c.spec.tls != nil {
+			l.startTLS(c) // the upgrade request follows the TLS handshake
+			return
+		}
 		host := c.spec.host
 		c.out, c.accept = appendHandshake(c.out, host, c.spec.path)
 		l.flush(c, now)
@@ -251,7 +266,7 @@ func (l *loop) event(c *Conn, ev uint32, now int64) {
 			return
 		}
 	}
-	if ev&unix.EPOLLOUT != 0 && len(c.out) > 0 {
+	if ev&unix.EPOLLOUT != 0 && (len(c.out) > 0 || len(c.tout) > 0) {
 		l.flush(c, now)
 		if c.state == stClosed {
 			return
@@ -268,6 +283,12 @@ func (l *loop) read(c *Conn, hup bool, now int64) {
 		n, err := unix.Read(c.fd, l.buf)
 		if n > 0 {
 			data := l.buf[:n]
+			if c.tls != nil {
+				var ok bool
+				if data, ok = l.decrypt(c, data, now); !ok {
+					return
+				}
+			}
 			if len(c.in) > 0 {
 				c.in = append(c.in, data...)
 				data = c.in
@@ -409,10 +430,19 @@ func (l *loop) send(c *Conn, op ws.OpCode, payload []byte, now int64) {
 }
 
 func (l *loop) flush(c *Conn, now int64) {
-	for len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
+	if c.tls != nil {
+		l.flushTLS(c, now)
+		return
+	}
+	l.writeOut(c, &c.out, now)
+}
+
+// writeOut writes what the socket takes of *out and keeps the rest there.
+func (l *loop) writeOut(c *Conn, out *[]byte, now int64) {
+	for len(*out) > 0 && c.state != stClosed {
+		n, err := unix.Write(c.fd, *out)
 		if n > 0 {
-			c.out = c.out[:copy(c.out, c.out[n:])]
+			*out = (*out)[:copy(*out, (*out)[n:])]
 			continue
 		}
 		if errors.Is(err, unix.EAGAIN) {
@@ -465,6 +495,10 @@ func (l *loop) end(c *Conn, kind string, now int64) {
 		c.fd = -1
 	}
 	c.in, c.out, c.frag = nil, nil, nil
+	if c.tls != nil {
+		c.tls.Close()
+		c.tls, c.tout = nil, nil
+	}
 	c.endKind, c.endedAt = kind, now
 	if c.endKind == "" {
 		c.endKind = "client"

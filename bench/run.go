@@ -43,6 +43,7 @@ type Config struct {
 	Procs            int           // worker processes; <= 1: in-process
 	ServerPID        int           // server process for /proc figures; 0: none
 	HandshakeTimeout time.Duration // per connection
+	Insecure         bool          // wss://: do not verify the server's certificate (self-signed test certificates)
 	Drain            time.Duration // fanout: wait for the last deliveries at most this long
 	Hold             time.Duration // connect: hold the connections this long before measuring
 
@@ -238,7 +239,7 @@ func runOnce(ctx context.Context, cfg Config, kind string) (*Result, error) {
 		}
 		spec := WorkerSpec{Scenario: kind, URLs: cfg.URLs, Src: cfg.Src, Conns: share, Offset: off,
 			Rate: cfg.Rate / float64(n), Topics: topics, Slow: cfg.Slow, SlowRcvBuf: cfg.SlowRcvBuf,
-			Loops: cfg.Loops, HandshakeTimeout: cfg.HandshakeTimeout, Until: until}
+			Loops: cfg.Loops, HandshakeTimeout: cfg.HandshakeTimeout, Until: until, Insecure: cfg.Insecure}
 		off += share
 		if kind == "churn" {
 			spec.Offset = i * 1_000_000_000 / n // distinct topic and source spread per worker

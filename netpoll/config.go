@@ -27,6 +27,9 @@ type Config struct {
 	// Loop.WaitRoom waits; 0 means no bound. Post itself never refuses.
 	MaxTasks int
 	Logger   *slog.Logger
+	// AcceptGate, when set, admits each connection before accept4 (see
+	// AcceptGate); nil accepts whatever arrives.
+	AcceptGate AcceptGate
 }
 
 // Defaults returns the values Listen uses for the fields of a Config left at

@@ -95,7 +95,9 @@ func Listen(cfg Config) (*Group, error) {
 // their backlog: whatever the Handler needs can be set up after Listen.
 func (g *Group) Start() error {
 	for _, l := range g.loops {
-		// Level-triggered: a backlog left by a bounded accept batch wakes us again.
+		// Level-triggered: a backlog left by a bounded accept batch wakes us
+		// again. Set before the Add: the loop may see its first accept at once.
+		l.accepting, l.listening = true, true
 		if err := l.ep.Add(l.lfd, epoll.EPOLLIN, l.onAccept); err != nil {
 			return fmt.Errorf("epoll_ctl listener: %w", err)
 		}
@@ -197,6 +199,11 @@ type Loop struct {
 	tbuf    [8]byte
 	efdRead [8]byte
 
+	gate         AcceptGate // nil: accept whatever arrives
+	acceptPaused bool       // the listener is out of epoll (PauseAccept)
+	listening    bool       // the listener is in the epoll set (pollListener)
+	accepting    bool       // Group.Start has run: the listener may be polled
+
 	// Shared with posting goroutines.
 	efd     int // eventfd that wakes the loop for tasks
 	efdOne  [8]byte
@@ -228,6 +235,7 @@ func newLoop(id, lfd int, cfg Config) (*Loop, error) {
 		maxTasks: int64(cfg.MaxTasks),
 		efd:      -1,
 		tfd:      -1,
+		gate:     cfg.AcceptGate,
 		spare:    -1,
 	}
 	l.fire = func(c *Conn) { c.timer(l.now) }
@@ -378,11 +386,9 @@ func (l *Loop) onTick(ev epoll.EpollEvent) {
 	if l.spare < 0 {
 		l.spare = openSpare() // lost to another file at a shed: take it back when one is free
 	}
-	if l.lpaused && l.lfd >= 0 {
+	if l.lpaused {
 		l.lpaused = false
-		if err := l.ep.Add(l.lfd, epoll.EPOLLIN, l.onAccept); err != nil {
-			l.log.Error("epoll_ctl: re-adding the listener failed", "err", err)
-		}
+		l.pollListener()
 	}
 	l.now = time.Now()
 	l.wheel.advance(l.now, l.fire)
@@ -398,8 +404,15 @@ func (l *Loop) onAccept(ev epoll.EpollEvent) {
 	// The listener is level-triggered: taking a bounded batch lets the
 	// loop's connections have their turn under a connection storm.
 	for i := 0; i < 256; i++ {
+		if l.gate != nil && !l.gate.Admit(l) {
+			l.PauseAccept()
+			return
+		}
 		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), 0, 0,
 			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		if errno != 0 && l.gate != nil {
+			l.gate.Unadmit(l)
+		}
 		switch errno {
 		case 0:
 			l.open(int(r))
@@ -461,11 +474,8 @@ func (l *Loop) pauseListener() {
 		return
 	}
 	l.Stats.ListenPauses.Add(1)
-	if err := l.ep.Del(l.lfd); err != nil {
-		l.log.Error("epoll_ctl: removing the listener failed", "err", err)
-		return
-	}
 	l.lpaused = true
+	l.pollListener()
 }
 
 func (l *Loop) open(fd int) {
@@ -477,6 +487,9 @@ func (l *Loop) open(fd int) {
 	// Edge-triggered for both directions: registered once, never modified.
 	if err := l.ep.Add(fd, epoll.EPOLLIN|epoll.EPOLLOUT|epoll.EPOLLRDHUP|epoll.EPOLLET, c.onEvent); err != nil {
 		unix.Close(fd)
+		if l.gate != nil {
+			l.gate.Unadmit(l)
+		}
 		l.log.Warn("epoll add failed", "err", err)
 		return
 	}
@@ -507,8 +520,9 @@ func (l *Loop) closeListener() {
 	if l.lfd < 0 {
 		return
 	}
-	if !l.lpaused {
+	if l.listening {
 		l.ep.Del(l.lfd)
+		l.listening = false
 	}
 	unix.Close(l.lfd)
 	l.lfd = -1

@@ -82,25 +82,6 @@ func mint(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.Claims) 
 // hs mints an HS256 token with the test secret.
 func hs(t testing.TB, c jwt.Claims) string { return mint(t, jwt.SigningMethodHS256, testSecret, "", c) }
 
-// logBuffer collects a server's log lines at the debug level, to check
-// that no token is ever written.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startAuthServer starts a server with the HMAC test secret, audience and
 // issuer over cfg, logging at debug level into the returned buffer.
 func startAuthServer(t testing.TB, cfg Config) (*Server, *logBuffer) {

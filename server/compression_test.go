@@ -15,10 +15,10 @@ func dialCompressed(t *testing.T, s *Server, path string) (*websocket.Conn, *htt
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, s.wsURL(path), &websocket.DialOptions{
+	c, resp, err := websocket.Dial(ctx, s.wsURL(path), dialOptions(t, s, &websocket.DialOptions{
 		CompressionMode:      websocket.CompressionContextTakeover, // what browsers offer
 		CompressionThreshold: 64,
-	})
+	}))
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -26,8 +26,10 @@ func dialCompressed(t *testing.T, s *Server, path string) (*websocket.Conn, *htt
 	return c, resp
 }
 
-func TestCompressedPushesAndCommands(t *testing.T) {
-	s := startServer(t, Config{Compression: true})
+func TestCompressedPushesAndCommands(t *testing.T) { eachTransport(t, testCompressedPushesAndCommands) }
+
+func testCompressedPushesAndCommands(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{Compression: true}))
 	c, resp := dialCompressed(t, s, "/ws")
 	ext := resp.Header.Get("Sec-WebSocket-Extensions")
 	if !strings.Contains(ext, "permessage-deflate") || !strings.Contains(ext, "server_no_context_takeover") ||
@@ -94,8 +96,10 @@ func TestCompressionOffIgnoresOffer(t *testing.T) {
 	}
 }
 
-func TestCompressedGarbageFails1007(t *testing.T) {
-	s := startServer(t, Config{Compression: true, Echo: true})
+func TestCompressedGarbageFails1007(t *testing.T) { eachTransport(t, testCompressedGarbageFails1007) }
+
+func testCompressedGarbageFails1007(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{Compression: true, Echo: true}))
 	raw := dialRaw(t, s)
 	fmt.Fprintf(raw, "GET /echo HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+

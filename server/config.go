@@ -66,6 +66,16 @@ type Config struct {
 	AuthAnonymousTopics []string      // patterns connections without a token may subscribe to; empty refuses them
 	AuthLeeway          time.Duration // clock skew tolerated on exp, nbf and iat
 	MaxConnsPerUser     int           // connections one sub may hold on this node; 0: no limit
+
+	// Native TLS on the public port (server/tls.go).
+	TLSCert           string        // PEM certificate chain; with TLSKey, the public port speaks TLS
+	TLSKey            string        // PEM private key of TLSCert
+	TLSHandshakes     int           // TLS handshakes running at once; more connections wait in the accept backlog
+	TLSReloadInterval time.Duration // how often the certificate files are checked for a change
+
+	// The PROXY protocol on the public port (server/proxy.go).
+	ProxyProtocol bool   // every connection starts with a PROXY v1 or v2 header
+	ProxyTrusted  string // comma-separated CIDRs of the balancers allowed to send it; others are refused
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -99,9 +109,11 @@ func Defaults() Config {
 		CommandRate:   100,
 		CommandBurst:  200,
 
-		MaxPendingBytes: 8 << 20,
-		MessageTimeout:  30 * time.Second,
-		MaxLoopTasks:    1024,
+		MaxPendingBytes:   8 << 20,
+		MessageTimeout:    30 * time.Second,
+		MaxLoopTasks:      1024,
+		TLSHandshakes:     128 * runtime.GOMAXPROCS(0),
+		TLSReloadInterval: 10 * time.Second,
 	}
 }
 

@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -239,6 +241,9 @@ func (s *session) upgrade(r handshakeResult) {
 	s.state = stateOpen
 	s.upgraded = true
 	s.srv.metrics.handshakes.Inc()
+	if s.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.srv.log.Debug("websocket opened", "client", s.clientAddr(), "topics", len(r.topics))
+	}
 	// Subscribed before the 101 leaves, answered right after it; a replay
 	// (v1.1 ?since=) follows the answers.
 	if r.since != nil {

@@ -98,16 +98,18 @@ func hsExpectEOF(t testing.TB, c *rawConn) {
 	}
 }
 
-func TestHandshakeHTTP(t *testing.T) {
+func TestHandshakeHTTP(t *testing.T) { eachTransport(t, testHandshakeHTTP) }
+
+func testHandshakeHTTP(t *testing.T, tr transport) {
 	const maxHeader = 2048
-	s := startServer(t, Config{
+	s := startServer(t, tr.config(t, Config{
 		Loops:          2,
 		Echo:           true,
 		MaxHeader:      maxHeader,
 		MaxSubs:        3,
 		AllowedOrigins: []string{"https://good.example"},
 		Subprotocols:   []string{"wspush.v1"},
-	})
+	}))
 	pad := func(n int) string { return "X-Pad: " + strings.Repeat("p", n) }
 	long := strings.Repeat("t", 201)
 	// A request of exactly maxHeader bytes, and one byte more.
@@ -278,8 +280,14 @@ func TestHandshakeMaxConns(t *testing.T) {
 
 // TestHandshakeTimeout: a request that does not arrive whole within
 // HandshakeTimeout gets 408, then the connection ends.
-func TestHandshakeTimeout(t *testing.T) {
-	s := startServer(t, Config{Loops: 1, HandshakeTimeout: 200 * time.Millisecond, CloseTimeout: 300 * time.Millisecond})
+func TestHandshakeTimeout(t *testing.T) { eachTransport(t, testHandshakeTimeout) }
+
+func testHandshakeTimeout(t *testing.T, tr transport) {
+	timeout := 200 * time.Millisecond
+	if tr.tls {
+		timeout = 2 * time.Second // the TLS handshake, under -race on a loaded machine, must fit in it too
+	}
+	s := startServer(t, tr.config(t, Config{Loops: 1, HandshakeTimeout: timeout, CloseTimeout: 300 * time.Millisecond}))
 	for _, partial := range []string{"", "GET /ws HTTP/1.1\r\nHost: test\r\n"} {
 		t.Run(fmt.Sprintf("%d bytes", len(partial)), func(t *testing.T) {
 			c := dialRaw(t, s)
@@ -298,8 +306,10 @@ func TestHandshakeTimeout(t *testing.T) {
 
 // TestHandshakeByteByByte: a request that arrives one byte per write still
 // upgrades.
-func TestHandshakeByteByByte(t *testing.T) {
-	s := startServer(t, Config{Loops: 1, Echo: true})
+func TestHandshakeByteByByte(t *testing.T) { eachTransport(t, testHandshakeByteByByte) }
+
+func testHandshakeByteByByte(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{Loops: 1, Echo: true}))
 	c := dialRaw(t, s)
 	req := hsWS("/echo?topics=x", "Origin: https://test", "Sec-WebSocket-Protocol: foo")
 	for i := range len(req) {
@@ -323,8 +333,10 @@ func TestHandshakeByteByByte(t *testing.T) {
 // TestHandshakePipelined: frames that arrive in the same segment as the
 // request are processed after the upgrade; bytes after a refused request are
 // not.
-func TestHandshakePipelined(t *testing.T) {
-	s := startServer(t, Config{Loops: 1, Echo: true})
+func TestHandshakePipelined(t *testing.T) { eachTransport(t, testHandshakePipelined) }
+
+func testHandshakePipelined(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{Loops: 1, Echo: true}))
 
 	t.Run("upgraded", func(t *testing.T) {
 		c := dialRaw(t, s)

@@ -2,18 +2,25 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/wspush/wspush/internal/testpki"
 	"github.com/wspush/wspush/internal/testsupport"
 )
 
@@ -42,7 +49,84 @@ func startServer(t testing.TB, cfg Config) *Server {
 }
 
 func (s *Server) wsURL(pathAndQuery string) string {
+	if s.TLS() {
+		return "wss://" + s.Addr().String() + pathAndQuery
+	}
 	return "ws://" + s.Addr().String() + pathAndQuery
+}
+
+// transport is how a test reaches the public port: plain TCP (ws://) or
+// native TLS (wss://). Tests that hold for both run once per transport
+// (eachTransport); dial, dialRaw and wsURL follow the server they are given.
+type transport struct {
+	name string
+	tls  bool
+}
+
+var transports = []transport{{"ws", false}, {"wss", true}}
+
+// eachTransport runs fn as a subtest per transport.
+func eachTransport(t *testing.T, fn func(t *testing.T, tr transport)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { fn(t, tr) })
+	}
+}
+
+// config returns cfg set up for the transport: for TLS, the test PKI's
+// certificate and key in files of the test's own.
+func (tr transport) config(t testing.TB, cfg Config) Config {
+	t.Helper()
+	if tr.tls {
+		cfg.TLSCert, cfg.TLSKey = writeTestCert(t)
+	}
+	return cfg
+}
+
+// testPKI is the test CA and the server certificate it signed (for
+// 127.0.0.1 and localhost), made once for the package's tests.
+var testPKI = sync.OnceValues(func() (*testpki.PKI, error) { return testpki.New("127.0.0.1", "localhost") })
+
+func mustPKI(t testing.TB) *testpki.PKI {
+	t.Helper()
+	p, err := testPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// writeTestCert writes the test PKI's server pair to files in a directory
+// of the test's own and returns their paths.
+func writeTestCert(t testing.TB) (certFile, keyFile string) {
+	t.Helper()
+	p := mustPKI(t)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, p.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, p.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// clientTLS is the TLS client configuration that trusts the test CA only.
+func clientTLS(t testing.TB) *tls.Config {
+	return mustPKI(t).ClientConfig("127.0.0.1")
+}
+
+// dialOptions are coder/websocket's options for s: over TLS, an HTTP
+// client that trusts the test CA. opts may be nil.
+func dialOptions(t testing.TB, s *Server, opts *websocket.DialOptions) *websocket.DialOptions {
+	if !s.TLS() {
+		return opts
+	}
+	if opts == nil {
+		opts = &websocket.DialOptions{}
+	}
+	opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS(t)}}
+	return opts
 }
 
 func (s *Server) adminURL(pathAndQuery string) string {
@@ -55,7 +139,7 @@ func dial(t testing.TB, s *Server, pathAndQuery string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, s.wsURL(pathAndQuery), nil)
+	c, _, err := websocket.Dial(ctx, s.wsURL(pathAndQuery), dialOptions(t, s, nil))
 	if err != nil {
 		t.Fatalf("dial %s: %v", pathAndQuery, err)
 	}
@@ -139,10 +223,12 @@ func adminGet(t testing.TB, s *Server, pathAndQuery, token string) int {
 }
 
 // rawConn is a plain TCP client for what a WebSocket library will not do:
-// stop reading, send broken frames, stall mid-handshake.
+// stop reading, send broken frames, stall mid-handshake. On a TLS server it
+// speaks through crypto/tls's client, and tcp is the socket beneath.
 type rawConn struct {
 	net.Conn
-	r *bufio.Reader
+	r   *bufio.Reader
+	tcp *net.TCPConn
 }
 
 func dialRaw(t testing.TB, s *Server) *rawConn {
@@ -152,7 +238,18 @@ func dialRaw(t testing.TB, s *Server) *rawConn {
 		t.Fatalf("dial: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &rawConn{Conn: c, r: bufio.NewReader(c)}
+	rc := &rawConn{Conn: c, tcp: c.(*net.TCPConn)}
+	if s.TLS() {
+		tc := tls.Client(c, clientTLS(t))
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("tls handshake: %v", err)
+		}
+		tc.SetDeadline(time.Time{})
+		rc.Conn = tc
+	}
+	rc.r = bufio.NewReader(rc.Conn)
+	return rc
 }
 
 // upgrade sends a valid handshake for pathAndQuery and reads the 101.
@@ -251,4 +348,29 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// logBuffer collects a server's log lines (debug level with logger), for the
+// tests that check what the log says, or never says.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *logBuffer) contains(s string) bool { return strings.Contains(l.String(), s) }
+
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

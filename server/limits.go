@@ -70,7 +70,7 @@ func (s *session) send(b []byte) {
 	if s.state == stateDraining {
 		return
 	}
-	s.c.Queue(b)
+	s.queue(b)
 	if n := s.c.Buffered(); n > s.srv.cfg.MaxBuffered && n > len(b) {
 		s.dropSlow()
 	}

@@ -43,6 +43,10 @@ type loopServer struct {
 	pending    atomic.Int64
 	maxPending int
 
+	// plain is the scratch the loop's TLS connections decrypt into
+	// (server/tls.go); nil until one does.
+	plain []byte
+
 	// The handshake in progress.
 	topics    []string
 	reason    failureReason       // set by the hook that rejects

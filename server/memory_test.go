@@ -3,11 +3,15 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +27,9 @@ const idleClientsEnv = "WSPUSH_IDLE_CLIENTS_ADDR"
 
 // idleTokenEnv, when set, is the token the idle clients present (?token=).
 const idleTokenEnv = "WSPUSH_IDLE_CLIENTS_TOKEN"
+
+// idleClientsTLSEnv, set to 1, makes the idle clients speak TLS (wss://).
+const idleClientsTLSEnv = "WSPUSH_IDLE_CLIENTS_TLS"
 
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(idleClientsEnv); addr != "" {
@@ -55,6 +62,7 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 	req := []byte("GET " + target + " HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	var fds []int
+	var conns []net.Conn // the TLS clients, kept alive
 	buf := make([]byte, 512)
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
@@ -74,6 +82,15 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 			if err := unix.Connect(fd, &dst); err != nil {
 				return fmt.Errorf("connect after %d: %w", len(fds), err)
 			}
+			if os.Getenv(idleClientsTLSEnv) == "1" {
+				c, err := upgradeTLS(fd, req)
+				if err != nil {
+					return fmt.Errorf("wss:// after %d: %w", len(fds), err)
+				}
+				conns = append(conns, c)
+				fds = append(fds, fd)
+				continue
+			}
 			if _, err := unix.Write(fd, req); err != nil {
 				return err
 			}
@@ -92,7 +109,32 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "ok %d\n", len(fds))
 	}
+	runtime.KeepAlive(conns)
 	return nil
+}
+
+// upgradeTLS runs a TLS handshake (Go's client, no verification: only the
+// server's memory is measured) and the WebSocket upgrade over a connected
+// socket.
+func upgradeTLS(fd int, req []byte) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "client")
+	nc, err := net.FileConn(f) // a dup of fd
+	f.Close()                  // one descriptor per connection: the dup's
+	if err != nil {
+		return nil, err
+	}
+	c := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if _, err := c.Write(req); err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return nil, fmt.Errorf("handshake answered %d", resp.StatusCode)
+	}
+	return c, nil
 }
 
 // BenchmarkIdleConnMemory measures what an idle WebSocket connection costs
@@ -102,19 +144,27 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 // connection) and as the slope from 10,000 to 19,000.
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./server/
+//
+// The tls sub-benchmark holds wss:// connections (Go's TLS 1.3 client).
 func BenchmarkIdleConnMemory(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		measureIdleConns(b, Config{}, "")
+	for _, tr := range transports {
+		b.Run(map[bool]string{false: "tcp", true: "tls"}[tr.tls], func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				measureIdleConns(b, tr, Config{}, "")
+			}
+		})
 	}
 }
 
-// measureIdleConns runs the measurement on a server with cfg's fields over
-// the idle settings; the clients present token when it is not empty.
-func measureIdleConns(b *testing.B, cfg Config, token string) {
+// measureIdleConns runs the measurement on a server over tr with cfg's
+// fields over the idle settings; the clients present token when it is not
+// empty.
+func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
 	cfg.Loops, cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout = 2, time.Minute, time.Hour, 2*time.Hour
-	s := startServer(b, cfg)
+	s := startServer(b, tr.config(b, cfg))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idleClientsEnv+"="+s.Addr().String(), idleTokenEnv+"="+token)
+	cmd.Env = append(os.Environ(), idleClientsEnv+"="+s.Addr().String(), idleTokenEnv+"="+token,
+		fmt.Sprintf("%s=%d", idleClientsTLSEnv, map[bool]int{false: 0, true: 1}[tr.tls]))
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -126,7 +176,7 @@ func measureIdleConns(b *testing.B, cfg Config, token string) {
 		cmd.Wait()
 	}()
 	replies := bufio.NewScanner(stdout)
-	type sample struct{ conns, heap, rss float64 }
+	type sample struct{ conns, heap, rss, scavenged float64 }
 	var samples []sample
 	for _, n := range []int{0, 5000, 10000, 15000, 19000} {
 		fmt.Fprintln(stdin, n)
@@ -139,14 +189,17 @@ func measureIdleConns(b *testing.B, cfg Config, token string) {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), float64(rss(b))})
-		b.Logf("%6d connections: heap %7.1f MiB, RSS %7.1f MiB", n, float64(ms.HeapAlloc)/(1<<20), float64(rss(b))/(1<<20))
+		before := float64(rss(b))
+		debug.FreeOSMemory() // what the runtime's scavenger returns over time anyway
+		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), before, float64(rss(b))})
+		b.Logf("%6d connections: heap %7.1f MiB, RSS %7.1f MiB, %7.1f MiB after FreeOSMemory", n, float64(ms.HeapAlloc)/(1<<20), before/(1<<20), float64(rss(b))/(1<<20))
 	}
 	at0, at10k, at19k := samples[0], samples[2], samples[4]
 	b.ReportMetric((at10k.heap-at0.heap)/at10k.conns, "heap-B/conn@10k")
 	b.ReportMetric((at19k.heap-at10k.heap)/(at19k.conns-at10k.conns), "heap-B/conn-slope")
 	b.ReportMetric((at10k.rss-at0.rss)/at10k.conns, "rss-B/conn@10k")
 	b.ReportMetric((at19k.rss-at10k.rss)/(at19k.conns-at10k.conns), "rss-B/conn-slope")
+	b.ReportMetric((at10k.scavenged-at0.scavenged)/at10k.conns, "scavenged-rss-B/conn@10k")
 	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines@19k")
 }
 

@@ -15,8 +15,8 @@ import (
 // decides it, so a PROXY protocol header (a trusted proxy speaking for the
 // client) changes it here alone. The zero Addr means unknown (the socket is
 // already gone), which is not counted. With the PROXY protocol the address
-// is known only once the header is parsed: the count then moves there
-// (remove the socket's address, add the header's), not into a second lookup.
+// is known only once the header is parsed: the connection is then counted
+// under the header's client (readProxy, proxy.go), never under the proxy's.
 func peerAddr(c *netpoll.Conn) netip.Addr {
 	sa, err := unix.Getpeername(c.Fd())
 	if err != nil {

@@ -75,8 +75,10 @@ type protoWant struct {
 	p  string
 }
 
-func TestProtocolEcho(t *testing.T) {
-	s := startServer(t, Config{Loops: 2, Echo: true, MaxMessage: 1024})
+func TestProtocolEcho(t *testing.T) { eachTransport(t, testProtocolEcho) }
+
+func testProtocolEcho(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{Loops: 2, Echo: true, MaxMessage: 1024}))
 	all := make([]byte, 256)
 	for i := range all {
 		all[i] = byte(i)
@@ -147,7 +149,9 @@ func TestProtocolEcho(t *testing.T) {
 
 func trunc(p []byte) []byte { return p[:min(len(p), 40)] }
 
-func TestProtocolCloseHandshake(t *testing.T) {
+func TestProtocolCloseHandshake(t *testing.T) { eachTransport(t, testProtocolCloseHandshake) }
+
+func testProtocolCloseHandshake(t *testing.T, tr transport) {
 	cases := []struct {
 		name    string
 		payload []byte
@@ -159,7 +163,7 @@ func TestProtocolCloseHandshake(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, Config{Loops: 1, Echo: true, CloseTimeout: 300 * time.Millisecond})
+			s := startServer(t, tr.config(t, Config{Loops: 1, Echo: true, CloseTimeout: 300 * time.Millisecond}))
 			c := dialRaw(t, s)
 			c.upgrade(t, "/echo")
 			c.writeFrame(t, 0x88, tc.payload)
@@ -179,7 +183,7 @@ func TestProtocolCloseHandshake(t *testing.T) {
 
 	// A valid close code other than 1000 is no violation: the answer is a
 	// close, with 1000 or the client's code echoed, never an error code.
-	s := startServer(t, Config{Loops: 1, Echo: true})
+	s := startServer(t, tr.config(t, Config{Loops: 1, Echo: true}))
 	for _, code := range []uint16{1001, 1003, 1007, 1011, 1014, 3000, 4999} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			c := dialRaw(t, s)
@@ -203,8 +207,10 @@ func protoHeader(b0, b1 byte, ext ...byte) []byte {
 	return h
 }
 
-func TestProtocolViolations(t *testing.T) {
-	s := startServer(t, Config{Loops: 2, Echo: true, MaxMessage: 1024})
+func TestProtocolViolations(t *testing.T) { eachTransport(t, testProtocolViolations) }
+
+func testProtocolViolations(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{Loops: 2, Echo: true, MaxMessage: 1024}))
 	type tcase struct {
 		name string
 		send [][]byte
@@ -306,8 +312,10 @@ func TestProtocolViolations(t *testing.T) {
 
 // TestProtocolIndependentClient runs echoes through coder/websocket, an
 // implementation that shares no code with the server.
-func TestProtocolIndependentClient(t *testing.T) {
-	s := startServer(t, Config{Loops: 2, Echo: true}) // MaxMessage: 1 MiB
+func TestProtocolIndependentClient(t *testing.T) { eachTransport(t, testProtocolIndependentClient) }
+
+func testProtocolIndependentClient(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{Loops: 2, Echo: true})) // MaxMessage: 1 MiB
 	rng := rand.New(rand.NewPCG(1, 2))
 	ctx := func(t *testing.T) context.Context {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -446,7 +454,11 @@ func TestProtocolIndependentClient(t *testing.T) {
 // that misbehave and one that does not; the good one gets all its echoes and
 // the broken one is closed and freed.
 func TestProtocolBadPeersDoNotHurtOthers(t *testing.T) {
-	s := startServer(t, Config{Loops: 1, Echo: true, HandshakeTimeout: time.Minute, CloseTimeout: 500 * time.Millisecond})
+	eachTransport(t, testProtocolBadPeersDoNotHurtOthers)
+}
+
+func testProtocolBadPeersDoNotHurtOthers(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{Loops: 1, Echo: true, HandshakeTimeout: time.Minute, CloseTimeout: 500 * time.Millisecond}))
 
 	// Half a frame header, then nothing.
 	staller := dialRaw(t, s)

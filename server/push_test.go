@@ -18,8 +18,10 @@ import (
 	"github.com/wspush/wspush/pubsub"
 )
 
-func TestSubscribeByQueryThenPublish(t *testing.T) {
-	s := startServer(t, Config{})
+func TestSubscribeByQueryThenPublish(t *testing.T) { eachTransport(t, testSubscribeByQueryThenPublish) }
+
+func testSubscribeByQueryThenPublish(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{}))
 	c := dial(t, s, "/ws?topics=a,b%2Cc")
 	for _, topic := range []string{"a", "b", "c"} {
 		m := readJSON(t, c)
@@ -38,9 +40,13 @@ func TestSubscribeByQueryThenPublish(t *testing.T) {
 }
 
 func TestSubscriptionIsActiveBeforeThe101(t *testing.T) {
+	eachTransport(t, testSubscriptionIsActiveBeforeThe101)
+}
+
+func testSubscriptionIsActiveBeforeThe101(t *testing.T, tr transport) {
 	// A client that only listens: the publish that follows the handshake at
 	// once, before the client reads anything, must reach it.
-	s := startServer(t, Config{})
+	s := startServer(t, tr.config(t, Config{}))
 	raw := dialRaw(t, s)
 	raw.upgrade(t, "/ws?topics=early")
 	if code, res := publish(t, s, "early", `1`); code != 200 || res["subscribers"] != 1.0 {
@@ -56,8 +62,10 @@ func TestSubscriptionIsActiveBeforeThe101(t *testing.T) {
 	}
 }
 
-func TestCommands(t *testing.T) {
-	s := startServer(t, Config{MaxSubs: 2})
+func TestCommands(t *testing.T) { eachTransport(t, testCommands) }
+
+func testCommands(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{MaxSubs: 2}))
 	c := dial(t, s, "/ws")
 	tests := []struct {
 		send string
@@ -102,8 +110,10 @@ func TestCommands(t *testing.T) {
 	}
 }
 
-func TestUnsubscribeStopsPushes(t *testing.T) {
-	s := startServer(t, Config{})
+func TestUnsubscribeStopsPushes(t *testing.T) { eachTransport(t, testUnsubscribeStopsPushes) }
+
+func testUnsubscribeStopsPushes(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{}))
 	c := dial(t, s, "/ws?topics=a,b")
 	readJSON(t, c)
 	readJSON(t, c)
@@ -208,17 +218,18 @@ func TestAdminPublishErrors(t *testing.T) {
 }
 
 func TestSlowConsumerIsDroppedAndOthersKeepUp(t *testing.T) {
+	eachTransport(t, testSlowConsumerIsDroppedAndOthersKeepUp)
+}
+
+func testSlowConsumerIsDroppedAndOthersKeepUp(t *testing.T, tr transport) {
 	const maxBuffered = 64 << 10
-	s := startServer(t, Config{Loops: 1, MaxBuffered: maxBuffered, SendBuffer: 8 << 10})
+	s := startServer(t, tr.config(t, Config{Loops: 1, MaxBuffered: maxBuffered, SendBuffer: 8 << 10}))
 	fast := dial(t, s, "/ws?topics=firehose")
 	readJSON(t, fast)
 	// The slow one never reads, with a small receive window so the kernel
 	// cannot hide the backlog.
 	slow := dialRaw(t, s)
-	sc, _ := slow.Conn.(interface {
-		SetReadBuffer(int) error
-	})
-	sc.SetReadBuffer(4 << 10)
+	slow.tcp.SetReadBuffer(4 << 10)
 	slow.upgrade(t, "/ws?topics=firehose")
 
 	payload := `"` + strings.Repeat("x", 4000) + `"`
@@ -253,8 +264,10 @@ func TestSlowConsumerIsDroppedAndOthersKeepUp(t *testing.T) {
 	t.Logf("slow consumer dropped after %d pushes", received)
 }
 
-func TestPingThenIdleTimeout(t *testing.T) {
-	s := startServer(t, Config{PingInterval: 100 * time.Millisecond, IdleTimeout: 400 * time.Millisecond})
+func TestPingThenIdleTimeout(t *testing.T) { eachTransport(t, testPingThenIdleTimeout) }
+
+func testPingThenIdleTimeout(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{PingInterval: 100 * time.Millisecond, IdleTimeout: 400 * time.Millisecond}))
 	// A raw client that never answers pings: pinged, then closed with 1001.
 	mute := dialRaw(t, s)
 	mute.upgrade(t, "/ws")
@@ -281,8 +294,10 @@ func TestPingThenIdleTimeout(t *testing.T) {
 	}
 }
 
-func TestGracefulShutdownSends1001(t *testing.T) {
-	s := startServer(t, Config{})
+func TestGracefulShutdownSends1001(t *testing.T) { eachTransport(t, testGracefulShutdownSends1001) }
+
+func testGracefulShutdownSends1001(t *testing.T, tr transport) {
+	s := startServer(t, tr.config(t, Config{}))
 	conns := make([]*websocket.Conn, 3)
 	for i := range conns {
 		conns[i] = dial(t, s, "/ws?topics=t")
@@ -375,7 +390,7 @@ func TestNothingLeftBehindAfterSubscribeChurn(t *testing.T) {
 func dialQuiet(s *Server) *websocket.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, s.wsURL("/ws"), nil)
+	c, _, err := websocket.Dial(ctx, s.wsURL("/ws"), dialOptions(nil, s, nil))
 	if err != nil {
 		return nil
 	}

@@ -33,8 +33,10 @@ type Server struct {
 	adminLn net.Listener
 	metrics *metrics
 	limits  *limitMetrics
-	auth    *serverAuth // tokens and permissions (auth.go)
-	nodeID  string      // names this node in control messages (adminapi.go)
+	auth    *serverAuth  // tokens and permissions (auth.go)
+	nodeID  string       // names this node in control messages (adminapi.go)
+	tls     *serverTLS   // nil: plain TCP
+	proxy   *serverProxy // nil: no PROXY protocol
 
 	open         atomic.Int64 // upgraded connections
 	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)
@@ -58,6 +60,22 @@ func New(cfg Config) (*Server, error) {
 	s.origins = origins
 	s.log.Info("WebSocket origin policy", "policy", s.origins.String(), "allowed_origins", cfg.AllowedOrigins)
 	s.peers = newPeerTable(cfg.MaxConnsPerIP)
+
+	if cfg.ProxyProtocol {
+		p, err := newServerProxy(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.proxy = p
+	}
+	var gate netpoll.AcceptGate
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		t, err := newServerTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.tls, gate = t, t
+	}
 	group, err := netpoll.Listen(netpoll.Config{
 		Addr:       cfg.Listen,
 		Loops:      cfg.Loops,
@@ -69,9 +87,11 @@ func New(cfg Config) (*Server, error) {
 		MaxTasks:    cfg.MaxLoopTasks,
 		Tick:        tickFor(cfg),
 		Logger:      s.log,
+		AcceptGate:  gate,
 	})
 	if err != nil {
 		s.auth.close()
+		s.stopTLS()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.group = group
@@ -107,6 +127,10 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.metrics = newMetrics(s)
+	s.metrics.registerTLSMetrics(s)
+	if s.proxy != nil {
+		s.metrics.reg.MustRegister(s.proxy.failures)
+	}
 	if cfg.Admin != "" {
 		if err := s.startAdmin(); err != nil {
 			s.Close()
@@ -121,7 +145,7 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.log.Info("wspush listening", "addr", group.Addr().String(), "admin", s.AdminAddr(), "loops", len(s.loops))
+	s.log.Info("wspush listening", "addr", group.Addr().String(), "admin", s.AdminAddr(), "loops", len(s.loops), "tls", s.tls != nil)
 	return s, nil
 }
 
@@ -192,6 +216,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopBroker()
 	s.stopHistory()
 	s.auth.close()
+	s.stopTLS()
 	if s.admin != nil {
 		actx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -207,6 +232,7 @@ func (s *Server) Close() {
 	s.stopBroker()
 	s.stopHistory()
 	s.auth.close()
+	s.stopTLS()
 	if s.admin != nil {
 		s.admin.Close()
 	}

@@ -43,7 +43,9 @@ type session struct {
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
 	cmdStrikes uint16     // refused commands not yet forgiven by allowed ones
 
-	claims *auth.Claims // what the token allows (auth.go); nil with auth off
+	claims *auth.Claims  // what the token allows (auth.go); nil with auth off
+	tls    *sessionTLS   // nil on plain TCP
+	proxy  *sessionProxy // nil without -proxy-protocol
 }
 
 // handler adapts Server to netpoll.Handler.
@@ -55,15 +57,37 @@ func (h handler) Open(c *netpoll.Conn) {
 	s.dec.Pool = c.Loop().Pool()
 	c.Data = s
 	c.SetTimer(time.Now().Add(h.s.cfg.HandshakeTimeout))
+	if h.s.proxy != nil {
+		s.startProxy() // the client's address, its -max-conns-per-ip count and TLS come after the header
+		return
+	}
 	// Counted from accept, before any byte is read: connections that never
 	// finish a handshake count against -max-conns-per-ip too.
 	s.peer = peerAddr(c)
 	if !h.s.peers.add(s.peer) {
+		if h.s.tls != nil {
+			s.refuseBeforeTLS(reasonMaxConnsPerIP)
+			return
+		}
 		s.refuse(reasonMaxConnsPerIP, http.StatusTooManyRequests, msgTooManyFromIP, "")
+		return
+	}
+	if h.s.tls != nil {
+		s.startTLS()
 	}
 }
 
-func (h handler) Read(c *netpoll.Conn, b []byte) (int, int) { return c.Data.(*session).read(b) }
+func (h handler) Read(c *netpoll.Conn, b []byte) (int, int) {
+	s := c.Data.(*session)
+	if s.proxy != nil && s.proxy.pending {
+		return s.readProxy(b)
+	}
+	if s.tls != nil {
+		s.readTLS(b)
+		return len(b), 0
+	}
+	return s.read(b)
+}
 
 func (h handler) Timer(c *netpoll.Conn, now time.Time) { c.Data.(*session).timer(now) }
 
@@ -81,6 +105,12 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	s.held.since = time.Time{}
 	s.authClosed()
 	s.dec.Release()
+	if s.tls != nil {
+		s.releaseTLS()
+	}
+	if s.proxy != nil {
+		s.closeProxy()
+	}
 	if s.upgraded {
 		s.srv.open.Add(-1)
 	}
@@ -134,7 +164,9 @@ func (s *session) message(m frames.Message) {
 		s.answerPing() // answers leave in the order of what they answer
 	}
 	if s.state == stateClosing {
-		if m.Op == ws.OpClose {
+		if m.Op == ws.OpClose && s.tls != nil {
+			s.drain() // close_notify, then the FIN; the peer's ends it
+		} else if m.Op == ws.OpClose {
 			s.c.Close(nil) // the close handshake is complete; the server closes TCP first
 		}
 		return
@@ -215,6 +247,9 @@ func (s *session) closeWith(code ws.StatusCode, reason string) {
 // read and dropped, so the peer's last bytes never meet a reset.
 func (s *session) drain() {
 	s.state = stateDraining
+	if s.tls != nil {
+		s.closeNotifyTLS() // the TLS session's end goes out before the FIN
+	}
 	s.c.CloseWrite()
 	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
 }
@@ -224,6 +259,8 @@ func (s *session) drain() {
 func (s *session) goAway() {
 	if s.state == stateOpen {
 		s.closeWith(ws.StatusGoingAway, closeReasonShutdown)
+	} else if s.proxyPending() {
+		s.c.Close(ErrShuttingDown) // nobody to answer yet
 	} else if s.state == stateHandshake {
 		s.refuse(reasonShutdown, http.StatusServiceUnavailable, msgShuttingDown, "")
 	}
@@ -233,6 +270,11 @@ func (s *session) timer(now time.Time) {
 	cfg := &s.srv.cfg
 	switch s.state {
 	case stateHandshake:
+		if s.proxyPending() {
+			s.srv.proxy.failures.WithLabelValues("timeout").Inc()
+			s.c.Close(errProxyTimeout)
+			return
+		}
 		s.refuse(reasonTimeout, http.StatusRequestTimeout, "handshake timeout", "")
 	case stateClosing, stateDraining:
 		s.c.Close(errCloseTimeout)
@@ -277,9 +319,9 @@ func (s *session) Push(p *pubsub.Push) {
 		return
 	}
 	if s.deflate {
-		s.c.Queue(p.Deflated())
+		s.queue(p.Deflated())
 	} else {
-		s.c.Queue(p.Frame)
+		s.queue(p.Frame)
 	}
 	if s.c.Buffered() > s.srv.cfg.MaxBuffered {
 		s.dropSlow()
@@ -298,7 +340,9 @@ func (s *session) dropSlow() {
 		return
 	}
 	buffered := s.c.Buffered()
-	s.c.DiscardPending()
+	if s.tls == nil {
+		s.c.DiscardPending()
+	} // over TLS no record can be dropped: each carries the next sequence number (dropSlowTLS)
 	for _, t := range s.topics {
 		s.srv.hub.Unsubscribe(s.c.Loop().ID(), s, t)
 	}
@@ -311,7 +355,7 @@ func (s *session) dropSlow() {
 	}
 	s.srv.metrics.slowDropped.Inc()
 	s.srv.log.Debug("slow consumer dropped", "buffered", buffered, "kept", s.c.Buffered())
-	s.c.Queue(slowCloseFrame)
+	s.queue(slowCloseFrame) // past the limit by design: the last frame
 	s.drain()
 }
 
@@ -319,3 +363,14 @@ func (s *session) dropSlow() {
 const statusTryAgainLater ws.StatusCode = 1013
 
 var slowCloseFrame = frames.AppendClose(nil, statusTryAgainLater, closeReasonSlow)
+
+// queue queues b on the connection, by reference (see netpoll.Conn.Queue),
+// encrypted first over TLS, without the bufferedAmount check: send and Push
+// make it, dropSlow queues its last frame past it.
+func (s *session) queue(b []byte) {
+	if s.tls != nil {
+		s.sendTLS(b)
+		return
+	}
+	s.c.Queue(b)
+}

@@ -47,6 +47,8 @@ type config struct {
 	ping          time.Duration
 	writeTimeout  time.Duration
 	clientPublish bool
+	tlsCert       string
+	tlsKey        string
 }
 
 func main() {
@@ -60,6 +62,8 @@ func main() {
 	flag.DurationVar(&cfg.ping, "ping", 25*time.Second, "ping interval")
 	flag.DurationVar(&cfg.writeTimeout, "write-timeout", 10*time.Second, "write deadline per flush")
 	flag.BoolVar(&cfg.clientPublish, "client-publish", false, `accept {"op":"pub"} from clients`)
+	flag.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate: with -tls-key, serve wss:// (crypto/tls on the connection's goroutine)")
+	flag.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of -tls-cert")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(*listen, *admin, cfg, log); err != nil {
@@ -83,7 +87,13 @@ func run(listen, admin string, cfg config, log *slog.Logger) error {
 	pub := &http.Server{Handler: s.publicMux(), ReadHeaderTimeout: 10 * time.Second}
 	adm := &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
-	go func() { errc <- pub.Serve(pl) }()
+	go func() {
+		if cfg.tlsCert != "" {
+			errc <- pub.ServeTLS(pl, cfg.tlsCert, cfg.tlsKey)
+			return
+		}
+		errc <- pub.Serve(pl)
+	}()
 	go func() { errc <- adm.Serve(al) }()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

@@ -100,7 +100,7 @@ func parse(cmd string, args []string) (*flags, error) {
 	f := &flags{}
 	fs := flag.NewFlagSet("wsbench "+cmd, flag.ContinueOnError)
 	c := &f.cfg
-	fs.StringVar(&f.url, "url", "ws://127.0.0.1:8080/ws", "WebSocket URL(s), comma separated: connections spread round robin")
+	fs.StringVar(&f.url, "url", "ws://127.0.0.1:8080/ws", "WebSocket URL(s), ws:// or wss://, comma separated: connections spread round robin")
 	fs.StringVar(&c.Admin, "admin", "", "admin base URL for publishing and /metrics, e.g. http://127.0.0.1:8081")
 	fs.StringVar(&f.src, "src", "", "source IPv4 addresses, e.g. 127.0.0.2-127.0.0.60 (bound before connect)")
 	fs.IntVar(&c.Conns, "conns", 1000, "connections (churn: connections in flight at most)")
@@ -123,6 +123,7 @@ func parse(cmd string, args []string) (*flags, error) {
 	fs.IntVar(&f.perProc, "conns-per-proc", 19000, "with -procs 0: connections per worker process")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "server pid for RSS, CPU and threads from /proc")
 	fs.StringVar(&f.serverCmd, "server-cmd", "", "start this server command line fresh for the run (split on spaces) and measure it")
+	fs.BoolVar(&c.Insecure, "insecure", false, "wss://: do not verify the server's certificate (self-signed test certificates)")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "connect + upgrade timeout per connection")
 	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "fanout: wait at most this long for the last deliveries")
 	fs.DurationVar(&c.Hold, "hold", time.Second, "connect: hold the connections this long before measuring the server")

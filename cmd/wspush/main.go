@@ -50,9 +50,17 @@ func run(args []string) error {
 	// server answers must shut it down gracefully, not kill it.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	var hup chan os.Signal // SIGHUP reloads the TLS certificate
+	if cfg.TLSCert != "" {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return redactErr(err, cfg)
+	}
+	if hup != nil {
+		go reloadOnHUP(srv, hup, log)
 	}
 	got := <-sig
 	log.Info("shutting down", "signal", got.String(), "connections", srv.Conns())
@@ -110,6 +118,12 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.Var((*listFlag)(&cfg.AuthAnonymousTopics), "auth-anonymous-topics", "comma-separated topic `patterns` connections without a token may subscribe to (empty: they are refused with 401)")
 	fs.DurationVar(&cfg.AuthLeeway, "auth-leeway", cfg.AuthLeeway, "clock skew tolerated on a token's exp, nbf and iat")
 	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", cfg.MaxConnsPerUser, "connections one user (token sub) may hold on this node; over it handshakes are answered 429 (0: no limit)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate chain `file`: with -tls-key the public port speaks TLS (wss://, https://); reloaded on SIGHUP and when the files change")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key `file` of -tls-cert")
+	fs.IntVar(&cfg.TLSHandshakes, "tls-handshakes", cfg.TLSHandshakes, "TLS handshakes running at once (128 per core); more connections wait in the accept backlog")
+	fs.DurationVar(&cfg.TLSReloadInterval, "tls-reload-interval", cfg.TLSReloadInterval, "how often the -tls-cert and -tls-key files are checked for a change")
+	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", cfg.ProxyProtocol, "every connection on the public port starts with a PROXY protocol v1 or v2 header (HAProxy send-proxy, AWS NLB, nginx proxy_protocol), before TLS; a missing or malformed header closes it")
+	fs.StringVar(&cfg.ProxyTrusted, "proxy-trusted", cfg.ProxyTrusted, "comma-separated `CIDRs` of the balancers allowed to send the PROXY header (required with -proxy-protocol); connections from anywhere else are refused")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 

@@ -56,6 +56,18 @@ func Server(cfg *tls.Config, post func(func()), ev Events, local, remote net.Add
 	return c
 }
 
+// Client returns a client-side Conn for a socket the loop connected (load
+// generators such as wsbench); start its handshake with Pool.Start and drive
+// it like a server Conn. cfg must name the server (ServerName) or skip
+// verification.
+func Client(cfg *tls.Config, post func(func()), ev Events, local, remote net.Addr) *Conn {
+	c := &Conn{post: post, ev: ev}
+	c.tr = newTransport(local, remote, func() { post(c.outputReady) })
+	c.tr.cutHello = false // the server's flight is not ours to keep small
+	c.tc = tls.Client(c.tr, cfg)
+	return c
+}
+
 func (c *Conn) outputReady() {
 	if c.state == stateHandshake {
 		c.ev.TLSOutput(c)

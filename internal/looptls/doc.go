@@ -24,5 +24,5 @@
 // again by every later call (conn.go, handshakeContext). So each handshake
 // runs on a goroutine of its own, bounded by a Pool, reading from an
 // adapter that blocks until the loop feeds it; when it ends the loop is told
-// and drives the Conn itself from then on. See docs/tls-design-notes.md.
+// and drives the Conn itself from then on. See docs/tls.md.
 package looptls

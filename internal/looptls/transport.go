@@ -96,7 +96,7 @@ func newTransport(local, remote net.Addr, wake func()) *transport {
 // 6.2.1 allow and crypto/tls reassembles. Otherwise a ClientHello of 1.5-2
 // KiB (post-quantum key shares) would leave rawInput at 2-3 KiB for the
 // connection's lifetime; cut, it stays at 576 bytes (see
-// docs/tls-design-notes.md for the measurements).
+// docs/tls.md for the measurements).
 func (t *transport) Read(p []byte) (int, error) {
 	hs := t.hs
 	if hs == nil {
