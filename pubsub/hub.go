@@ -35,6 +35,10 @@ type Published struct {
 	Topic       string `json:"topic"`
 	Seq         uint64 `json:"seq"`
 	Subscribers int    `json:"subscribers"` // connections the push was queued to
+
+	// Duplicate (v1.1): a retry of an earlier publish with the same
+	// Idempotency-Key, not published again; Seq is the first one's.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // ErrInvalidJSON is returned when a published value is not valid JSON.
@@ -65,7 +69,10 @@ type Hub struct {
 
 // NewHub returns a Hub fanning out over loops, indexed by loop ID. interest,
 // when not nil, is told when a topic gains its first subscriber on this node
-// (true) and loses its last (false), under the Hub's lock, in order.
+// (true) and loses its last (false), under the Hub's lock, in order: it must
+// not block (no network round trip), and after each true its owner calls
+// InterestReady once the interest is in place; until then the topic's
+// subscriptions are pending (see Subscribe and interest.go).
 func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
 	h := &Hub{loops: loops, interest: interest, topics: make(map[string]*Topic), inflight: make(chan struct{}, MaxInFlight)}
 	h.deflaters.New = func() any { return new(frames.Deflater) }
@@ -150,22 +157,31 @@ func callIf(fn func()) {
 // are. Calls for one topic must come in sequence order; older or repeated
 // numbers are dropped.
 func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
+	return h.ingest(topic, seq, data, nil)
+}
+
+// ingest is Ingest; done, if not nil, is called once every loop has handed
+// the message out (at once when it is dropped or has no subscribers).
+func (h *Hub) ingest(topic string, seq uint64, data []byte, done func()) int {
 	if checkData(data) != nil {
+		callIf(done)
 		return 0 // not from a wspush node: never pushed; subscribers see the seq gap
 	}
 	h.mu.Lock()
 	t := h.topics[topic]
 	h.mu.Unlock()
 	if t == nil {
+		callIf(done)
 		return 0
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if seq <= t.seq {
+		callIf(done)
 		return 0
 	}
 	t.seq = seq
-	return h.fanOut(t, seq, data, nil)
+	return h.fanOut(t, seq, data, done)
 }
 
 // fanOut encodes the push once and posts one task per loop that has

@@ -7,9 +7,10 @@ type Topic struct {
 	name string
 	refs int // subscribers on all loops; guarded by Hub.mu
 
-	mu   sync.Mutex
-	seq  uint64
-	sets []loopSet // indexed by loop
+	mu      sync.Mutex
+	seq     uint64
+	sets    []loopSet // indexed by loop
+	pending bool      // the cluster interest is not in place yet (interest.go)
 }
 
 // loopSet is a topic's subscribers on one loop. subs is touched only by that
@@ -19,6 +20,8 @@ type loopSet struct {
 	subs map[Subscriber]uint64 // subscriber -> the topic's seq when it subscribed
 	last uint64                // the last seq this loop handed out; loop-owned
 	n    int
+
+	waiting map[Subscriber]struct{} // subscribed while the topic was pending; loop-owned, nil when empty
 }
 
 // Name is the topic's name.
@@ -36,6 +39,12 @@ func (t *Topic) Position(loop int, s Subscriber) uint64 {
 // Subscribe adds s, living on loop, to topic and returns the topic and its
 // last sequence number: every push s gets from it has a larger one. Call it on
 // s's loop; subscribing twice is the caller's to avoid.
+//
+// With an interest callback (cluster mode) the first subscription of a topic
+// on this node is pending until the cluster has the interest: then
+// t.Waiting(loop, s) is true, the seq returned means nothing, s gets no
+// pushes, and the Hub calls s's Subscribed (Confirmer) on its loop with the
+// real position once the interest is in place (interest.go).
 func (h *Hub) Subscribe(loop int, s Subscriber, topic string) (*Topic, uint64, error) {
 	if err := CheckTopic(topic); err != nil {
 		return nil, 0, err
@@ -45,9 +54,9 @@ func (h *Hub) Subscribe(loop int, s Subscriber, topic string) (*Topic, uint64, e
 	if t == nil {
 		t = &Topic{name: topic, sets: make([]loopSet, len(h.loops))}
 		h.topics[topic] = t
-		if h.interest != nil {
-			h.interest(topic, true)
-		}
+	}
+	if t.refs == 0 {
+		h.gainInterest(t)
 	}
 	t.refs++
 	h.mu.Unlock()
@@ -59,6 +68,9 @@ func (h *Hub) Subscribe(loop int, s Subscriber, topic string) (*Topic, uint64, e
 	}
 	seq := t.seq
 	set.subs[s] = seq
+	if t.pending {
+		set.wait(s)
+	}
 	set.n++
 	t.mu.Unlock()
 	h.subscriptions.Add(1)
@@ -71,6 +83,7 @@ func (h *Hub) Unsubscribe(loop int, s Subscriber, t *Topic) {
 	t.mu.Lock()
 	set := &t.sets[loop]
 	delete(set.subs, s)
+	delete(set.waiting, s) // leaving while pending: never told Subscribed
 	set.n--
 	if set.n == 0 {
 		set.subs = nil // an empty map keeps its buckets
