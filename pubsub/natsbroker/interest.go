@@ -46,15 +46,18 @@ func (b *Broker) SetInterest(topic string, active bool) {
 }
 
 // interestLoop applies the recorded interest changes, a batch at a time:
-// every subscription and unsubscription of the batch, one flush (a NATS
-// round trip, so the server has all the new subscriptions), then each new
-// topic's stream position, and Hub.InterestReady for each.
+// every subscription and unsubscription of the batch, then each new topic's
+// stream position (one JetStream request each, in parallel), and
+// Hub.InterestReady for each. Without a stream yet, one flush stands in for
+// the position queries.
 //
-// Why the position makes the "subscribed" answer exact: after the flush the
-// NATS server holds this node's subscription, so every message the stream
-// stores from then on is republished to this node. The position is the
-// stream's last message of the topic, read after the flush: every message
-// of the topic stored before the subscription existed is at or below it.
+// Why the position makes the "subscribed" answer exact: NATS handles one
+// connection's protocol in order, and the query is sent after the SUB, so
+// when its answer arrives the NATS server holds this node's subscription
+// (as after a flush), and every message the stream stores from then on is
+// republished to this node. The position is the stream's last message of
+// the topic at that moment: every message of the topic stored before the
+// subscription existed is at or below it.
 // So every message above the position reaches this node, and the Hub hands
 // a waiting subscriber exactly the messages above it (pubsub/interest.go).
 // A message between the two (stored after the subscription, at or below
@@ -82,14 +85,17 @@ func (b *Broker) interestLoop() {
 		if len(ready) == 0 {
 			continue
 		}
-		connected := b.nc.IsConnected()
-		if connected {
+		b.errMu.Lock()
+		stream := b.stream
+		b.errMu.Unlock()
+		if !b.nc.IsConnected() {
+			stream = nil // the subscriptions go out on reconnect
+		} else if stream == nil {
 			if err := b.nc.FlushTimeout(b.cfg.FlushTimeout); err != nil {
 				b.log.Warn("subscriptions not confirmed by NATS; answering anyway", "topics", len(ready), "err", err)
-				connected = false
 			}
 		}
-		b.confirm(ready, connected)
+		b.confirm(ready, stream)
 	}
 }
 
@@ -130,21 +136,18 @@ func (b *Broker) apply(topic string, active bool) bool {
 	return true
 }
 
-// confirm tells the Hub that topics are subscribed, each with its stream
-// position when the subscriptions were confirmed by NATS (withPosition).
-// Offline (or unconfirmed), the subscriptions go out on reconnect and the
-// position is the Hub's own: messages stored meanwhile do not reach this
-// node, as for any outage (docs/cluster.md).
-func (b *Broker) confirm(topics []string, withPosition bool) {
-	if !withPosition {
+// confirm tells the Hub that topics are subscribed, each with its position
+// in stream. Without a stream (offline, or none yet) the position is the
+// Hub's own: offline the subscriptions go out on reconnect, and messages
+// stored meanwhile do not reach this node, as for any outage
+// (docs/cluster.md).
+func (b *Broker) confirm(topics []string, stream jetstream.Stream) {
+	if stream == nil {
 		for _, topic := range topics {
 			b.hub.InterestReady(topic, 0)
 		}
 		return
 	}
-	b.errMu.Lock()
-	stream := b.stream
-	b.errMu.Unlock()
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range min(positionWorkers, len(topics)) {
@@ -164,11 +167,9 @@ func (b *Broker) confirm(topics []string, withPosition bool) {
 }
 
 // position is the stream's last sequence number for topic, 0 when it has
-// none or cannot say (no stream yet, a timeout: logged).
+// none or cannot say (a timeout: logged, the subscribers are answered
+// anyway).
 func (b *Broker) position(stream jetstream.Stream, topic string) uint64 {
-	if stream == nil {
-		return 0
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.FlushTimeout)
 	defer cancel()
 	m, err := stream.GetLastMsgForSubject(ctx, inPrefix+Subject(topic))
