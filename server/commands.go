@@ -29,6 +29,10 @@ type reply struct {
 func errorReply(msg string) reply { return reply{Op: "error", Error: msg} }
 
 func (s *session) command(payload []byte) {
+	if s.waiting() {
+		s.hold(payload) // answered in order, after the pending subscription (pending.go)
+		return
+	}
 	var cmd command
 	if err := json.Unmarshal(payload, &cmd); err != nil {
 		s.reply(errorReply("malformed command: " + err.Error()))
@@ -39,8 +43,12 @@ func (s *session) command(payload []byte) {
 		if len(cmd.Topics) == 0 {
 			s.reply(errorReply(`"sub" needs "topics": a non-empty array of topic names`))
 		}
-		for _, t := range cmd.Topics {
+		for i, t := range cmd.Topics {
 			s.subscribe(t)
+			if s.waiting() {
+				s.pend.rest = cmd.Topics[i+1:]
+				break
+			}
 		}
 	case "unsub":
 		if len(cmd.Topics) == 0 {
@@ -69,21 +77,36 @@ func (s *session) subscribe(topic string) {
 		s.reply(errorReply(fmt.Sprintf("cannot subscribe to %q: at most %d topics per connection", topic, s.srv.cfg.MaxSubs)))
 		return
 	}
-	seq := s.add(topic)
+	t, seq, waiting := s.add(topic)
+	if waiting {
+		s.pend.waitOn = t // answered by Subscribed (pending.go)
+		return
+	}
 	s.reply(reply{Op: "subscribed", Topic: topic, Seq: &seq})
 }
 
 // add subscribes to a valid topic, if not yet held, within the limit the
-// caller checked, and returns the topic's last sequence number.
-func (s *session) add(topic string) uint64 {
+// caller checked, and returns the topic's last sequence number, or waiting
+// when the subscription is pending (cluster mode) and the Hub calls
+// Subscribed later.
+func (s *session) add(topic string) (t *pubsub.Topic, seq uint64, waiting bool) {
+	loop := s.c.Loop().ID()
+	if t := s.topic(topic); t != nil {
+		return t, t.Position(loop, s), false
+	}
+	t, seq, _ = s.srv.hub.Subscribe(loop, s, topic) // valid: checked by the caller
+	s.topics = append(s.topics, t)
+	return t, seq, t.Waiting(loop, s)
+}
+
+// topic is the held topic of that name, or nil.
+func (s *session) topic(name string) *pubsub.Topic {
 	for _, t := range s.topics {
-		if t.Name() == topic {
-			return t.Position(s.c.Loop().ID(), s)
+		if t.Name() == name {
+			return t
 		}
 	}
-	t, seq, _ := s.srv.hub.Subscribe(s.c.Loop().ID(), s, topic) // valid: checked by the caller
-	s.topics = append(s.topics, t)
-	return seq
+	return nil
 }
 
 func (s *session) holds(topic string) bool {

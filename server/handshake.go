@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,17 +226,33 @@ func (s *session) upgrade(r handshakeResult) {
 		s.refuse(reasonMaxConns, http.StatusServiceUnavailable, msgTooManyConns, "")
 		return
 	}
-	s.state = stateOpen
 	s.upgraded = true
 	s.srv.metrics.handshakes.Inc()
-	// Subscribed before the 101 leaves, answered right after it.
-	seqs := make([]uint64, len(r.topics))
-	for i, t := range r.topics {
-		seqs[i] = s.add(t)
+	// Subscribed before the 101 leaves, answered right after it; in cluster
+	// mode both wait for the topics new to the node (pending.go).
+	pending := 0
+	for _, t := range r.topics {
+		if _, _, waiting := s.add(t); waiting {
+			pending++
+		}
 	}
-	s.c.Queue(r.resp)
-	for i, t := range r.topics {
-		s.reply(reply{Op: "subscribed", Topic: t, Seq: &seqs[i]})
+	if pending > 0 {
+		s.state = stateJoining
+		s.pend.join = &joinState{resp: r.resp, topics: slices.Clone(r.topics), waiting: pending} // r.topics is the loop's
+		return
+	}
+	s.open(r.resp, r.topics)
+}
+
+// open starts the WebSocket of an upgraded connection subscribed to topics:
+// the 101, then one "subscribed" answer per topic, at its position now.
+func (s *session) open(resp []byte, topics []string) {
+	s.state = stateOpen
+	s.c.Queue(resp)
+	loop := s.c.Loop().ID()
+	for _, name := range topics {
+		seq := s.topic(name).Position(loop, s)
+		s.reply(reply{Op: "subscribed", Topic: name, Seq: &seq})
 	}
 	s.lastRead = time.Now()
 	s.c.SetTimer(s.lastRead.Add(s.srv.cfg.PingInterval))

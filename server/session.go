@@ -19,6 +19,7 @@ const (
 	stateOpen                   // WebSocket frames flow both ways
 	stateClosing                // our close frame is out; waiting for the peer's, or the timeout
 	stateDraining               // our last word is out; input is discarded until the peer's FIN or the timeout
+	stateJoining                // upgraded; the 101 waits for the cluster's interest in its topics (pending.go)
 )
 
 // session is one connection's protocol state. It is owned by the
@@ -35,6 +36,7 @@ type session struct {
 	echo     bool // the /echo endpoint
 	deflate  bool // permessage-deflate was negotiated
 	pinged   bool // a ping is out since lastRead
+	pend     pendingState // a subscription pending on the cluster and what waits behind it (pending.go)
 
 	peer       netip.Addr // counted in Server.peers until the connection closes
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
@@ -92,6 +94,15 @@ func (s *session) read(b []byte) (used, need int) {
 	for used < len(b) && !s.c.Closed() {
 		if s.state == stateDraining {
 			return len(b), 0
+		}
+		if s.state == stateJoining {
+			// A client is to wait for the 101; what it sends early is
+			// kept, up to a message.
+			if len(b)-used > s.srv.cfg.MaxMessage {
+				s.c.Close(errEarlyData)
+				return len(b), 0
+			}
+			return used, 0
 		}
 		m, n, err := s.dec.Next(b[used:])
 		used += n
@@ -200,6 +211,8 @@ func (s *session) goAway() {
 		s.closeWith(ws.StatusGoingAway, closeReasonShutdown)
 	} else if s.state == stateHandshake {
 		s.refuse(reasonShutdown, http.StatusServiceUnavailable, msgShuttingDown, "")
+	} else if s.state == stateJoining {
+		s.c.Close(nil)
 	}
 }
 
@@ -210,6 +223,8 @@ func (s *session) timer(now time.Time) {
 		s.refuse(reasonTimeout, http.StatusRequestTimeout, "handshake timeout", "")
 	case stateClosing, stateDraining:
 		s.c.Close(errCloseTimeout)
+	case stateJoining: // the handshake's deadline passed waiting for the cluster
+		s.c.Close(errJoinTimeout)
 	case stateOpen:
 		silent := now.Sub(s.lastRead)
 		switch {
@@ -230,7 +245,10 @@ func (s *session) timer(now time.Time) {
 	}
 }
 
-var errCloseTimeout = errors.New("close handshake timed out")
+var (
+	errCloseTimeout = errors.New("close handshake timed out")
+	errJoinTimeout  = errors.New("handshake timed out waiting for the cluster")
+)
 
 // pingFrame is the server's ping, shared by every connection.
 var pingFrame = frames.AppendFrame(nil, ws.OpPing, true, nil)
