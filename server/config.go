@@ -43,6 +43,12 @@ type Config struct {
 	MaxConnsPerIP int           // TCP connections from one peer address, upgraded or not; over it 429
 	CommandRate   int           // commands a connection may send per second, on average (token bucket)
 	CommandBurst  int           // commands a connection may send at once (the bucket's size)
+
+	// Cluster stream limits and retried publishes (docs/cluster.md).
+	BrokerMaxBytes    int64         // bytes the cluster stream holds; past it the oldest messages go
+	BrokerMaxAge      time.Duration // how long the cluster stream keeps a message
+	IdempotencyWindow time.Duration // how long an Idempotency-Key is remembered (the stream's duplicate window in cluster mode)
+	IdempotencyKeys   int           // Idempotency-Keys a single node remembers; past it the oldest are forgotten
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -71,6 +77,12 @@ func Defaults() Config {
 		MaxConnsPerIP: 1000,
 		CommandRate:   100,
 		CommandBurst:  200,
+
+		// Cluster stream limits and retried publishes.
+		BrokerMaxBytes:    1 << 30,
+		BrokerMaxAge:      time.Hour,
+		IdempotencyWindow: 2 * time.Minute,
+		IdempotencyKeys:   100_000,
 	}
 }
 

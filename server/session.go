@@ -32,10 +32,10 @@ type session struct {
 	topics   []*pubsub.Topic
 	lastRead time.Time
 	state    uint8
-	upgraded bool // counted in Server.open
-	echo     bool // the /echo endpoint
-	deflate  bool // permessage-deflate was negotiated
-	pinged   bool // a ping is out since lastRead
+	upgraded bool         // counted in Server.open
+	echo     bool         // the /echo endpoint
+	deflate  bool         // permessage-deflate was negotiated
+	pinged   bool         // a ping is out since lastRead
 	pend     pendingState // a subscription pending on the cluster and what waits behind it (pending.go)
 
 	peer       netip.Addr // counted in Server.peers until the connection closes

@@ -93,6 +93,11 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "negotiate permessage-deflate with clients that offer it (pushes are compressed once per message)")
 	fs.StringVar(&cfg.PublishToken, "publish-token", cfg.PublishToken, "the admin `token`: Authorization: Bearer token required by every admin endpoint but /healthz (empty: none); prefer -publish-token-file or WSPUSH_PUBLISH_TOKEN")
 	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
+	// Cluster stream limits and retried publishes (docs/cluster.md).
+	fs.Int64Var(&cfg.BrokerMaxBytes, "broker-max-bytes", cfg.BrokerMaxBytes, "`bytes` the cluster stream may hold; past it the oldest messages are dropped (JetStream DiscardOld)")
+	fs.DurationVar(&cfg.BrokerMaxAge, "broker-max-age", cfg.BrokerMaxAge, "how long the cluster stream keeps a message")
+	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long a POST /publish Idempotency-Key is remembered (cluster: the stream's duplicate window)")
+	fs.IntVar(&cfg.IdempotencyKeys, "idempotency-keys", cfg.IdempotencyKeys, "Idempotency-Keys a single node remembers within the window; past it the oldest are forgotten")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 
