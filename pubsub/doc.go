@@ -14,4 +14,11 @@
 // the tasks are posted under it, so every loop sees a topic's messages in
 // sequence order. Hub.mu guards the topic table and each topic's subscriber
 // count, so a topic is forgotten exactly when its last subscriber leaves.
+// Where both are held, Hub.mu is taken first (gainInterest); no code takes
+// Hub.mu while holding a Topic.mu.
+//
+// With a cluster interest callback the Hub never waits for the network: a
+// topic's first local subscriber makes it pending, and its waiting
+// subscribers are confirmed on their loops when the interest's owner calls
+// InterestReady (interest.go).
 package pubsub
