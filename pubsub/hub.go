@@ -61,6 +61,7 @@ type Hub struct {
 	deflaters sync.Pool     // *frames.Deflater, shared by every Push
 	inflight  chan struct{} // one token per Publish being handed out (MaxInFlight)
 	lat       latency       // push latency, when measured (SetPushLatency)
+	ingestWin *ingestWindow // the bytes IngestWait's messages hold in the loops (ingest.go)
 
 	published     atomic.Uint64
 	delivered     atomic.Uint64
@@ -75,6 +76,7 @@ type Hub struct {
 // subscriptions are pending (see Subscribe and interest.go).
 func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
 	h := &Hub{loops: loops, interest: interest, topics: make(map[string]*Topic), inflight: make(chan struct{}, MaxInFlight)}
+	h.SetMaxIngestBytes(DefaultMaxIngestBytes)
 	h.deflaters.New = func() any { return new(frames.Deflater) }
 	return h
 }

@@ -1,10 +1,6 @@
 package pubsub
 
-import (
-	"context"
-	"fmt"
-	"math"
-)
+import "math"
 
 // Cluster interest: a node receives a topic's messages from the cluster only
 // once the cluster knows the node wants them, which takes a network round
@@ -116,20 +112,4 @@ func (h *Hub) confirm(t *Topic, set *loopSet, seq uint64) {
 			c.Subscribed(t, seq)
 		}
 	}
-}
-
-// IngestWait is Ingest under the same bound as Publish: at most MaxInFlight
-// messages (SetMaxInFlight) are being handed out by the loops at once, and
-// past it IngestWait waits (or gives up with ctx) until the loops catch up.
-// A cluster broker's single ingest goroutine calls it, so that loops that
-// fall behind hold that goroutine back, the broker's own bounded buffer
-// fills, and the broker's overflow accounting applies, instead of the
-// loops' task lists growing. Not from an event loop.
-func (h *Hub) IngestWait(ctx context.Context, topic string, seq uint64, data []byte) (int, error) {
-	select {
-	case h.inflight <- struct{}{}:
-	case <-ctx.Done():
-		return 0, fmt.Errorf("waiting for the loops to take the message: %w", ctx.Err())
-	}
-	return h.ingest(topic, seq, data, h.release), nil
 }

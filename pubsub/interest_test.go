@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/wspush/wspush/internal/testsupport"
@@ -117,44 +118,62 @@ func TestPendingUnsubscribe(t *testing.T) {
 	}
 }
 
-// TestIngestWaitBound: IngestWait holds at most MaxInFlight messages in the
-// loops' hands; the next waits, and gives up with its context.
+// TestIngestWaitBound: IngestWait's messages hold at most the window's
+// bytes in the loops' hands; the next waits, and gives up with its context;
+// a message larger than the window goes alone.
 func TestIngestWaitBound(t *testing.T) {
 	var queued []func()
 	h := NewHub([]Executor{postFunc(func(fn func()) { queued = append(queued, fn) })}, nil)
-	h.SetMaxInFlight(2)
+	msg := []byte(`"0123456789"`)
+	cost := int64(len(msg) + len("t") + ingestOverhead)
+	h.SetMaxIngestBytes(2 * cost)
 	h.Subscribe(0, &recorder{}, "t")
 	ctx := context.Background()
 	for seq := uint64(1); seq <= 2; seq++ {
-		if _, err := h.IngestWait(ctx, "t", seq, []byte(`1`)); err != nil {
+		if _, err := h.IngestWait(ctx, "t", seq, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if got := h.IngestBytes(); got != 2*cost {
+		t.Fatalf("IngestBytes %d, want %d", got, 2*cost)
+	}
 	done, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := h.IngestWait(done, "t", 3, []byte(`1`)); err == nil {
-		t.Fatal("a third ingest was taken with two in the loops' hands")
+	if _, err := h.IngestWait(done, "t", 3, msg); err == nil {
+		t.Fatal("a third message was taken with the window full")
 	}
 	if len(queued) != 2 {
 		t.Fatalf("%d tasks queued, want 2", len(queued))
 	}
 	queued[0]()
-	if _, err := h.IngestWait(ctx, "t", 4, []byte(`1`)); err != nil {
+	if _, err := h.IngestWait(ctx, "t", 4, msg); err != nil {
 		t.Fatalf("after the loop took one: %v", err)
 	}
 	for _, fn := range queued[1:] {
 		fn()
 	}
-	// A dropped message (an old seq) gives its token back at once.
+	queued = nil
+	// A dropped message (an old seq) gives its bytes back at once.
 	for range 5 {
-		if _, err := h.IngestWait(ctx, "t", 1, []byte(`1`)); err != nil {
+		if _, err := h.IngestWait(ctx, "t", 1, msg); err != nil {
 			t.Fatal(err)
 		}
+	}
+	big := []byte(`"` + strings.Repeat("x", int(3*cost)) + `"`)
+	if _, err := h.IngestWait(ctx, "t", 5, big); err != nil {
+		t.Fatalf("a message larger than the window, alone: %v", err)
+	}
+	if _, err := h.IngestWait(done, "t", 6, msg); err == nil {
+		t.Fatal("a message was taken beside one larger than the window")
+	}
+	queued[0]()
+	if got := h.IngestBytes(); got != 0 {
+		t.Fatalf("IngestBytes %d after every task ran, want 0", got)
 	}
 }
 
 // BenchmarkIngestWait10k is BenchmarkFanOut10k through the cluster path:
-// IngestWait, its in-flight token and its completion count.
+// IngestWait, its window and its completion count.
 func BenchmarkIngestWait10k(b *testing.B) {
 	h := newTestHub(1)
 	subs := make([]counter, 10000)

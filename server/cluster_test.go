@@ -330,6 +330,9 @@ func TestClusterNATSRestart(t *testing.T) {
 		if v := metricValue(t, s, "wspush_broker_up"); v != 1 {
 			t.Errorf("wspush_broker_up = %v after the restart", v)
 		}
+		if v := metricValue(t, s, "wspush_broker_ingest_bytes"); v != 0 {
+			t.Errorf("wspush_broker_ingest_bytes = %v with every message delivered", v)
+		}
 		if v := metricValue(t, s, "wspush_broker_dropped_total"); v != 0 {
 			t.Errorf("wspush_broker_dropped_total = %v with no overload", v)
 		}

@@ -26,6 +26,9 @@ func clusterCollectors(s *Server) []prometheus.Collector {
 			}
 			return 0
 		}),
+		gauge("wspush_broker_ingest_bytes", "Bytes of cluster messages the event loops hold now (at most -broker-ingest-bytes).", func() float64 {
+			return float64(s.hub.IngestBytes())
+		}),
 		counter("wspush_broker_dropped_total", "Cluster messages for this node dropped by the NATS client because the ingest buffer was full (the event loops were behind).", func() float64 {
 			return float64(s.nats.Stats().Dropped)
 		}),

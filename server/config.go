@@ -49,6 +49,7 @@ type Config struct {
 	BrokerMaxAge      time.Duration // how long the cluster stream keeps a message
 	IdempotencyWindow time.Duration // how long an Idempotency-Key is remembered (the stream's duplicate window in cluster mode)
 	IdempotencyKeys   int           // Idempotency-Keys a single node remembers; past it the oldest are forgotten
+	BrokerIngestBytes int64         // bytes of cluster messages the loops may hold at once; past it the ingest goroutine waits
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -83,6 +84,7 @@ func Defaults() Config {
 		BrokerMaxAge:      time.Hour,
 		IdempotencyWindow: 2 * time.Minute,
 		IdempotencyKeys:   100_000,
+		BrokerIngestBytes: pubsub.DefaultMaxIngestBytes,
 	}
 }
 

@@ -85,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub = pubsub.NewHub(execs, interest)
 	s.hub.SetMaxInFlight(cfg.MaxInFlight)
+	s.hub.SetMaxIngestBytes(cfg.BrokerIngestBytes)
 	s.broker = s.hub
 	if s.nats != nil {
 		s.nats.Attach(s.hub)

@@ -348,14 +348,14 @@ func lastPush(t *testing.T, r *recorder) []byte {
 }
 
 // TestIngestBackpressure: with the loop stalled, the ingest goroutine waits
-// at the Hub's in-flight bound instead of queueing tasks without limit; the
+// at the Hub's ingest window instead of queueing tasks without limit; the
 // ingest channel fills and nats.go drops the rest, which Stats.Dropped
 // counts. Once the loop runs again the held messages are delivered.
 func TestIngestBackpressure(t *testing.T) {
 	ns := testsupport.StartNATS(t, -1, t.TempDir())
 	const buffer, inFlight, published = 8, 2, 200
 	n := newNodeWith(t, Config{URLs: ns.ClientURL(), Buffer: buffer})
-	n.hub.SetMaxInFlight(inFlight) // before any publish or ingest
+	n.hub.SetMaxIngestBytes(150) // two messages of 1-2 digits on "flood": 70-71 bytes each with the overhead
 	rec := newRecorder()
 	n.subscribe(t, rec, "flood")
 	release := n.loop.Hold()
@@ -372,7 +372,7 @@ func TestIngestBackpressure(t *testing.T) {
 		return st.Dropped+uint64(inFlight+1+buffer) == published
 	})
 	if q := n.loop.MaxQueued(); q > inFlight {
-		t.Errorf("%d tasks queued on the stalled loop, over the in-flight bound %d", q, inFlight)
+		t.Errorf("%d tasks queued on the stalled loop, over the window's %d", q, inFlight)
 	}
 	release()
 	dropped := n.Stats().Dropped
