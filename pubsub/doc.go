@@ -17,4 +17,11 @@
 // subscriber leaves; with one (Hub.SetHistory, v1.1) it outlives its
 // subscribers and Hub.Sweep forgets it after the history's TTL with neither
 // a subscriber nor a publish (history_hub.go has the lock order).
+// Where both are held, Hub.mu is taken first (gainInterest); no code takes
+// Hub.mu while holding a Topic.mu.
+//
+// With a cluster interest callback the Hub never waits for the network: a
+// topic's first local subscriber makes it pending, and its waiting
+// subscribers are confirmed on their loops when the interest's owner calls
+// InterestReady (interest.go).
 package pubsub

@@ -36,6 +36,10 @@ type Published struct {
 	Seq         uint64 `json:"seq"`
 	Epoch       string `json:"epoch,omitempty"` // (v1.1) the topic stream's; "" from a broker that has none yet
 	Subscribers int    `json:"subscribers"`     // connections the push was queued to
+
+	// Duplicate (v1.1): a retry of an earlier publish with the same
+	// Idempotency-Key, not published again; Seq is the first one's.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // ErrInvalidJSON is returned when a published value is not valid JSON.
@@ -63,6 +67,7 @@ type Hub struct {
 	deflaters sync.Pool     // *frames.Deflater, shared by every Push
 	inflight  chan struct{} // one token per Publish being handed out (MaxInFlight)
 	lat       latency       // push latency, when measured (SetPushLatency)
+	ingestWin *ingestWindow // the bytes IngestWait's messages hold in the loops (ingest.go)
 
 	published     atomic.Uint64
 	delivered     atomic.Uint64
@@ -71,9 +76,13 @@ type Hub struct {
 
 // NewHub returns a Hub fanning out over loops, indexed by loop ID. interest,
 // when not nil, is told when a topic gains its first subscriber on this node
-// (true) and loses its last (false), under the Hub's lock, in order.
+// (true) and loses its last (false), under the Hub's lock, in order: it must
+// not block (no network round trip), and after each true its owner calls
+// InterestReady once the interest is in place; until then the topic's
+// subscriptions are pending (see Subscribe and interest.go).
 func NewHub(loops []Executor, interest func(topic string, active bool)) *Hub {
 	h := &Hub{loops: loops, interest: interest, topics: make(map[string]*Topic), inflight: make(chan struct{}, MaxInFlight)}
+	h.SetMaxIngestBytes(DefaultMaxIngestBytes)
 	h.deflaters.New = func() any { return new(frames.Deflater) }
 	return h
 }
@@ -162,7 +171,14 @@ func callIf(fn func()) {
 // are. Calls for one topic must come in sequence order; older or repeated
 // numbers are dropped.
 func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
+	return h.ingest(topic, seq, data, nil)
+}
+
+// ingest is Ingest; done, if not nil, is called once every loop has handed
+// the message out (at once when it is dropped or has no subscribers).
+func (h *Hub) ingest(topic string, seq uint64, data []byte, done func()) int {
 	if checkData(data) != nil {
+		callIf(done)
 		return 0 // not from a wspush node: never pushed; subscribers see the seq gap
 	}
 	// The ingesting goroutine waits for the loops rather than queue past
@@ -176,15 +192,17 @@ func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
 	t := h.topics[topic]
 	h.mu.Unlock()
 	if t == nil {
+		callIf(done)
 		return 0
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if seq <= t.seq {
+		callIf(done)
 		return 0
 	}
 	t.seq = seq
-	return h.fanOut(t, seq, data, nil)
+	return h.fanOut(t, seq, data, done)
 }
 
 // fanOut encodes the push once and posts one task per loop that has

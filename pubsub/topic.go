@@ -13,6 +13,7 @@ type Topic struct {
 	seq  uint64
 	sets []loopSet // indexed by loop
 	dead bool      // forgotten by Hub.Sweep: a publish that finds it so looks the topic up again
+	pending bool      // the cluster interest is not in place yet (interest.go)
 }
 
 // loopSet is a topic's subscribers on one loop. subs is touched only by that
@@ -22,6 +23,8 @@ type loopSet struct {
 	subs map[Subscriber]uint64 // subscriber -> the topic's seq when it subscribed
 	last uint64                // the last seq this loop handed out; loop-owned
 	n    int
+
+	waiting map[Subscriber]struct{} // subscribed while the topic was pending; loop-owned, nil when empty
 }
 
 // Name is the topic's name.
@@ -43,6 +46,12 @@ func (t *Topic) Position(loop int, s Subscriber) uint64 {
 // Subscribe adds s, living on loop, to topic and returns the topic and its
 // last sequence number: every push s gets from it has a larger one. Call it on
 // s's loop; subscribing twice is the caller's to avoid.
+//
+// With an interest callback (cluster mode) the first subscription of a topic
+// on this node is pending until the cluster has the interest: then
+// t.Waiting(loop, s) is true, the seq returned means nothing, s gets no
+// pushes, and the Hub calls s's Subscribed (Confirmer) on its loop with the
+// real position once the interest is in place (interest.go).
 func (h *Hub) Subscribe(loop int, s Subscriber, topic string) (*Topic, uint64, error) {
 	if err := CheckTopic(topic); err != nil {
 		return nil, 0, err
@@ -65,13 +74,11 @@ func (h *Hub) acquire(topic string) *Topic {
 	if t == nil {
 		t = h.newTopic(topic)
 	}
-	t.refs++
-	if t.refs == 1 {
+	if t.refs == 0 {
 		delete(h.idle, t) // a no-op without a history
-		if h.interest != nil {
-			h.interest(topic, true)
-		}
+		h.gainInterest(t)
 	}
+	t.refs++
 	return t
 }
 
@@ -82,7 +89,11 @@ func (t *Topic) register(loop int, s Subscriber) uint64 {
 	if set.subs == nil {
 		set.subs = make(map[Subscriber]uint64)
 	}
-	set.subs[s] = t.seq
+	seq := t.seq
+	set.subs[s] = seq
+	if t.pending {
+		set.wait(s)
+	}
 	set.n++
 	return t.seq
 }
@@ -93,6 +104,7 @@ func (h *Hub) Unsubscribe(loop int, s Subscriber, t *Topic) {
 	t.mu.Lock()
 	set := &t.sets[loop]
 	delete(set.subs, s)
+	delete(set.waiting, s) // leaving while pending: never told Subscribed
 	set.n--
 	if set.n == 0 {
 		set.subs = nil // an empty map keeps its buckets

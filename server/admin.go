@@ -73,9 +73,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
-	res, err := s.Publish(r.Context(), r.URL.Query().Get("topic"), bytes.TrimSpace(body))
+	res, err := s.publishWithKey(r.Context(), r.Header.Get(idempotencyHeader), r.URL.Query().Get("topic"), bytes.TrimSpace(body))
 	switch {
-	case errors.Is(err, pubsub.ErrTopicName), errors.Is(err, pubsub.ErrInvalidJSON), errors.Is(err, pubsub.ErrInvalidUTF8):
+	case errors.Is(err, pubsub.ErrTopicName), errors.Is(err, pubsub.ErrInvalidJSON), errors.Is(err, pubsub.ErrInvalidUTF8), errors.Is(err, errIdempotencyKey):
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 	case err != nil:
 		writeJSONError(w, http.StatusServiceUnavailable, err.Error())

@@ -284,6 +284,9 @@ func TestClusterNATSRestart(t *testing.T) {
 	if v := metricValue(t, a, "wspush_broker_connected"); v != 0 {
 		t.Errorf("wspush_broker_connected = %v during the outage", v)
 	}
+	if v := metricValue(t, a, "wspush_broker_up"); v != 0 {
+		t.Errorf("wspush_broker_up = %v during the outage", v)
+	}
 	if v := metricValue(t, a, "wspush_broker_publish_failures_total"); v < 1 {
 		t.Errorf("wspush_broker_publish_failures_total = %v after a refused publish", v)
 	}
@@ -323,6 +326,15 @@ func TestClusterNATSRestart(t *testing.T) {
 		}
 		if v := metricValue(t, s, "wspush_broker_connected"); v != 1 {
 			t.Errorf("wspush_broker_connected = %v after the restart", v)
+		}
+		if v := metricValue(t, s, "wspush_broker_up"); v != 1 {
+			t.Errorf("wspush_broker_up = %v after the restart", v)
+		}
+		if v := metricValue(t, s, "wspush_broker_ingest_bytes"); v != 0 {
+			t.Errorf("wspush_broker_ingest_bytes = %v with every message delivered", v)
+		}
+		if v := metricValue(t, s, "wspush_broker_dropped_total"); v != 0 {
+			t.Errorf("wspush_broker_dropped_total = %v with no overload", v)
 		}
 	}
 }

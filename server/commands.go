@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 
 	"github.com/gobwas/ws"
 
@@ -34,6 +35,10 @@ type reply struct {
 func errorReply(msg string) reply { return reply{Op: "error", Error: msg} }
 
 func (s *session) command(payload []byte) {
+	if s.waiting() {
+		s.holdCommand(payload) // answered in order, after the pending subscription (pending.go)
+		return
+	}
 	var cmd command
 	if err := json.Unmarshal(payload, &cmd); err != nil {
 		s.reply(errorReply("malformed command: " + err.Error()))
@@ -49,17 +54,7 @@ func (s *session) command(payload []byte) {
 			s.reply(errorReply(err.Error()))
 			return
 		}
-		for t := range cmd.Topics.all() {
-			if s.gone() {
-				return // dropped past -max-buffered while answering (limits.go)
-			}
-			if from, ok := since[t]; ok {
-				delete(since, t) // a topic listed twice resumes once
-				s.subscribeSince(t, from)
-			} else {
-				s.subscribe(t)
-			}
-		}
+		s.subscribeAll(cmd.Topics.all(), since)
 	case "unsub":
 		if cmd.Topics.empty() {
 			s.reply(errorReply(`"unsub" needs "topics": a non-empty array of topic names`))
@@ -82,8 +77,44 @@ func (s *session) command(payload []byte) {
 	}
 }
 
+// subscribeAll subscribes to topics in order, those named in since from
+// their position (since.go). A subscription pending on the cluster stops
+// it: the rest waits, with since, until the Hub confirms (pending.go).
+func (s *session) subscribeAll(topics iter.Seq[string], since map[string]pubsub.Position) {
+	var rest []string
+	for t := range topics {
+		if s.gone() {
+			return // dropped past -max-buffered while answering (limits.go)
+		}
+		if s.waiting() {
+			rest = append(rest, t)
+			continue
+		}
+		if from, ok := since[t]; ok {
+			delete(since, t) // a topic listed twice resumes once
+			if s.srv.nats == nil {
+				s.subscribeSince(t, from)
+				continue
+			}
+			// Cluster recovery is pending (docs/cluster.md): the stream's
+			// position, live pushes only.
+			s.srv.metrics.recovery(false)
+			s.subscribeAs(t, true)
+			continue
+		}
+		s.subscribe(t)
+	}
+	if len(rest) > 0 {
+		s.pend.rest, s.pend.since = rest, since
+	}
+}
+
 // subscribe adds one topic and answers with its last sequence number.
-func (s *session) subscribe(topic string) {
+func (s *session) subscribe(topic string) { s.subscribeAs(topic, false) }
+
+// subscribeAs is subscribe; unrecovered adds "recovered":false to the
+// answer (a since this node cannot recover from).
+func (s *session) subscribeAs(topic string, unrecovered bool) {
 	if err := pubsub.CheckTopic(topic); err != nil {
 		s.reply(errorReply(err.Error()))
 		return
@@ -96,24 +127,47 @@ func (s *session) subscribe(topic string) {
 		s.reply(errorReply(fmt.Sprintf("cannot subscribe to %q: at most %d topics per connection", topic, s.srv.cfg.MaxSubs)))
 		return
 	}
-	seq := s.add(topic)
-	s.reply(reply{Op: "subscribed", Topic: topic, Seq: &seq, Epoch: s.epochOf(topic)})
+	t, seq, waiting := s.add(topic)
+	switch {
+	case t == nil:
+		return // dropped while answering (limits.go)
+	case waiting:
+		s.pend.waitOn, s.pend.unrecovered = t, unrecovered // answered by Subscribed (pending.go)
+		return
+	}
+	r := reply{Op: "subscribed", Topic: topic, Seq: &seq, Epoch: t.Epoch()}
+	if unrecovered {
+		r.Recovered = ptr(false)
+	}
+	s.reply(r)
 }
 
 // add subscribes to a valid topic, if not yet held, within the limit the
-// caller checked, and returns the topic's last sequence number.
-func (s *session) add(topic string) uint64 {
+// caller checked, and returns the topic's last sequence number, or waiting
+// when the subscription is pending (cluster mode) and the Hub calls
+// Subscribed later. A session dropped while answering (limits.go) subscribes
+// nothing: t is nil.
+func (s *session) add(topic string) (t *pubsub.Topic, seq uint64, waiting bool) {
 	if s.gone() {
-		return 0 // dropped while answering (limits.go): a dropped session must not subscribe
+		return nil, 0, false
 	}
+	loop := s.c.Loop().ID()
+	if t := s.topic(topic); t != nil {
+		return t, t.Position(loop, s), false
+	}
+	t, seq, _ = s.srv.hub.Subscribe(loop, s, topic) // valid: checked by the caller
+	s.topics = append(s.topics, t)
+	return t, seq, t.Waiting(loop, s)
+}
+
+// topic is the held topic of that name, or nil.
+func (s *session) topic(name string) *pubsub.Topic {
 	for _, t := range s.topics {
-		if t.Name() == topic {
-			return t.Position(s.c.Loop().ID(), s)
+		if t.Name() == name {
+			return t
 		}
 	}
-	t, seq, _ := s.srv.hub.Subscribe(s.c.Loop().ID(), s, topic) // valid: checked by the caller
-	s.topics = append(s.topics, t)
-	return seq
+	return nil
 }
 
 func (s *session) holds(topic string) bool {

@@ -76,6 +76,13 @@ type Config struct {
 	// The PROXY protocol on the public port (server/proxy.go).
 	ProxyProtocol bool   // every connection starts with a PROXY v1 or v2 header
 	ProxyTrusted  string // comma-separated CIDRs of the balancers allowed to send it; others are refused
+
+	// Cluster stream limits and retried publishes (docs/cluster.md).
+	BrokerMaxBytes    int64         // bytes the cluster stream holds; past it the oldest messages go
+	BrokerMaxAge      time.Duration // how long the cluster stream keeps a message
+	IdempotencyWindow time.Duration // how long an Idempotency-Key is remembered (the stream's duplicate window in cluster mode)
+	IdempotencyKeys   int           // Idempotency-Keys a single node remembers; past it the oldest are forgotten
+	BrokerIngestBytes int64         // bytes of cluster messages the loops may hold at once; past it the ingest goroutine waits
 }
 
 // Defaults returns the configuration `wspush` runs with when given no flags:
@@ -114,6 +121,12 @@ func Defaults() Config {
 		MaxLoopTasks:      1024,
 		TLSHandshakes:     128 * runtime.GOMAXPROCS(0),
 		TLSReloadInterval: 10 * time.Second,
+		// Cluster stream limits and retried publishes.
+		BrokerMaxBytes:    1 << 30,
+		BrokerMaxAge:      time.Hour,
+		IdempotencyWindow: 2 * time.Minute,
+		IdempotencyKeys:   100_000,
+		BrokerIngestBytes: pubsub.DefaultMaxIngestBytes,
 	}
 }
 

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -238,25 +240,57 @@ func (s *session) upgrade(r handshakeResult) {
 		s.refuse(reasonMaxConns, http.StatusServiceUnavailable, msgTooManyConns, "")
 		return
 	}
-	s.state = stateOpen
 	s.upgraded = true
 	s.srv.metrics.handshakes.Inc()
 	if s.srv.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.srv.log.Debug("websocket opened", "client", s.clientAddr(), "topics", len(r.topics))
 	}
-	// Subscribed before the 101 leaves, answered right after it; a replay
-	// (v1.1 ?since=) follows the answers.
-	if r.since != nil {
+	if r.since != nil && s.srv.nats == nil {
+		// Subscribed before the 101 leaves, answered right after it; the
+		// replay (v1.1 ?since=) follows the answers (since.go).
+		s.state = stateOpen
 		s.upgradeSince(r)
-	} else {
-		seqs := make([]uint64, len(r.topics))
-		for i, t := range r.topics {
-			seqs[i] = s.add(t)
+		s.lastRead = time.Now()
+		s.setOpenTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
+		return
+	}
+	// Subscribed before the 101 leaves, answered right after it; in cluster
+	// mode both wait for the topics new to the node (pending.go).
+	pending := 0
+	for _, t := range r.topics {
+		if _, _, waiting := s.add(t); waiting {
+			pending++
 		}
-		s.send(r.resp)
-		for i, t := range r.topics {
-			s.reply(reply{Op: "subscribed", Topic: t, Seq: &seqs[i], Epoch: s.epochOf(t)})
+	}
+	if pending > 0 {
+		s.state = stateJoining
+		// r.topics and r.since are the loop's scratch: kept as copies.
+		s.pend.join = &joinState{resp: r.resp, topics: slices.Clone(r.topics), since: maps.Clone(r.since), waiting: pending}
+		return
+	}
+	s.open(r.resp, r.topics, r.since)
+}
+
+// open starts the WebSocket of an upgraded connection subscribed to topics:
+// the 101, then one "subscribed" answer per topic, at its position now. A
+// topic named in since (cluster mode, where recovery is pending) is answered
+// "recovered":false.
+func (s *session) open(resp []byte, topics []string, since map[string]pubsub.Position) {
+	s.state = stateOpen
+	s.send(resp)
+	loop := s.c.Loop().ID()
+	for _, name := range topics {
+		t := s.topic(name)
+		if t == nil {
+			return // dropped while answering (limits.go)
 		}
+		seq := t.Position(loop, s)
+		r := reply{Op: "subscribed", Topic: name, Seq: &seq, Epoch: t.Epoch()}
+		if _, ok := since[name]; ok {
+			s.srv.metrics.recovery(false)
+			r.Recovered = ptr(false)
+		}
+		s.reply(r)
 	}
 	s.lastRead = time.Now()
 	s.setOpenTimer(s.lastRead.Add(s.srv.cfg.PingInterval))

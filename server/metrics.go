@@ -101,6 +101,7 @@ func newMetrics(s *Server) *metrics {
 		)
 	}
 	m.registerLoad(s)
+	m.reg.MustRegister(clusterCollectors(s)...)
 	for _, l := range s.group.Loops() {
 		id := strconv.Itoa(l.ID())
 		m.reg.MustRegister(

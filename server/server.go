@@ -27,6 +27,7 @@ type Server struct {
 	broker  pubsub.Broker
 	nats    *natsbroker.Broker // the cluster broker with -broker, else nil
 	done    chan struct{}      // closed when the server stops: ends the client publishers
+	recent  *recentKeys        // a single node's Idempotency-Keys (idempotency.go); nil with a cluster broker
 	origins originPolicy       // who may open a WebSocket from a browser page (origin.go)
 
 	admin   *http.Server
@@ -102,13 +103,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	var interest func(topic string, active bool)
 	if cfg.Broker != "" {
-		s.nats, err = natsbroker.New(natsbroker.Config{URLs: cfg.Broker, Name: "wspush " + group.Addr().String(), Logger: s.log})
+		s.nats, err = natsbroker.New(natsbroker.Config{
+			URLs: cfg.Broker, Name: "wspush " + group.Addr().String(), Logger: s.log,
+			MaxBytes: cfg.BrokerMaxBytes, MaxAge: cfg.BrokerMaxAge, DedupWindow: cfg.IdempotencyWindow,
+		})
 		if err != nil {
 			group.Close()
 			s.auth.close()
 			return nil, err
 		}
 		interest = s.nats.SetInterest
+	} else {
+		s.recent = newRecentKeys(cfg.IdempotencyKeys, cfg.IdempotencyWindow)
 	}
 	s.hub = pubsub.NewHub(execs, interest)
 	s.hub.SetMaxInFlight(cfg.MaxInFlight)
@@ -116,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 		group.Close()
 		return nil, err
 	}
+	s.hub.SetMaxIngestBytes(cfg.BrokerIngestBytes)
 	s.broker = s.hub
 	if s.nats != nil {
 		s.nats.Attach(s.hub)

@@ -20,6 +20,7 @@ const (
 	stateOpen                   // WebSocket frames flow both ways
 	stateClosing                // our close frame is out; waiting for the peer's, or the timeout
 	stateDraining               // our last word is out; input is discarded until the peer's FIN or the timeout
+	stateJoining                // upgraded; the 101 waits for the cluster's interest in its topics (pending.go)
 )
 
 // session is one connection's protocol state. It is owned by the
@@ -32,12 +33,13 @@ type session struct {
 	topics   []*pubsub.Topic
 	lastRead time.Time
 	state    uint8
-	upgraded bool       // counted in Server.open
-	echo     bool       // the /echo endpoint
-	deflate  bool       // permessage-deflate was negotiated
-	pinged   bool       // a ping is out since lastRead
-	held     heldInput  // unfinished message bytes, counted against -max-pending-bytes (limits.go)
-	ping     latestPing // the ping to answer at the end of the read (limits.go)
+	upgraded bool         // counted in Server.open
+	echo     bool         // the /echo endpoint
+	deflate  bool         // permessage-deflate was negotiated
+	pinged   bool         // a ping is out since lastRead
+	held     heldInput    // unfinished message bytes, counted against -max-pending-bytes (limits.go)
+	ping     latestPing   // the ping to answer at the end of the read (limits.go)
+	pend     pendingState // a subscription pending on the cluster and what waits behind it (pending.go)
 
 	peer       netip.Addr // counted in Server.peers until the connection closes
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
@@ -143,6 +145,15 @@ func (s *session) frames(b []byte, used int) (int, int, bool) {
 		if s.state == stateDraining {
 			s.discard(len(b) - used)
 			return len(b), 0, done
+		}
+		if s.state == stateJoining {
+			// A client is to wait for the 101; what it sends early is
+			// kept, up to a message.
+			if len(b)-used > s.srv.cfg.MaxMessage {
+				s.c.Close(errEarlyData)
+				return len(b), 0, done
+			}
+			return used, 0, done
 		}
 		m, n, err := s.dec.Next(b[used:])
 		used += n
@@ -263,6 +274,8 @@ func (s *session) goAway() {
 		s.c.Close(ErrShuttingDown) // nobody to answer yet
 	} else if s.state == stateHandshake {
 		s.refuse(reasonShutdown, http.StatusServiceUnavailable, msgShuttingDown, "")
+	} else if s.state == stateJoining {
+		s.c.Close(nil)
 	}
 }
 
@@ -278,6 +291,8 @@ func (s *session) timer(now time.Time) {
 		s.refuse(reasonTimeout, http.StatusRequestTimeout, "handshake timeout", "")
 	case stateClosing, stateDraining:
 		s.c.Close(errCloseTimeout)
+	case stateJoining: // the handshake's deadline passed waiting for the cluster
+		s.c.Close(errJoinTimeout)
 	case stateOpen:
 		if s.messageLate(now) || s.expired(now) {
 			return
@@ -306,7 +321,10 @@ func (s *session) keepaliveDeadline() time.Time {
 	return s.lastRead.Add(s.srv.cfg.PingInterval)
 }
 
-var errCloseTimeout = errors.New("close handshake timed out")
+var (
+	errCloseTimeout = errors.New("close handshake timed out")
+	errJoinTimeout  = errors.New("handshake timed out waiting for the cluster")
+)
 
 // pingFrame is the server's ping, shared by every connection.
 var pingFrame = frames.AppendFrame(nil, ws.OpPing, true, nil)

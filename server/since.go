@@ -171,8 +171,11 @@ func (s *session) upgradeSince(r handshakeResult) {
 			planned += n
 			continue
 		}
-		seq := s.add(t)
-		answers[i] = reply{Op: "subscribed", Topic: t, Seq: &seq, Epoch: s.epochOf(t)}
+		topic, seq, _ := s.add(t) // never waiting: not in cluster mode
+		if topic == nil {
+			return // dropped while answering (limits.go)
+		}
+		answers[i] = reply{Op: "subscribed", Topic: t, Seq: &seq, Epoch: topic.Epoch()}
 	}
 	s.send(r.resp)
 	for _, a := range answers {

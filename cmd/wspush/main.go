@@ -124,6 +124,12 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.DurationVar(&cfg.TLSReloadInterval, "tls-reload-interval", cfg.TLSReloadInterval, "how often the -tls-cert and -tls-key files are checked for a change")
 	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", cfg.ProxyProtocol, "every connection on the public port starts with a PROXY protocol v1 or v2 header (HAProxy send-proxy, AWS NLB, nginx proxy_protocol), before TLS; a missing or malformed header closes it")
 	fs.StringVar(&cfg.ProxyTrusted, "proxy-trusted", cfg.ProxyTrusted, "comma-separated `CIDRs` of the balancers allowed to send the PROXY header (required with -proxy-protocol); connections from anywhere else are refused")
+	// Cluster stream limits and retried publishes (docs/cluster.md).
+	fs.Int64Var(&cfg.BrokerMaxBytes, "broker-max-bytes", cfg.BrokerMaxBytes, "`bytes` the cluster stream may hold; past it the oldest messages are dropped (JetStream DiscardOld)")
+	fs.DurationVar(&cfg.BrokerMaxAge, "broker-max-age", cfg.BrokerMaxAge, "how long the cluster stream keeps a message")
+	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long a POST /publish Idempotency-Key is remembered (cluster: the stream's duplicate window)")
+	fs.Int64Var(&cfg.BrokerIngestBytes, "broker-ingest-bytes", cfg.BrokerIngestBytes, "`bytes` of cluster messages the event loops may hold at once; past it the node takes no more from NATS, whose client buffer then drops and counts")
+	fs.IntVar(&cfg.IdempotencyKeys, "idempotency-keys", cfg.IdempotencyKeys, "Idempotency-Keys a single node remembers within the window; past it the oldest are forgotten")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 

@@ -1,5 +1,6 @@
 // Package testsupport holds what the tests of several packages share: a real
-// NATS server with JetStream, the tests' logger and an inline executor. It is
+// NATS server with JetStream, the tests' logger, an inline and a serial
+// executor, and a TCP forwarder that delays bytes (delayproxy.go). It is
 // imported by tests only, never by the server itself.
 package testsupport
 

@@ -14,13 +14,17 @@
 //
 // One goroutine per node ingests: every topic subscription shares one
 // buffered channel, read by that goroutine in arrival order, which is the
-// stream's order, as Hub.Ingest requires. A second goroutine (re)creates the
-// stream after each (re)connect, when missing. SetInterest is called by the Hub under its
-// lock, in order, from any event loop; it (un)subscribes at once, and the
-// first subscriber of a topic on this node waits one NATS round trip (a
-// flush), so a publish made after its "subscribed" answer reaches it.
-// Publish, Healthy and Stats are safe from any goroutine. nats.go reconnects
-// by itself and re-sends the subscriptions.
+// stream's order, as Hub.Ingest requires; it waits for the loops when they
+// fall behind (Hub.IngestWait), so the channel's bound is what nats.go's
+// slow-consumer protection applies (Stats.Dropped). A second goroutine
+// (re)creates the stream after each (re)connect, when missing, and keeps its
+// limits. SetInterest is called by the Hub under its lock, in order, from any
+// event loop: it only records the change for a third goroutine, which
+// (un)subscribes on NATS, waits for the round trip and tells the Hub
+// (Hub.InterestReady) that the interest is in place (interest.go): neither
+// the Hub's lock nor a loop ever waits on the network. Publish, Healthy and
+// Stats are safe from any goroutine. nats.go reconnects by itself and
+// re-sends the subscriptions.
 package natsbroker
 
 import (
@@ -59,7 +63,10 @@ type Config struct {
 	Stream           string                // JetStream stream name
 	Storage          jetstream.StorageType // stream storage when wspush creates the stream; the zero value is file storage
 	Replicas         int                   // stream replicas when wspush creates the stream
-	MaxAge           time.Duration         // how long the stream keeps messages, when wspush creates it
+	MaxAge           time.Duration         // how long the stream keeps messages
+	MaxBytes         int64                 // what the stream may hold in all; past it the oldest messages go (DiscardOld)
+	MaxPerTopic      int64                 // messages the stream keeps per topic (MaxMsgsPerSubject); 0: no such limit
+	DedupWindow      time.Duration         // how long the stream remembers a publish's Nats-Msg-Id (its Duplicates window)
 	PublishTimeout   time.Duration         // wait for the stream's ack
 	FlushTimeout     time.Duration         // wait for a new subscription's round trip
 	ReconnectWait    time.Duration         // first reconnect delay, doubled per failed round
@@ -77,6 +84,8 @@ func Defaults() Config {
 		Storage:          jetstream.FileStorage,
 		Replicas:         1,
 		MaxAge:           time.Hour,
+		MaxBytes:         1 << 30,
+		DedupWindow:      2 * time.Minute,
 		PublishTimeout:   5 * time.Second,
 		FlushTimeout:     time.Second,
 		ReconnectWait:    100 * time.Millisecond,
@@ -112,23 +121,32 @@ type Broker struct {
 	wg   sync.WaitGroup
 	once sync.Once
 
-	mu   sync.Mutex
-	subs map[string]*nats.Subscription // topic -> its wspush.out subscription
+	interest interestState // the Hub's interest changes, for interestLoop
+
+	subsMu      sync.Mutex
+	subs        map[string]*nats.Subscription // topic -> its wspush.out subscription; changed by interestLoop only
+	droppedGone atomic.Uint64                 // messages dropped by subscriptions since unsubscribed
+	lastDropLog atomic.Int64                  // unix ns of the last slow-consumer warning
 
 	errMu     sync.Mutex
-	streamErr error // the last stream creation's outcome
+	streamErr error            // the last stream creation's outcome
+	stream    jetstream.Stream // the stream once it is ready, for position queries
 
 	published       atomic.Uint64
 	publishFailures atomic.Uint64
+	duplicates      atomic.Uint64
 	reconnects      atomic.Uint64
 }
 
 // Stats are the Broker's counters.
 type Stats struct {
 	Connected       bool
+	Up              bool // connected and the stream ready: Healthy is nil
 	Reconnects      uint64
 	Published       uint64 // publishes the stream acknowledged
 	PublishFailures uint64
+	Duplicates      uint64 // publishes the stream recognised as retries (Nats-Msg-Id) and did not store again
+	Dropped         uint64 // messages for this node nats.go dropped because the ingest buffer was full
 }
 
 // New connects to NATS and returns at once: when no server answers yet it
@@ -147,6 +165,7 @@ func New(cfg Config) (*Broker, error) {
 		kick:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		subs:      make(map[string]*nats.Subscription),
+		interest:  newInterestState(),
 		streamErr: errNoStreamYet,
 	}
 	nc, err := nats.Connect(urls,
@@ -177,7 +196,7 @@ func New(cfg Config) (*Broker, error) {
 				subject = sub.Subject
 			}
 			if errors.Is(err, nats.ErrSlowConsumer) {
-				b.log.Warn("ingest buffer full: messages for this node were dropped", "subject", subject, "buffer", cfg.Buffer)
+				b.slowConsumer(subject)
 				return
 			}
 			b.log.Warn("NATS error", "subject", subject, "err", err)
@@ -205,40 +224,9 @@ func New(cfg Config) (*Broker, error) {
 // subscribers.
 func (b *Broker) Attach(hub *pubsub.Hub) {
 	b.hub = hub
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.ingestLoop()
-}
-
-// SetInterest is the Hub's interest callback: it subscribes this node to a
-// topic's republished messages when the topic gains its first local
-// subscriber, and unsubscribes when it loses its last.
-func (b *Broker) SetInterest(topic string, active bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !active {
-		sub := b.subs[topic]
-		delete(b.subs, topic)
-		if sub != nil {
-			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-				b.log.Warn("unsubscribe failed", "topic", topic, "err", err)
-			}
-		}
-		return
-	}
-	sub, err := b.nc.ChanSubscribe(outPrefix+Subject(topic), b.msgs)
-	if err != nil {
-		b.log.Error("subscribe failed: the topic gets no pushes from the cluster", "topic", topic, "err", err)
-		return
-	}
-	b.subs[topic] = sub
-	if b.nc.IsConnected() {
-		// Once the server has the subscription, a publish acknowledged
-		// after this reaches us. Offline, the subscription is sent on
-		// reconnect.
-		if err := b.nc.FlushTimeout(b.cfg.FlushTimeout); err != nil {
-			b.log.Warn("subscription not confirmed", "topic", topic, "err", err)
-		}
-	}
+	go b.interestLoop()
 }
 
 // Publish sends data, a JSON value, to topic through the stream and returns
@@ -246,6 +234,13 @@ func (b *Broker) SetInterest(topic string, active bool) {
 // subscribers on every node asynchronously. Failures to reach the cluster
 // wrap ErrUnavailable.
 func (b *Broker) Publish(ctx context.Context, topic string, data []byte) (pubsub.Published, error) {
+	return b.publish(ctx, topic, data, "")
+}
+
+// publish is Publish with msgID, when not empty, as the message's
+// Nats-Msg-Id: the stream stores one message per id within its duplicate
+// window and answers a retry with the first one's sequence.
+func (b *Broker) publish(ctx context.Context, topic string, data []byte, msgID string) (pubsub.Published, error) {
 	if err := pubsub.CheckTopic(topic); err != nil {
 		return pubsub.Published{}, err
 	}
@@ -258,10 +253,18 @@ func (b *Broker) Publish(ctx context.Context, topic string, data []byte) (pubsub
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	ack, err := b.js.Publish(ctx, inPrefix+Subject(topic), data)
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := b.js.Publish(ctx, inPrefix+Subject(topic), data, opts...)
 	if err != nil {
 		b.publishFailures.Add(1)
 		return pubsub.Published{}, fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, topic, err)
+	}
+	if ack.Duplicate {
+		b.duplicates.Add(1)
+		return pubsub.Published{Topic: topic, Seq: ack.Sequence, Duplicate: true}, nil
 	}
 	b.published.Add(1)
 	return pubsub.Published{Topic: topic, Seq: ack.Sequence}, nil
@@ -286,9 +289,12 @@ func (b *Broker) Healthy() error {
 func (b *Broker) Stats() Stats {
 	return Stats{
 		Connected:       b.nc.IsConnected(),
+		Up:              b.Healthy() == nil,
 		Reconnects:      b.reconnects.Load(),
 		Published:       b.published.Load(),
 		PublishFailures: b.publishFailures.Load(),
+		Duplicates:      b.duplicates.Load(),
+		Dropped:         b.dropped(),
 	}
 }
 
@@ -302,12 +308,21 @@ func (b *Broker) Close() {
 }
 
 // ingestLoop hands every republished message to the Hub, in arrival order.
+// It waits while the loops are behind (Hub.IngestWait): the channel then
+// fills and nats.go drops and counts what does not fit, rather than the
+// loops' task lists growing without bound.
 func (b *Broker) ingestLoop() {
 	defer b.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-b.done
+		cancel()
+	}()
 	for {
 		select {
 		case m := <-b.msgs:
-			b.ingest(m)
+			b.ingest(ctx, m)
 		case <-b.done:
 			return
 		}
@@ -316,13 +331,13 @@ func (b *Broker) ingestLoop() {
 
 // ingest hands one republished message to Hub.Ingest with the stream's
 // sequence number.
-func (b *Broker) ingest(m *nats.Msg) {
+func (b *Broker) ingest(ctx context.Context, m *nats.Msg) {
 	topic, err := Topic(strings.TrimPrefix(m.Subject, outPrefix))
 	if err == nil {
 		var seq uint64
 		seq, err = strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err == nil {
-			b.hub.Ingest(topic, seq, m.Data)
+			b.hub.IngestWait(ctx, topic, seq, m.Data) // fails only when the Broker closes
 			return
 		}
 	}
@@ -359,8 +374,10 @@ func (b *Broker) streamLoop() {
 }
 
 // ensureStream creates the stream when it is missing. An existing stream
-// keeps what an operator set (replicas, limits); only the subjects and the
-// republish rule wspush depends on are put back when they differ.
+// keeps what an operator set that wspush has no setting for (replicas,
+// storage, message size...); the subjects, the republish rule and the limits
+// wspush is configured with (age, bytes, per topic, duplicate window,
+// DiscardOld) are put back when they differ.
 func (b *Broker) ensureStream() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
 	defer cancel()
@@ -369,25 +386,31 @@ func (b *Broker) ensureStream() error {
 		Subjects:  []string{inPrefix + ">"},
 		Storage:   b.cfg.Storage,
 		Replicas:  b.cfg.Replicas,
-		MaxAge:    b.cfg.MaxAge,
 		Retention: jetstream.LimitsPolicy,
-		Discard:   jetstream.DiscardOld,
 		RePublish: &jetstream.RePublish{Source: inPrefix + ">", Destination: outPrefix + ">"},
 	}
+	b.applyLimits(&want)
 	stream, err := b.js.Stream(ctx, want.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		_, err = b.js.CreateStream(ctx, want)
+		stream, err = b.js.CreateStream(ctx, want)
 	case err == nil:
 		have := stream.CachedInfo().Config
-		if !slices.Equal(have.Subjects, want.Subjects) || have.RePublish == nil || *have.RePublish != *want.RePublish {
-			have.Subjects, have.RePublish = want.Subjects, want.RePublish
-			_, err = b.js.UpdateStream(ctx, have)
+		fixed := have
+		fixed.Subjects, fixed.RePublish = want.Subjects, want.RePublish
+		b.applyLimits(&fixed)
+		if !slices.Equal(have.Subjects, fixed.Subjects) || have.RePublish == nil || *have.RePublish != *fixed.RePublish || !sameLimits(have, fixed) {
+			b.log.Info("updating the stream's configuration", "stream", want.Name,
+				"max_age", fixed.MaxAge, "max_bytes", fixed.MaxBytes, "max_msgs_per_subject", fixed.MaxMsgsPerSubject, "duplicate_window", fixed.Duplicates)
+			stream, err = b.js.UpdateStream(ctx, fixed)
 		}
 	}
 	if err != nil {
 		return err
 	}
+	b.errMu.Lock()
+	b.stream = stream
+	b.errMu.Unlock()
 	b.log.Info("stream ready", "stream", want.Name)
 	return nil
 }

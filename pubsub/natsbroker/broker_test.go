@@ -15,23 +15,86 @@ import (
 	"github.com/wspush/wspush/pubsub"
 )
 
-// recorder is a subscriber that keeps the pushes it gets.
-type recorder chan []byte
-
-func (r recorder) Push(p *pubsub.Push) {
-	_, n, _ := frames.ParseHeader(p.Frame)
-	r <- []byte(p.Frame[n:])
+// recorder is a subscriber that keeps the pushes it gets and the positions
+// its pending subscriptions are confirmed at.
+type recorder struct {
+	pushes     chan []byte
+	subscribed chan uint64
 }
 
-// node is a Broker with a one-loop Hub.
-func newNode(t *testing.T, url string) (*Broker, *pubsub.Hub) {
+func newRecorder() *recorder {
+	return &recorder{pushes: make(chan []byte, 1000), subscribed: make(chan uint64, 100)}
+}
+
+func (r *recorder) Push(p *pubsub.Push) {
+	_, n, _ := frames.ParseHeader(p.Frame)
+	r.pushes <- []byte(p.Frame[n:])
+}
+
+func (r *recorder) Subscribed(_ *pubsub.Topic, seq uint64) { r.subscribed <- seq }
+
+// node is a Broker with a Hub of one loop, a Serial executor.
+type node struct {
+	*Broker
+	hub  *pubsub.Hub
+	loop *testsupport.Serial
+}
+
+// subscribe subscribes r to topic on the node's loop and waits for the
+// subscription to be in place, returning its position.
+func (n node) subscribe(t *testing.T, r *recorder, topic string) (*pubsub.Topic, uint64) {
 	t.Helper()
-	b, err := New(Config{URLs: url, Storage: jetstream.MemoryStorage, Logger: testsupport.Logger()})
+	top, seq, waiting := n.subscribeAsync(t, r, topic)
+	if !waiting {
+		return top, seq
+	}
+	select {
+	case seq = <-r.subscribed:
+		return top, seq
+	case <-time.After(5 * time.Second):
+		t.Fatalf("subscription to %q not confirmed", topic)
+		return nil, 0
+	}
+}
+
+// subscribeAsync subscribes r to topic on the node's loop and returns at
+// once, saying whether the subscription is pending.
+func (n node) subscribeAsync(t *testing.T, r *recorder, topic string) (top *pubsub.Topic, seq uint64, waiting bool) {
+	t.Helper()
+	var err error
+	n.loop.Do(func() {
+		top, seq, err = n.hub.Subscribe(0, r, topic)
+		if err == nil {
+			waiting = top.Waiting(0, r)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return top, seq, waiting
+}
+
+func (n node) unsubscribe(r *recorder, top *pubsub.Topic) {
+	n.loop.Do(func() { n.hub.Unsubscribe(0, r, top) })
+}
+
+func newNode(t *testing.T, url string) node {
+	return newNodeWith(t, Config{URLs: url})
+}
+
+// newNodeWith starts a node with cfg (memory storage, the tests' logger)
+// and waits until it is healthy.
+func newNodeWith(t *testing.T, cfg Config) node {
+	t.Helper()
+	cfg.Storage = jetstream.MemoryStorage
+	cfg.Logger = testsupport.Logger()
+	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	hub := pubsub.NewHub([]pubsub.Executor{testsupport.Inline{}}, b.SetInterest)
+	loop := testsupport.NewSerial(t)
+	hub := pubsub.NewHub([]pubsub.Executor{loop}, b.SetInterest)
 	b.Attach(hub)
 	deadline := time.Now().Add(5 * time.Second)
 	for b.Healthy() != nil {
@@ -40,18 +103,16 @@ func newNode(t *testing.T, url string) (*Broker, *pubsub.Hub) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return b, hub
+	return node{b, hub, loop}
 }
 
 func TestPublishReachesOtherNode(t *testing.T) {
 	ns := testsupport.StartNATS(t, -1, t.TempDir())
-	a, hubA := newNode(t, ns.ClientURL())
-	b, _ := newNode(t, ns.ClientURL())
+	a := newNode(t, ns.ClientURL())
+	b := newNode(t, ns.ClientURL())
 
-	rec := make(recorder, 10)
-	if _, _, err := hubA.Subscribe(0, rec, "room.1"); err != nil {
-		t.Fatal(err)
-	}
+	rec := newRecorder()
+	a.subscribe(t, rec, "room.1")
 	var last uint64
 	for i := range 3 {
 		res, err := b.Publish(context.Background(), "room.1", []byte(`{"n":1}`))
@@ -63,7 +124,7 @@ func TestPublishReachesOtherNode(t *testing.T) {
 		}
 		last = res.Seq
 		select {
-		case got := <-rec:
+		case got := <-rec.pushes:
 			var env struct {
 				Topic string
 				Seq   uint64
@@ -141,35 +202,5 @@ func TestBackoff(t *testing.T) {
 				t.Errorf("backoff(%d) = %v, want %v..%v", tc.attempt, d, tc.min, tc.max)
 			}
 		}
-	}
-}
-
-// TestEnsureStreamKeepsOperatorSettings: an operator's limits survive a
-// reconnect; the republish rule wspush depends on is put back.
-func TestEnsureStreamKeepsOperatorSettings(t *testing.T) {
-	ns := testsupport.StartNATS(t, -1, t.TempDir())
-	b, _ := newNode(t, ns.ClientURL())
-	ctx := context.Background()
-	stream, err := b.js.Stream(ctx, "WSPUSH")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := stream.CachedInfo().Config
-	if cfg.MaxAge != time.Hour || cfg.RePublish == nil || cfg.RePublish.Destination != "wspush.out.>" {
-		t.Fatalf("created stream config %+v", cfg)
-	}
-	cfg.MaxAge, cfg.RePublish = 2*time.Hour, nil
-	if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.ensureStream(); err != nil {
-		t.Fatal(err)
-	}
-	stream, err = b.js.Stream(ctx, "WSPUSH")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg := stream.CachedInfo().Config; cfg.MaxAge != 2*time.Hour || cfg.RePublish == nil || cfg.RePublish.Source != "wspush.in.>" {
-		t.Fatalf("after ensureStream: MaxAge %v, RePublish %+v; want 2h kept and the rule back", cfg.MaxAge, cfg.RePublish)
 	}
 }

@@ -1,0 +1,37 @@
+package server
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// clusterCollectors are the metrics of the cluster broker's state and of
+// retried publishes (docs/cluster.md): the broker's only with -broker, the
+// Idempotency-Key cache's only without.
+func clusterCollectors(s *Server) []prometheus.Collector {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	const duplicatesHelp = "POST /publish with an Idempotency-Key already published within -idempotency-window: answered with the first seq, not published again."
+	if s.nats == nil {
+		return []prometheus.Collector{
+			counter("wspush_publish_duplicates_total", duplicatesHelp, func() float64 { return float64(s.recent.duplicates.Load()) }),
+			gauge("wspush_idempotency_keys", "Idempotency-Keys remembered by this node (at most -idempotency-keys).", func() float64 { return float64(s.recent.len()) }),
+		}
+	}
+	return []prometheus.Collector{
+		gauge("wspush_broker_up", "1 while connected to the cluster broker with its stream ready (publishes accepted), else 0.", func() float64 {
+			if s.nats.Stats().Up {
+				return 1
+			}
+			return 0
+		}),
+		gauge("wspush_broker_ingest_bytes", "Bytes of cluster messages the event loops hold now (at most -broker-ingest-bytes).", func() float64 {
+			return float64(s.hub.IngestBytes())
+		}),
+		counter("wspush_broker_dropped_total", "Cluster messages for this node dropped by the NATS client because the ingest buffer was full (the event loops were behind).", func() float64 {
+			return float64(s.nats.Stats().Dropped)
+		}),
+		counter("wspush_publish_duplicates_total", duplicatesHelp, func() float64 { return float64(s.nats.Stats().Duplicates) }),
+	}
+}

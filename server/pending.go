@@ -1,0 +1,125 @@
+package server
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/wspush/wspush/pubsub"
+)
+
+// Deferred answers. In cluster mode the first subscription of a topic on a
+// node is pending until NATS has the node's interest (pubsub/interest.go):
+// the loop does not wait for that round trip, the session answers
+// "subscribed" when the Hub confirms it (Subscribed, on the loop). The
+// protocol answers in order, so meanwhile the session holds what comes
+// after the pending topic: the rest of that "sub" command's topics and the
+// commands that follow, replayed once the answer is out. Frames are still
+// read (pings answered, a close honoured); only commands wait, bounded by
+// maxHeldBytes.
+//
+// A handshake whose ?topics= include a pending topic is joining: every topic
+// is subscribed, and the 101 and the answers go out once the last pending
+// one is confirmed, so "subscribed before the 101" still holds. Pushes of the
+// topics already in place are skipped meanwhile (the session is not open),
+// which their answers' positions (Topic.Position) account for.
+
+// closeReasonHeld goes with 1013 when a client's commands held behind a
+// pending subscription pass maxHeldBytes.
+const closeReasonHeld = "too many commands while a subscription is pending"
+
+// errEarlyData closes a joining connection that sends more than a message
+// before its 101.
+var errEarlyData = errors.New("data before the 101")
+
+// pendingState is a session's deferred work; the zero value holds nothing.
+type pendingState struct {
+	waitOn *pubsub.Topic              // the pending subscription of a command, nil if none
+	rest   []string                   // the topics of that "sub" command after it
+	since  map[string]pubsub.Position // their positions, of that command's "since"
+	// unrecovered: the pending topic was named in since on a cluster node
+	// (recovery pending there): its answer says "recovered":false.
+	unrecovered bool
+	held        [][]byte // commands received since, copied, in order
+	heldBytes   int
+
+	join *joinState // the handshake's pending topics, nil if none
+}
+
+// joinState is a joining connection's 101 and topics.
+type joinState struct {
+	resp    []byte
+	topics  []string
+	since   map[string]pubsub.Position // ?since= (cluster mode: answered recovered:false)
+	waiting int                        // pending topics not yet confirmed
+}
+
+// waiting reports whether commands must be held.
+func (s *session) waiting() bool { return s.pend.waitOn != nil }
+
+// holdCommand keeps a command for after the pending answer. Past maxHeldBytes the
+// client is sending faster than the cluster answers: it is closed with 1013
+// rather than held without bound.
+func (s *session) holdCommand(payload []byte) {
+	limit := s.maxHeldBytes()
+	if s.pend.heldBytes+len(payload) > limit {
+		s.srv.log.Debug("commands held past the limit while a subscription is pending", "held", s.pend.heldBytes, "limit", limit)
+		s.closeWith(statusTryAgainLater, closeReasonHeld)
+		return
+	}
+	s.pend.held = append(s.pend.held, append([]byte(nil), payload...))
+	s.pend.heldBytes += len(payload)
+}
+
+// maxHeldBytes bounds the commands one connection may have held: one
+// message's worth (-max-message).
+func (s *session) maxHeldBytes() int { return s.srv.cfg.MaxMessage }
+
+// Subscribed is the Hub's confirmation of a pending subscription, on the
+// session's loop (pubsub.Confirmer).
+func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
+	switch {
+	case s.state == stateJoining:
+		if s.pend.join.waiting--; s.pend.join.waiting == 0 {
+			s.joined()
+		}
+	case s.state != stateOpen:
+		s.pend = pendingState{}
+	case t == s.pend.waitOn:
+		r := reply{Op: "subscribed", Topic: t.Name(), Seq: &seq, Epoch: t.Epoch()}
+		if s.pend.unrecovered {
+			r.Recovered = ptr(false)
+		}
+		s.pend.waitOn, s.pend.unrecovered = nil, false
+		s.reply(r)
+		s.resumeHeld()
+	}
+}
+
+// resumeHeld carries on with what was held, until it is done or waits again.
+func (s *session) resumeHeld() {
+	for s.state == stateOpen && !s.waiting() {
+		switch {
+		case len(s.pend.rest) > 0:
+			rest, since := s.pend.rest, s.pend.since
+			s.pend.rest, s.pend.since = nil, nil
+			s.subscribeAll(slices.Values(rest), since)
+		case len(s.pend.held) > 0:
+			cmd := s.pend.held[0]
+			s.pend.held[0] = nil
+			s.pend.held = s.pend.held[1:]
+			s.pend.heldBytes -= len(cmd)
+			s.command(cmd)
+		default:
+			s.pend = pendingState{} // drop the emptied slices' arrays
+			return
+		}
+	}
+}
+
+// joined opens a joining connection: the 101, then one answer per topic, in
+// order, each at its position now.
+func (s *session) joined() {
+	j := s.pend.join
+	s.pend.join = nil
+	s.open(j.resp, j.topics, j.since)
+}
