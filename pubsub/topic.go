@@ -9,10 +9,10 @@ type Topic struct {
 	hist  *History // its history when the Hub keeps one (SetHistory), else nil
 	refs  int      // subscribers on all loops; guarded by Hub.mu
 
-	mu   sync.Mutex
-	seq  uint64
-	sets []loopSet // indexed by loop
-	dead bool      // forgotten by Hub.Sweep: a publish that finds it so looks the topic up again
+	mu      sync.Mutex
+	seq     uint64
+	sets    []loopSet // indexed by loop
+	dead    bool      // forgotten by Hub.Sweep: a publish that finds it so looks the topic up again
 	pending bool      // the cluster interest is not in place yet (interest.go)
 }
 
