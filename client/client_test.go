@@ -1,6 +1,8 @@
 package client
 
 import (
+	"github.com/wspush/wspush/internal/testsupport"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -175,15 +177,15 @@ func TestPublishRefusalReachesErrorHandler(t *testing.T) {
 
 func TestSubscribeWhileDisconnectedWaitsForTheNextConnection(t *testing.T) {
 	s := startServer(t, "127.0.0.1:0", serverOpts{})
-	p := startProxy(t, s.Addr().String())
+	p := testsupport.StartDelayProxy(t, s.Addr().String())
 	var r recorder
-	c := dial(t, p.url(), r.options()...)
-	p.setDown(true)
+	c := dial(t, proxyURL(p), r.options()...)
+	p.SetDown(true)
 	waitFor(t, "the disconnect", func() bool { return !c.Connected() })
 	done := make(chan error, 1)
 	go func() { done <- c.Subscribe(context.Background(), "later", r.handler) }()
 	waitFor(t, "the topic to be held", func() bool { return len(c.Topics()) == 1 })
-	p.setDown(false)
+	p.SetDown(false)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -196,9 +198,9 @@ func TestSubscribeWhileDisconnectedWaitsForTheNextConnection(t *testing.T) {
 
 func TestSubscribeContextEnds(t *testing.T) {
 	s := startServer(t, "127.0.0.1:0", serverOpts{})
-	p := startProxy(t, s.Addr().String())
-	c := dial(t, p.url())
-	p.setDown(true)
+	p := testsupport.StartDelayProxy(t, s.Addr().String())
+	c := dial(t, proxyURL(p))
+	p.SetDown(true)
 	waitFor(t, "the disconnect", func() bool { return !c.Connected() })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -215,19 +217,19 @@ func TestSubscribeContextEnds(t *testing.T) {
 
 func TestCloseStopsEveryGoroutine(t *testing.T) {
 	s := startServer(t, "127.0.0.1:0", serverOpts{})
-	p := startProxy(t, s.Addr().String())
+	p := testsupport.StartDelayProxy(t, s.Addr().String())
 	before := runtime.NumGoroutine()
 	var r recorder
-	c, err := Dial(ctxT(t), p.url(), append(r.options(), WithBackoff(time.Millisecond, 10*time.Millisecond))...)
+	c, err := Dial(ctxT(t), proxyURL(p), append(r.options(), WithBackoff(time.Millisecond, 10*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Subscribe(ctxT(t), "g", func(Message) {}); err != nil {
 		t.Fatal(err)
 	}
-	p.cut() // one reconnect, so the goroutines of two connections are counted
+	p.Cut() // one reconnect, so the goroutines of two connections are counted
 	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("g")) == 1 })
 	c.Close()
-	p.cut()
+	p.Cut()
 	waitFor(t, "the client's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }

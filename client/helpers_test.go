@@ -1,12 +1,12 @@
 package client
 
 import (
+	"github.com/wspush/wspush/internal/testsupport"
+
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -193,94 +193,6 @@ func checkData(t testing.TB, msgs []Message, want ...string) {
 	}
 }
 
-// proxy is a TCP forwarder between a client and a server that a test can
-// cut: the server side of the connection goes away like a dropped network
-// path, and while down new connections are refused.
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	down  bool
-	conns []net.Conn
-	wg    sync.WaitGroup
-}
-
-func startProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) url() string { return "ws://" + p.ln.Addr().String() + "/ws" }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			in.Close()
-			continue
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(in, out)
-		go p.pipe(out, in)
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-}
-
-// cut closes every connection through the proxy.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// setDown cuts every connection and refuses new ones (true), or accepts
-// them again (false).
-func (p *proxy) setDown(down bool) {
-	p.mu.Lock()
-	p.down = down
-	p.mu.Unlock()
-	if down {
-		p.cut()
-	}
-}
-
 // rawSubscriber is an independent WebSocket client (coder/websocket on the
 // raw protocol) subscribed to topic: it sees what the server delivers
 // without going through this package.
@@ -312,3 +224,6 @@ func rawRead(t testing.TB, c *websocket.Conn) map[string]any {
 	}
 	return m
 }
+
+// proxyURL is the WebSocket URL of the server behind p.
+func proxyURL(p *testsupport.DelayProxy) string { return "ws://" + p.Addr() + "/ws" }

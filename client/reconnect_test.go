@@ -1,6 +1,8 @@
 package client
 
 import (
+	"github.com/wspush/wspush/internal/testsupport"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,16 +50,16 @@ func TestServerRestart(t *testing.T) {
 
 func TestForcedDisconnect(t *testing.T) {
 	s := startServer(t, "127.0.0.1:0", serverOpts{})
-	p := startProxy(t, s.Addr().String())
+	p := testsupport.StartDelayProxy(t, s.Addr().String())
 	var r recorder
-	c := dial(t, p.url(), r.options()...)
+	c := dial(t, proxyURL(p), r.options()...)
 	if err := c.Subscribe(ctxT(t), "f", r.handler); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, s, "f", "1")
 	r.waitMessages(t, 1)
 
-	p.setDown(true) // the server side of the connection goes away
+	p.SetDown(true) // the server side of the connection goes away
 	waitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
 	if err := r.disconnects()[0]; !errors.Is(err, ErrConnectionLost) {
 		t.Fatalf("disconnect reason %v, want ErrConnectionLost", err)
@@ -69,7 +71,7 @@ func TestForcedDisconnect(t *testing.T) {
 			t.Fatalf("attempt reported %v", err)
 		}
 	}
-	p.setDown(false)
+	p.SetDown(false)
 	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("f")) == 1 })
 	if rc := r.recoveriesOf("f")[0]; rc.Previous.Seq != 1 {
 		t.Fatalf("recovery %+v, want it from seq 1", rc)
@@ -87,11 +89,11 @@ func TestForcedDisconnect(t *testing.T) {
 
 func TestPublishQueueIsBounded(t *testing.T) {
 	s := startServer(t, "127.0.0.1:0", serverOpts{})
-	p := startProxy(t, s.Addr().String())
+	p := testsupport.StartDelayProxy(t, s.Addr().String())
 	raw := rawSubscriber(t, s, "q")
 	const limit = 1000
-	c := dial(t, p.url(), WithMaxBuffered(limit))
-	p.setDown(true)
+	c := dial(t, proxyURL(p), WithMaxBuffered(limit))
+	p.SetDown(true)
 	waitFor(t, "the disconnect", func() bool { return !c.Connected() })
 
 	body := json.RawMessage(`"` + strings.Repeat("x", 280) + `"`)
@@ -123,7 +125,7 @@ func TestPublishQueueIsBounded(t *testing.T) {
 		t.Fatalf("Buffered() = %d after the withdrawal, want %d", c.Buffered(), fits*frame)
 	}
 
-	p.setDown(false) // what was queued is sent once connected again
+	p.SetDown(false) // what was queued is sent once connected again
 	for range fits {
 		if err := <-results; err != nil {
 			t.Fatalf("queued publish: %v", err)

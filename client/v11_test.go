@@ -6,6 +6,8 @@ package client
 // server speaks v1.1.
 
 import (
+	"github.com/wspush/wspush/internal/testsupport"
+
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -41,9 +43,9 @@ func requireEpoch(t *testing.T, c *Client, topic string) Position {
 
 func TestRecoveryAfterForcedDisconnect(t *testing.T) {
 	s := startServer(t, "127.0.0.1:0", serverOpts{})
-	p := startProxy(t, s.Addr().String())
+	p := testsupport.StartDelayProxy(t, s.Addr().String())
 	var r recorder
-	c := dial(t, p.url(), r.options()...)
+	c := dial(t, proxyURL(p), r.options()...)
 	if err := c.Subscribe(ctxT(t), "r", r.handler); err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +57,14 @@ func TestRecoveryAfterForcedDisconnect(t *testing.T) {
 	}
 	r.waitMessages(t, 3)
 
-	p.setDown(true)
+	p.SetDown(true)
 	waitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
 	waitFor(t, "the server to drop the subscriber", func() bool { return s.Conns() == 0 })
 	for i := 4; i <= 23; i++ { // published while the client is away
 		publish(t, s, "r", fmt.Sprint(i))
 		want = append(want, fmt.Sprint(i))
 	}
-	p.setDown(false)
+	p.SetDown(false)
 	for i := 24; i <= 40; i++ { // racing the reconnect and the replay
 		publish(t, s, "r", fmt.Sprint(i))
 		want = append(want, fmt.Sprint(i))

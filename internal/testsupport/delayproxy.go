@@ -13,12 +13,15 @@ import (
 // in both directions, for a delay before passing it on, in order: a slow
 // network path (a far NATS server) made of real sockets. The delay can be
 // changed while connections are open; it applies to bytes read from then on.
+// With no delay it is a plain forwarder a test can cut (Cut, SetDown): a
+// dropped network path between a client and a server.
 type DelayProxy struct {
 	ln     net.Listener
 	target string
 	delay  atomic.Int64 // nanoseconds
 
 	mu    sync.Mutex
+	down  bool
 	conns []net.Conn
 	wg    sync.WaitGroup
 }
@@ -47,12 +50,30 @@ func (p *DelayProxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
 // Close stops accepting and cuts every connection.
 func (p *DelayProxy) Close() {
 	p.ln.Close()
+	p.Cut()
+	p.wg.Wait()
+}
+
+// Cut closes every connection through the proxy, both sides: to each end
+// the other goes away.
+func (p *DelayProxy) Cut() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, c := range p.conns {
 		c.Close()
 	}
+	p.conns = nil
+}
+
+// SetDown cuts every connection and refuses new ones (true), or accepts
+// them again (false).
+func (p *DelayProxy) SetDown(down bool) {
+	p.mu.Lock()
+	p.down = down
 	p.mu.Unlock()
-	p.wg.Wait()
+	if down {
+		p.Cut()
+	}
 }
 
 func (p *DelayProxy) accept() {
@@ -61,6 +82,13 @@ func (p *DelayProxy) accept() {
 		in, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			in.Close()
+			continue
 		}
 		out, err := net.Dial("tcp", p.target)
 		if err != nil {
