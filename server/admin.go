@@ -19,6 +19,9 @@ import (
 func (s *Server) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("/publish", s.adminAuth(http.HandlerFunc(s.handlePublish)))
+	s.batch = newBatchMetrics(s.metrics.reg)
+	mux.Handle("/publish/batch", s.adminAuth(s.publishGuard(s.handleBatch, ndjsonType)))
+	mux.Handle("/broadcast", s.adminAuth(s.publishGuard(s.handleBroadcast)))
 	mux.HandleFunc("/healthz", s.handleHealth)
 	mux.Handle("/admin/", s.adminPage()) // the page's files: no data, no token (adminpage.go)
 	mux.Handle("/admin/stats", s.adminAuth(s.adminStatsHandler()))

@@ -34,10 +34,11 @@ type Server struct {
 	adminLn net.Listener
 	metrics *metrics
 	limits  *limitMetrics
-	auth    *serverAuth  // tokens and permissions (auth.go)
-	nodeID  string       // names this node in control messages (adminapi.go)
-	tls     *serverTLS   // nil: plain TCP
-	proxy   *serverProxy // nil: no PROXY protocol
+	auth    *serverAuth   // tokens and permissions (auth.go)
+	nodeID  string        // names this node in control messages (adminapi.go)
+	tls     *serverTLS    // nil: plain TCP
+	proxy   *serverProxy  // nil: no PROXY protocol
+	batch   *batchMetrics // of the batch endpoints (batch.go)
 
 	open         atomic.Int64 // upgraded connections
 	peers        *peerTable   // TCP connections per peer address, for -max-conns-per-ip (peerlimit.go)

@@ -130,6 +130,8 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long a POST /publish Idempotency-Key is remembered (cluster: the stream's duplicate window)")
 	fs.Int64Var(&cfg.BrokerIngestBytes, "broker-ingest-bytes", cfg.BrokerIngestBytes, "`bytes` of cluster messages the event loops may hold at once; past it the node takes no more from NATS, whose client buffer then drops and counts")
 	fs.IntVar(&cfg.IdempotencyKeys, "idempotency-keys", cfg.IdempotencyKeys, "Idempotency-Keys a single node remembers within the window; past it the oldest are forgotten")
+	fs.IntVar(&cfg.MaxBatchBytes, "max-batch-bytes", cfg.MaxBatchBytes, "largest body of POST /publish/batch and /broadcast, in `bytes` (over it: HTTP 413)")
+	fs.IntVar(&cfg.MaxBatchItems, "max-batch-items", cfg.MaxBatchItems, "most items in one POST /publish/batch, topics in one /broadcast (over it: HTTP 413)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 
