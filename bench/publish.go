@@ -26,6 +26,7 @@ type publisher struct {
 	size    int
 	rate    float64 // messages per second, 0: as fast as the server answers
 	workers int
+	batch   int // messages per POST /publish/batch; <= 1: one POST /publish each (inbox.go)
 	until   time.Time
 	client  *http.Client
 	sent    atomic.Int64
@@ -56,6 +57,9 @@ func newHTTPClient(conns int) *http.Client {
 }
 
 func (p *publisher) run(ctx context.Context) pubTally {
+	if p.batch > 1 {
+		return p.runBatches(ctx)
+	}
 	var next atomic.Int64
 	start := time.Now()
 	tallies := make([]pubTally, p.workers)
@@ -108,6 +112,11 @@ func (p *publisher) run(ctx context.Context) pubTally {
 		}(&tallies[w])
 	}
 	wg.Wait()
+	return mergeTallies(tallies)
+}
+
+// mergeTallies adds up the publishing goroutines' tallies.
+func mergeTallies(tallies []pubTally) pubTally {
 	out := pubTally{errs: map[string]int{}, lat: newHist(), ranges: map[string][2]int64{}}
 	for _, t := range tallies {
 		out.ok += t.ok

@@ -22,6 +22,8 @@ type Result struct {
 	Messages     int       `json:"messages_per_topic,omitempty"`
 	Size         int       `json:"size,omitempty"`
 	SlowFraction float64   `json:"slow_fraction,omitempty"`
+	Batch        int       `json:"batch,omitempty"`                 // messages per POST /publish/batch
+	PubRate      float64   `json:"offered_publish_per_s,omitempty"` // paced publishing; 0: as fast as accepted
 
 	Dialed           int            `json:"dialed"`
 	Connected        int            `json:"connected"`
@@ -176,7 +178,7 @@ func (r *Result) Figures() []Figure {
 		if s != nil && s.CPUSeconds > 0 {
 			add("server CPU", s.CPUSeconds, "s", "lower")
 		}
-	case "fanout", "slow":
+	case "fanout", "slow", "inbox":
 		add("deliveries/s", r.DeliveriesPerSec, "/s", "higher")
 		lat("latency", r.Latency)
 		if r.Latency != nil {
@@ -360,7 +362,10 @@ func (r *Result) rows(row func(k, format string, a ...any)) {
 		row("closed by server", "%s", fmtCounts(r.Closes))
 	}
 	switch r.Scenario {
-	case "fanout", "slow":
+	case "fanout", "slow", "inbox":
+		if r.Batch > 1 {
+			row("batches", "%d messages per POST /publish/batch", r.Batch)
+		}
 		row("published", "%d (%.0f/s, %d topics x %d msgs x %d B), errors: %s", r.Published, r.PublishPerSec, r.Topics, r.Messages, r.Size, fmtCounts(r.PublishErrors))
 		row("publish round trip", "%s", fmtLat(r.Publish))
 		row("deliveries", "%d of %d expected (server queued %d)", r.Deliveries, r.Expected, r.ServerQueued)

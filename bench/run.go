@@ -30,6 +30,7 @@ type Config struct {
 	Size       int     // fanout: bytes of each published JSON value
 	PubRate    float64 // fanout: messages per second over all topics; 0: as fast as accepted
 	Publishers int     // fanout, curve: concurrent HTTP publishers
+	Batch      int     // fanout, inbox: messages per POST /publish/batch; <= 1: one POST /publish each
 
 	Steps        []float64     // curve: offered deliveries per second, ascending
 	StepDuration time.Duration // curve: publishing window of each step
@@ -74,7 +75,7 @@ type Status struct {
 
 func (c *Config) defaults() error {
 	switch c.Scenario {
-	case "connect", "fanout", "slow", "churn", "curve":
+	case "connect", "fanout", "slow", "churn", "curve", "inbox":
 	default:
 		return fmt.Errorf("unknown scenario %q", c.Scenario)
 	}
@@ -156,6 +157,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.ServerPID = p.pid()
 		sleepCtx(ctx, 200*time.Millisecond) // let it settle before the "before" sample
 	}
+	if cfg.Scenario == "inbox" {
+		// one subscriber per topic: a fanout over Conns topics (inbox.go)
+		cfg.Topics = cfg.Conns
+		r, err := runOnce(ctx, cfg, "fanout")
+		if r != nil {
+			r.Scenario = "inbox"
+		}
+		return r, err
+	}
 	if cfg.Scenario != "slow" {
 		return runOnce(ctx, cfg, cfg.Scenario)
 	}
@@ -208,7 +218,8 @@ func runOnce(ctx context.Context, cfg Config, kind string) (*Result, error) {
 	}
 	obs := &observer{pid: cfg.ServerPID, admin: cfg.Admin, client: newHTTPClient(2)}
 	res := &Result{Scenario: kind, Label: cfg.Label, URLs: cfg.URLs, Started: start, Conns: cfg.Conns,
-		Topics: len(topics), Messages: cfg.Messages, Size: cfg.Size, SlowFraction: cfg.Slow, Procs: max(1, cfg.Procs)}
+		Topics: len(topics), Messages: cfg.Messages, Size: cfg.Size, SlowFraction: cfg.Slow, Procs: max(1, cfg.Procs),
+		Batch: cfg.Batch, PubRate: cfg.PubRate}
 	srv := &ServerStats{Before: obs.sample(ctx)}
 
 	// workers
@@ -357,7 +368,7 @@ func runOnce(ctx context.Context, cfg Config, kind string) (*Result, error) {
 		srv.Ramp = obs.sample(ctx)
 	case "fanout":
 		p := &publisher{admin: cfg.Admin, topics: topics, total: cfg.Messages * len(topics), size: cfg.Size,
-			rate: cfg.PubRate, workers: cfg.Publishers, until: until, client: newHTTPClient(cfg.Publishers)}
+			rate: cfg.PubRate, workers: cfg.Publishers, batch: cfg.Batch, until: until, client: newHTTPClient(cfg.Publishers)}
 		pubMu.Lock()
 		pub = p
 		pubMu.Unlock()

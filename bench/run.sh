@@ -8,7 +8,12 @@
 # rounds of 3 s steps). Results: $OUT/*.json, $OUT/*.html, $OUT/curve.svg;
 # ratios are A/B.
 #
-#   ROUNDS=3 OUT=out/bench sh bench/run.sh [connect fanout latency slow churn curve sparse]
+# inbox: 10,000 topics of one subscriber each fed through POST
+# /publish/batch (batches of 100, offered 200k publishes/s), then by single
+# POST /publish for the CPU per publish beside it (wspush only: the baseline
+# has no batch endpoint).
+#
+#   ROUNDS=3 OUT=out/bench sh bench/run.sh [connect fanout latency slow churn curve sparse inbox]
 set -eu
 OUT=${OUT:-out/bench}
 ROUNDS=${ROUNDS:-2}
@@ -16,7 +21,7 @@ CURVE_ROUNDS=${CURVE_ROUNDS:-1}
 SRC=${SRC:-127.0.0.2-127.0.0.60}
 APORT=${APORT:-27180}
 BPORT=${BPORT:-27080}
-SCENARIOS=${*:-connect fanout latency slow churn curve sparse}
+SCENARIOS=${*:-connect fanout latency slow churn curve sparse inbox}
 
 BIN=$OUT/bin
 mkdir -p "$BIN"
@@ -58,6 +63,13 @@ for s in $SCENARIOS; do
 		"$BIN/wsbench" sparse -no-progress -rounds "$ROUNDS" -src "$SRC" -server-cmd "$WSPUSH ${AFLAGS:-}" \
 			-url "ws://127.0.0.1:$APORT/ws" -admin "http://127.0.0.1:$AADM" \
 			-conns 10000 -rate 5000 -pub-rate 5 -messages 50 -duration 30s -json "$OUT/sparse.json"
+		;;
+	inbox)
+		echo "== inbox"
+		"$BIN/wsbench" inbox -no-progress -src "$SRC" -server-cmd "$WSPUSH ${AFLAGS:-}" \
+			-url "ws://127.0.0.1:$APORT/ws" -admin "http://127.0.0.1:$AADM" \
+			-conns 10000 -rate 5000 -batch 100 -pub-rate 200000 -messages 50 -publishers 8 -single-messages 3 -duration 30s \
+			-json "$OUT/inbox.json"
 		;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac

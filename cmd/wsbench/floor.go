@@ -84,6 +84,33 @@ func runSparse(ctx context.Context, args []string, log *slog.Logger) error {
 	return write(f, r, nil)
 }
 
+// runInbox is "wsbench inbox": one subscriber per topic fed through POST
+// /publish/batch, then (with -single-messages) through single publishes.
+func runInbox(ctx context.Context, args []string, log *slog.Logger) error {
+	f, err := parse("inbox", args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cfg := f.cfg
+	cfg.Log = log
+	cfg.ServerCmd = bench.SplitCommand(f.serverCmd)
+	if f.verbose {
+		cfg.ServerLog = os.Stderr
+	}
+	cfg.NewWorker = newWorker
+	single := cfg
+	single.Messages, single.PubRate = f.singleMessages, 0
+	r, err := bench.RunInbox(ctx, bench.InboxConfig{Batched: cfg, Single: single})
+	if err != nil {
+		return err
+	}
+	r.WriteTable(os.Stdout)
+	return write(f, r, nil)
+}
+
 // newFloorReader re-executes this binary as the floor's reader child.
 func newFloorReader() (*exec.Cmd, error) {
 	exe, err := os.Executable()

@@ -20,6 +20,7 @@
 //	wsbench sparse  -server-cmd "bin/wspush ..." -url ... -admin ... -conns 10000 -pub-rate 5 -messages 60 -rounds 2
 //	wsbench reconnect -url ... -admin ... -conns 10000 -topics 100 -messages 50 -server-pid PID
 //	wsbench hostile -url ... -admin ... -server-pid PID -headers 600 -floods 200 -pings 200
+//	wsbench inbox   -server-cmd "bin/wspush ..." -url ... -admin ... -conns 10000 -batch 100 -pub-rate 200000 -messages 100 -single-messages 3
 //	wsbench compare -scenario fanout -a-url ... -a-admin ... -a-pid ... -b-url ... -b-admin ... -b-pid ... -rounds 3
 //	wsbench compare -scenario connect -a-cmd "bin/wspush -listen 127.0.0.1:27180 -admin 127.0.0.1:27181" -a-url ... -a-admin ... -b-cmd ... (fresh servers every run)
 package main
@@ -42,7 +43,7 @@ import (
 	"github.com/wspush/wspush/bench"
 )
 
-const usage = `usage: wsbench <connect|fanout|slow|churn|curve|compare|floor|sparse|reconnect|hostile> [flags]
+const usage = `usage: wsbench <connect|fanout|slow|churn|curve|compare|floor|sparse|reconnect|hostile|inbox> [flags]
        wsbench <scenario> -h   for the flags
 `
 
@@ -64,6 +65,8 @@ func main() {
 		err = runFloor(ctx, os.Args[2:])
 	case "sparse":
 		err = runSparse(ctx, os.Args[2:], log)
+	case "inbox":
+		err = runInbox(ctx, os.Args[2:], log)
 	case "connect", "fanout", "slow", "churn", "curve", "compare":
 		err = run(ctx, cmd, os.Args[2:], log)
 	case "reconnect":
@@ -93,6 +96,7 @@ type flags struct {
 	aURL, aAdmin, bURL, bAdmin  string
 	serverCmd, aCmd, bCmd       string
 	aPID, bPID, rounds, perProc int
+	singleMessages              int
 	verbose, noProgress         bool
 }
 
@@ -134,6 +138,10 @@ func parse(cmd string, args []string) (*flags, error) {
 	if cmd == "sparse" {
 		fs.IntVar(&f.rounds, "rounds", 2, "rounds; each runs the floor, then the server")
 		fs.Float64Var(&f.target, "target", 1.1, "the ratio (server / floor) both figures must stay within")
+	}
+	if cmd == "inbox" {
+		fs.IntVar(&c.Batch, "batch", 100, "messages per POST /publish/batch")
+		fs.IntVar(&f.singleMessages, "single-messages", 0, "then the same inboxes with this many messages per topic, one POST /publish each, as fast as accepted (server CPU per publish beside the batches); 0: skip")
 	}
 	if cmd == "compare" {
 		fs.StringVar(&f.scenario, "scenario", "fanout", "scenario to compare: connect, fanout, slow, churn or curve")
