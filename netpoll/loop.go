@@ -581,8 +581,21 @@ func (l *Loop) putq(q *outq) {
 
 // writev is writev(2) over the loop's iovec array, without the allocation
 // unix.Writev makes for its own copy.
+//
+// It and write are raw system calls, without the runtime's
+// entersyscall/exitsyscall: the sockets are non-blocking, so a call never
+// waits, and a loop sweeping thousands of sockets would otherwise have
+// sysmon take its P away during the longer loopback writes and hand it to
+// another thread (wake-ups and context switches per sweep, the runtime
+// share of the paced path's profile in docs/benchmarks.md).
 func (l *Loop) writev(fd int32, iov []unix.Iovec) (int, unix.Errno) {
-	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	return int(n), errno
+}
+
+// write is write(2) of one iovec's bytes.
+func (l *Loop) write(fd int32, v unix.Iovec) (int, unix.Errno) {
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(v.Base)), uintptr(v.Len))
 	return int(n), errno
 }
 
