@@ -120,9 +120,14 @@ type handshakeResult struct {
 // returns the bytes it consumed (0 while the request is incomplete).
 func (s *session) handshake(b []byte) int {
 	r := s.ls.parseHandshake(b)
-	switch r.status {
-	case 0:
+	switch {
+	case r.status == 0:
 		return 0
+	case s.overIP:
+		s.refuse(reasonMaxConnsPerIP, http.StatusTooManyRequests, msgTooManyFromIP, "")
+		return r.n
+	}
+	switch r.status {
 	case http.StatusSwitchingProtocols:
 		s.echo = r.echo
 		s.deflate = r.deflate

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,12 +89,10 @@ func (s *session) readProxy(b []byte) (used, need int) {
 	if !s.srv.peers.add(s.peer) {
 		if s.srv.tls != nil {
 			s.refuseBeforeTLS(reasonMaxConnsPerIP)
-		} else {
-			s.refuse(reasonMaxConnsPerIP, http.StatusTooManyRequests, msgTooManyFromIP, "")
+			return len(b), 0
 		}
-		return len(b), 0
-	}
-	if s.srv.tls != nil {
+		s.overPeerLimit() // answered 429 once its request is whole
+	} else if s.srv.tls != nil {
 		s.startTLS() // the AcceptGate's slot was kept for it
 		s.readTLS(b[h.Len:])
 		return len(b), 0

@@ -41,6 +41,7 @@ type session struct {
 	ping     latestPing   // the ping to answer at the end of the read (limits.go)
 	pend     pendingState // a subscription pending on the cluster and what waits behind it (pending.go)
 
+	overIP     bool       // over -max-conns-per-ip: the request gets 429 once it is whole (overPeerLimit)
 	peer       netip.Addr // counted in Server.peers until the connection closes
 	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
 	cmdStrikes uint16     // refused commands not yet forgiven by allowed ones
@@ -71,13 +72,28 @@ func (h handler) Open(c *netpoll.Conn) {
 			s.refuseBeforeTLS(reasonMaxConnsPerIP)
 			return
 		}
-		s.refuse(reasonMaxConnsPerIP, http.StatusTooManyRequests, msgTooManyFromIP, "")
+		s.overPeerLimit()
 		return
 	}
 	if h.s.tls != nil {
 		s.startTLS()
 	}
 }
+
+// overPeerLimit is a plain connection over -max-conns-per-ip (still counted
+// while open: it is a descriptor): its request is answered 429 once whole. Answering before the
+// request would race the client's write of it (an HTTP client, or a proxy in
+// TCP mode, takes an answer that comes first for a broken connection), so it
+// waits, but at most maxOverLimitWait: a peer over its limit gets no
+// -handshake-timeout to hold descriptors with.
+func (s *session) overPeerLimit() {
+	s.overIP = true
+	s.c.SetTimer(time.Now().Add(min(s.srv.cfg.HandshakeTimeout, maxOverLimitWait)))
+}
+
+// maxOverLimitWait bounds how long a connection over -max-conns-per-ip may
+// take to send its request.
+const maxOverLimitWait = time.Second
 
 func (h handler) Read(c *netpoll.Conn, b []byte) (int, int) {
 	s := c.Data.(*session)
@@ -286,6 +302,10 @@ func (s *session) timer(now time.Time) {
 		if s.proxyPending() {
 			s.srv.proxy.failures.WithLabelValues("timeout").Inc()
 			s.c.Close(errProxyTimeout)
+			return
+		}
+		if s.overIP {
+			s.refuse(reasonMaxConnsPerIP, http.StatusTooManyRequests, msgTooManyFromIP, "")
 			return
 		}
 		s.refuse(reasonTimeout, http.StatusRequestTimeout, "handshake timeout", "")
