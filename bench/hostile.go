@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
 
@@ -231,27 +232,13 @@ type hostilePeer struct {
 	dropped time.Duration // when the server ended it, from its first attack byte; 0 if it did not
 }
 
-// hostileFrames are built once: a masked client frame with a zero mask
-// carries its payload as is.
+// hostileFrames are built once (bench/codec.go's masked client frames) and
+// sent again and again: a mask need not change between frames.
 var (
 	hostileHeader = binary.BigEndian.AppendUint64([]byte{0x81, 0x80 | 127}, 1<<20) // + the mask below
-	hostileSub    = clientFrame(0x1, []byte(`{"op":"sub","topics":["a"`+strings.Repeat(`,"a"`, (1<<20-30)/4)+`]}`))
-	hostilePings  = bytes.Repeat(clientFrame(0x9, bytes.Repeat([]byte("p"), 125)), 512)
+	hostileSub    = appendFrame(nil, ws.OpText, []byte(`{"op":"sub","topics":["a"`+strings.Repeat(`,"a"`, (1<<20-30)/4)+`]}`))
+	hostilePings  = bytes.Repeat(appendFrame(nil, ws.OpPing, bytes.Repeat([]byte("p"), 125)), 512)
 )
-
-func clientFrame(op byte, payload []byte) []byte {
-	f := []byte{0x80 | op}
-	switch n := len(payload); {
-	case n < 126:
-		f = append(f, 0x80|byte(n))
-	case n < 1<<16:
-		f = append(f, 0x80|126, byte(n>>8), byte(n))
-	default:
-		f = append(f, 0x80|127)
-		f = binary.BigEndian.AppendUint64(f, uint64(n))
-	}
-	return append(append(f, 0, 0, 0, 0), payload...)
-}
 
 func (p *hostilePeer) run(ctx context.Context, host, path string, connected *atomic.Int64) {
 	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
