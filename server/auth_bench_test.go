@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/netpoll"
 )
 
@@ -113,7 +114,7 @@ func BenchmarkFanOutAuth(b *testing.B) {
 				}
 				go io.Copy(io.Discard, c)
 			}
-			waitFor(b, "the subscribers", func() bool { return s.hub.Stats().Subscriptions == subscribers })
+			testsupport.WaitFor(b, "the subscribers", func() bool { return s.hub.Stats().Subscriptions == subscribers })
 			flushed := func() bool {
 				n := 0
 				s.group.Each(func(l *netpoll.Loop) {

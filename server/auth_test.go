@@ -274,7 +274,7 @@ func dialToken(t testing.TB, s *Server, token, query string) *websocket.Conn {
 // expectReply reads one message and checks its fields.
 func expectReply(t testing.TB, c *websocket.Conn, want map[string]any) map[string]any {
 	t.Helper()
-	m := readJSON(t, c)
+	m := testsupport.ReadJSON(t, c)
 	for k, v := range want {
 		if m[k] != v {
 			t.Fatalf("got %v, want %v", m, want)
@@ -306,14 +306,14 @@ func TestAuthCommandRefusals(t *testing.T) {
 	sendJSON(t, c, `{"op":"pub","topic":"inbox#42","data":1}`) // own, but no publish pattern
 	expectReply(t, c, map[string]any{"op": "error", "error": "forbidden", "topic": "inbox#42"})
 	sendJSON(t, c, `{"op":"pub","topic":"chat.x","data":"hi"}`)
-	if m := readJSON(t, c); m["topic"] != "chat.x" || m["data"] != "hi" {
+	if m := testsupport.ReadJSON(t, c); m["topic"] != "chat.x" || m["data"] != "hi" {
 		t.Fatalf("got %v, want the push of the allowed pub", m)
 	}
 	// Backends publish to personal topics like to any other.
 	if code, _ := publish(t, s, "inbox%2342", `"for 42"`); code != 200 {
 		t.Fatalf("admin publish: %d", code)
 	}
-	if m := readJSON(t, c); m["topic"] != "inbox#42" || m["data"] != "for 42" {
+	if m := testsupport.ReadJSON(t, c); m["topic"] != "inbox#42" || m["data"] != "for 42" {
 		t.Fatalf("got %v, want the personal push", m)
 	}
 }
@@ -364,7 +364,7 @@ func TestAuthRefresh(t *testing.T) {
 	time.Sleep(time.Until(time.Unix(first["exp"].(int64), 0)) + 500*time.Millisecond)
 	publish(t, s, "b", `"gone"`)
 	publish(t, s, "a", `"kept"`)
-	if m := readJSON(t, c); m["topic"] != "a" || m["data"] != "kept" {
+	if m := testsupport.ReadJSON(t, c); m["topic"] != "a" || m["data"] != "kept" {
 		t.Fatalf("got %v, want the push on a only", m)
 	}
 	sendJSON(t, c, `{"op":"sub","topics":["b"]}`)
@@ -388,7 +388,7 @@ func TestAuthExpiryCloses4001(t *testing.T) {
 	if exp := time.Unix(claims["exp"].(int64), 0); time.Now().Before(exp) {
 		t.Fatalf("closed before exp %v", exp)
 	}
-	waitFor(t, "the connection to close", func() bool { return s.Conns() == 0 })
+	testsupport.WaitFor(t, "the connection to close", func() bool { return s.Conns() == 0 })
 }
 
 // jwksServer is a real HTTP JWKS endpoint whose key set the test changes.
@@ -447,7 +447,7 @@ func TestAuthJWKSRotation(t *testing.T) {
 	connects := func(tok string) func() bool {
 		return func() bool { return authHandshake(t, s, "/ws?token="+tok).status == 101 }
 	}
-	waitFor(t, "the first JWKS fetch", connects(tok1))
+	testsupport.WaitFor(t, "the first JWKS fetch", connects(tok1))
 	if a := authHandshake(t, s, "/ws?token="+tok2); a.status != 401 || a.error != "unknown_key" {
 		t.Fatalf("a token of a key not yet published: %d %q, want 401 unknown_key", a.status, a.error)
 	}
@@ -484,7 +484,7 @@ func TestMaxConnsPerUser(t *testing.T) {
 	}
 	dialToken(t, s, hs(t, tokenClaims("7", time.Hour)), "")
 	c1.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "user 42's slot to free", func() bool { return authHandshake(t, s, "/ws?token="+tok42).status == 101 })
+	testsupport.WaitFor(t, "user 42's slot to free", func() bool { return authHandshake(t, s, "/ws?token="+tok42).status == 101 })
 }
 
 // adminDo sends an admin API request and decodes the JSON answer.
@@ -575,7 +575,7 @@ func TestServerAPI(t *testing.T) {
 	expectReply(t, c7, map[string]any{"op": "unsubscribed", "topic": "a"})
 	publish(t, s, "a", `"a"`, bearer...)
 	publish(t, s, "c", `"c"`, bearer...)
-	if m := readJSON(t, c7); m["topic"] != "c" {
+	if m := testsupport.ReadJSON(t, c7); m["topic"] != "c" {
 		t.Fatalf("user 7 got %v, want only the push on c", m)
 	}
 
@@ -596,10 +596,10 @@ func TestServerAPI(t *testing.T) {
 	}
 	// User 7 is untouched.
 	publish(t, s, "c", `"still"`, bearer...)
-	if m := readJSON(t, c7); m["data"] != "still" {
+	if m := testsupport.ReadJSON(t, c7); m["data"] != "still" {
 		t.Fatalf("user 7 got %v", m)
 	}
-	waitFor(t, "user 42's connections to close", func() bool { return s.Conns() == 1 })
+	testsupport.WaitFor(t, "user 42's connections to close", func() bool { return s.Conns() == 1 })
 	if _, m = adminDo(t, s, http.MethodGet, "/presence?topic=b", bearer...); m["count"] != 0.0 {
 		t.Fatalf("/presence?topic=b after the disconnect: %v", m)
 	}
@@ -617,7 +617,7 @@ func TestServerAPICluster(t *testing.T) {
 		nodes = append(nodes, s)
 	}
 	for i, s := range nodes {
-		waitFor(t, fmt.Sprintf("node %d healthy", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
+		testsupport.WaitFor(t, fmt.Sprintf("node %d healthy", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
 	}
 	all := []string{"*"}
 	var u42 []*websocket.Conn
@@ -639,7 +639,7 @@ func TestServerAPICluster(t *testing.T) {
 		t.Fatalf("/unsubscribe on node 1: %d %v, want this node's 1", code, m)
 	}
 	for i, c := range u7 {
-		if m := readJSON(t, c); m["op"] != "unsubscribed" || m["topic"] != "a" {
+		if m := testsupport.ReadJSON(t, c); m["op"] != "unsubscribed" || m["topic"] != "a" {
 			t.Fatalf("user 7 on node %d got %v, want unsubscribed from a", i, m)
 		}
 	}

@@ -148,25 +148,6 @@ func dial(t testing.TB, s *Server, pathAndQuery string) *websocket.Conn {
 	return c
 }
 
-// readJSON reads one text message into a map.
-func readJSON(t testing.TB, c *websocket.Conn) map[string]any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	typ, b, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if typ != websocket.MessageText {
-		t.Fatalf("got a %v message, want text", typ)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("message %q is not JSON: %v", b, err)
-	}
-	return m
-}
-
 func sendJSON(t testing.TB, c *websocket.Conn, v string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -334,19 +315,6 @@ func (c *rawConn) closeCode(t testing.TB) int {
 			}
 			return int(p[0])<<8 | int(p[1])
 		}
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes: for state that
-// changes on another goroutine, never for timing.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

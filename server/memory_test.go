@@ -158,7 +158,7 @@ func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
 		if !child.Hold(n) {
 			b.Fatalf("idle clients stopped before %d connections", n)
 		}
-		waitFor(b, "the server to count the connections", func() bool { return s.Conns() == n })
+		testsupport.WaitFor(b, "the server to count the connections", func() bool { return s.Conns() == n })
 		time.Sleep(200 * time.Millisecond) // let the loops go idle
 		runtime.GC()
 		runtime.GC()

@@ -83,7 +83,7 @@ func BenchmarkHandshake(b *testing.B) {
 			if !child.Hold(b.N) {
 				b.Fatal("the clients stopped")
 			}
-			waitFor(b, "the server to answer every connection", func() bool { return s.ready() == int64(b.N) })
+			testsupport.WaitFor(b, "the server to answer every connection", func() bool { return s.ready() == int64(b.N) })
 			b.StopTimer()
 			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "server-cpu-µs/conn")
 		})

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // syncBuffer is a log sink safe for the Watch goroutine.
@@ -134,7 +136,7 @@ func TestCertWatch(t *testing.T) {
 	go certs.Watch(ctx, 10*time.Millisecond)
 	os.WriteFile(keyFile, b.keyPEM, 0o600) // the renewal completes
 	touch(t, keyFile, time.Now().Add(2*time.Second))
-	waitFor(t, "the watcher to load the new pair", func() bool {
+	testsupport.WaitFor(t, "the watcher to load the new pair", func() bool {
 		return certs.Current().Leaf.SerialNumber.Int64() == b.serialNo
 	})
 }

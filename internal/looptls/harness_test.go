@@ -356,18 +356,6 @@ func clientConfig(c *testCert, version uint16) *tls.Config {
 	}
 }
 
-// waitFor polls cond until it holds or ten seconds have passed.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // next returns the next accepted connection.
 func (s *testServer) next(tb testing.TB) *serverConn {
 	tb.Helper()

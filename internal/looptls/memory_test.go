@@ -356,7 +356,7 @@ func measureIdle(b *testing.B, n int, useTLS bool, src string, start func() idle
 		if !child.Hold(k) {
 			b.Fatalf("idle clients stopped before %d connections", k)
 		}
-		waitFor(b, "the server to answer every connection", func() bool { return s.ready() == int64(k) })
+		testsupport.WaitFor(b, "the server to answer every connection", func() bool { return s.ready() == int64(k) })
 		time.Sleep(200 * time.Millisecond) // let handshake goroutines exit
 		samples = append(samples, read(k))
 		last := samples[len(samples)-1]
