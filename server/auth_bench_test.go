@@ -44,7 +44,7 @@ func BenchmarkHandshake(b *testing.B) {
 	}{
 		{"auth=off", Config{}, ""},
 		{"auth=HS256", Config{AuthHMACSecretFile: writeFile(b, "hmac.key", testSecret), AuthAudience: testAudience, AuthIssuer: testIssuer}, hs(b, claims)},
-		{"auth=ES256", Config{AuthPublicKeyFile: ec.pemFile, AuthAudience: testAudience, AuthIssuer: testIssuer}, mint(b, jwt.SigningMethodES256, ec.priv, "", claims)},
+		{"auth=ES256", Config{AuthPublicKeyFile: ec.pemFile, AuthAudience: testAudience, AuthIssuer: testIssuer}, testsupport.Mint(b, jwt.SigningMethodES256, ec.priv, "", claims)},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {

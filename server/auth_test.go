@@ -54,33 +54,13 @@ func writeFile(t testing.TB, name string, data []byte) string {
 // removes one).
 func tokenClaims(sub string, ttl time.Duration, kv ...any) jwt.MapClaims {
 	now := time.Now()
-	c := jwt.MapClaims{"sub": sub, "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "aud": testAudience, "iss": testIssuer}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(c, kv[i].(string))
-		} else {
-			c[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return c
-}
-
-// mint signs claims; kid goes in the header when not empty.
-func mint(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.Claims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(m, c)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testsupport.WithClaims(jwt.MapClaims{"sub": sub, "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "aud": testAudience, "iss": testIssuer}, kv...)
 }
 
 // hs mints an HS256 token with the test secret.
-func hs(t testing.TB, c jwt.Claims) string { return mint(t, jwt.SigningMethodHS256, testSecret, "", c) }
+func hs(t testing.TB, c jwt.Claims) string {
+	return testsupport.Mint(t, jwt.SigningMethodHS256, testSecret, "", c)
+}
 
 // startAuthServer starts a server with the HMAC test secret, audience and
 // issuer over cfg, logging at debug level into the returned buffer.
@@ -169,9 +149,9 @@ func TestAuthHandshakeRefusals(t *testing.T) {
 	}{
 		{"no token", "/ws", nil, 401, auth.ReasonMissing},
 		{"not a JWT", "/ws?token=" + tok("abc.def"), nil, 401, auth.ReasonMalformed},
-		{"bad signature", "/ws?token=" + tok(mint(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadSignature},
-		{"alg none", "/ws?token=" + tok(mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadAlgorithm},
-		{"ES256 without a public key", "/ws?token=" + tok(mint(t, jwt.SigningMethodES256, ec.priv, "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadAlgorithm},
+		{"bad signature", "/ws?token=" + tok(testsupport.Mint(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadSignature},
+		{"alg none", "/ws?token=" + tok(testsupport.Mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadAlgorithm},
+		{"ES256 without a public key", "/ws?token=" + tok(testsupport.Mint(t, jwt.SigningMethodES256, ec.priv, "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadAlgorithm},
 		{"expired", "/ws?token=" + tok(hs(t, tokenClaims("42", -time.Minute))), nil, 401, auth.ReasonExpired},
 		{"not yet valid", "/ws?token=" + tok(hs(t, tokenClaims("42", time.Hour, "nbf", time.Now().Add(time.Minute).Unix()))), nil, 401, auth.ReasonNotYetValid},
 		{"issued in the future", "/ws?token=" + tok(hs(t, tokenClaims("42", time.Hour, "iat", time.Now().Add(time.Minute).Unix()))), nil, 401, auth.ReasonNotYetValid},
@@ -225,11 +205,11 @@ func TestAuthHandshakeRefusals(t *testing.T) {
 func TestAuthAlgorithmConfusion(t *testing.T) {
 	ec := newECKey(t)
 	s, _ := startAuthServer(t, Config{AuthPublicKeyFile: ec.pemFile})
-	forged := mint(t, jwt.SigningMethodHS256, ec.pemData, "", tokenClaims("42", time.Hour))
+	forged := testsupport.Mint(t, jwt.SigningMethodHS256, ec.pemData, "", tokenClaims("42", time.Hour))
 	if a := authHandshake(t, s, "/ws?token="+forged); a.status != 401 || a.error != string(auth.ReasonBadAlgorithm) {
 		t.Fatalf("HS256 signed with the public key: %d %q, want 401 bad_algorithm", a.status, a.error)
 	}
-	real := mint(t, jwt.SigningMethodES256, ec.priv, "", tokenClaims("42", time.Hour))
+	real := testsupport.Mint(t, jwt.SigningMethodES256, ec.priv, "", tokenClaims("42", time.Hour))
 	if a := authHandshake(t, s, "/ws?token="+real); a.status != 101 {
 		t.Fatalf("ES256 token: %d %q, want 101", a.status, a.error)
 	}
@@ -350,7 +330,7 @@ func TestAuthRefresh(t *testing.T) {
 
 	sendJSON(t, c, `{"op":"refresh","token":"`+hs(t, tokenClaims("7", time.Hour, "topics", []string{"a", "b"}))+`"}`)
 	expectReply(t, c, map[string]any{"op": "error", "error": "sub_mismatch"})
-	sendJSON(t, c, `{"op":"refresh","token":"`+mint(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), "", tokenClaims("42", time.Hour))+`"}`)
+	sendJSON(t, c, `{"op":"refresh","token":"`+testsupport.Mint(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), "", tokenClaims("42", time.Hour))+`"}`)
 	expectReply(t, c, map[string]any{"op": "error", "error": "bad_signature"})
 	sendJSON(t, c, `{"op":"refresh","token":"`+hs(t, tokenClaims("42", -time.Second))+`"}`)
 	expectReply(t, c, map[string]any{"op": "error", "error": "expired"})
@@ -442,8 +422,8 @@ func TestAuthJWKSRotation(t *testing.T) {
 	j := newJWKSServer(t)
 	j.serve(t, map[string]*ecdsa.PrivateKey{"k1": k1})
 	s, _ := startAuthServer(t, Config{AuthJWKSURL: j.URL})
-	tok1 := mint(t, jwt.SigningMethodES256, k1, "k1", tokenClaims("42", time.Hour))
-	tok2 := mint(t, jwt.SigningMethodES256, k2, "k2", tokenClaims("42", time.Hour))
+	tok1 := testsupport.Mint(t, jwt.SigningMethodES256, k1, "k1", tokenClaims("42", time.Hour))
+	tok2 := testsupport.Mint(t, jwt.SigningMethodES256, k2, "k2", tokenClaims("42", time.Hour))
 	connects := func(tok string) func() bool {
 		return func() bool { return authHandshake(t, s, "/ws?token="+tok).status == 101 }
 	}
@@ -465,7 +445,7 @@ func TestAuthJWKSRotation(t *testing.T) {
 	if a := authHandshake(t, s, "/ws?token="+tok1); a.status != 101 {
 		t.Fatalf("a token of the first key after the rotation: %d %q", a.status, a.error)
 	}
-	forged := mint(t, jwt.SigningMethodES256, k1, "k2", tokenClaims("42", time.Hour)) // k1's signature, k2's kid
+	forged := testsupport.Mint(t, jwt.SigningMethodES256, k1, "k2", tokenClaims("42", time.Hour)) // k1's signature, k2's kid
 	if a := authHandshake(t, s, "/ws?token="+forged); a.status != 401 || a.error != "bad_signature" {
 		t.Fatalf("a token under the wrong kid: %d %q, want 401 bad_signature", a.status, a.error)
 	}
