@@ -74,19 +74,7 @@ func metricValue(t testing.TB, s *Server, name string) float64 {
 // republished messages: one per node with local subscribers.
 func natsSubs(t testing.TB, ns *natsserver.Server, topic string) int {
 	t.Helper()
-	cz, err := ns.Connz(&natsserver.ConnzOptions{Subscriptions: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, c := range cz.Conns {
-		for _, s := range c.Subs {
-			if s == "wspush.out."+natsbroker.Subject(topic) {
-				n++
-			}
-		}
-	}
-	return n
+	return testsupport.NATSSubs(t, ns, "wspush.out."+natsbroker.Subject(topic))
 }
 
 // subscribeTo dials s with ?topics=topic and reads the "subscribed" answer.

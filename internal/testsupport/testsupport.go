@@ -1,12 +1,13 @@
 // Package testsupport holds what the tests of several packages share: a real
-// NATS server with JetStream, the tests' logger, an inline and a serial
-// executor, a TCP forwarder that delays bytes (delayproxy.go), the poll for a
-// condition (WaitFor), a WebSocket client's read of a JSON message
-// (ReadJSON), a backend's minting of tokens (Mint, WithClaims), and the child
-// process that holds idle connections for the memory measurements, with the
-// RSS reading they take (child.go, rss.go). It is imported by tests only,
-// never by the server itself, and imports no package of this module, so any
-// package's tests can use it.
+// NATS server with JetStream and the count of its subscriptions to a subject
+// (NATSSubs), the tests' logger, an inline and a serial executor, a TCP
+// forwarder that delays bytes (delayproxy.go), the poll for a condition
+// (WaitFor), a WebSocket client's read of a JSON message (ReadJSON), a
+// backend's minting of tokens (Mint, WithClaims), and the child process that
+// holds idle connections for the memory measurements, with the RSS reading
+// they take (child.go, rss.go). It is imported by tests only, never by the
+// server itself, and imports no package of this module, so any package's
+// tests can use it.
 package testsupport
 
 import (

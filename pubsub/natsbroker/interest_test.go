@@ -19,19 +19,7 @@ import (
 // messages.
 func natsSubs(t testing.TB, ns *natsserver.Server, topic string) int {
 	t.Helper()
-	cz, err := ns.Connz(&natsserver.ConnzOptions{Subscriptions: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, c := range cz.Conns {
-		for _, s := range c.Subs {
-			if s == outPrefix+Subject(topic) {
-				n++
-			}
-		}
-	}
-	return n
+	return testsupport.NATSSubs(t, ns, outPrefix+Subject(topic))
 }
 
 // slowNode is a node whose NATS connection goes through a DelayProxy; the
