@@ -194,7 +194,7 @@ func TestMetricsScrapeDoesNotWalkConnections(t *testing.T) {
 // level included), no error answer, no /healthz.
 func TestSecretsNeverEchoed(t *testing.T) {
 	const token = "Zq8-secret-token"
-	var logs syncBuffer
+	var logs logBuffer
 	s := startServer(t, Config{PublishToken: token, Pprof: true,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	var answers []string
@@ -217,22 +217,4 @@ func TestSecretsNeverEchoed(t *testing.T) {
 			t.Fatalf("the admin token was echoed: %s", a)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer a logger on the loops and a test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -320,22 +319,7 @@ func (c *rawConn) closeCode(t testing.TB) int {
 
 // logBuffer collects a server's log lines (debug level with logger), for the
 // tests that check what the log says, or never says.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ testsupport.SyncBuffer }
 
 func (l *logBuffer) contains(s string) bool { return strings.Contains(l.String(), s) }
 

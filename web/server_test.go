@@ -10,10 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // This file starts real wspush servers for the end-to-end tests.
@@ -83,8 +84,7 @@ type server struct {
 	args        []string
 	cmd         *exec.Cmd
 	exited      chan struct{}
-	mu          sync.Mutex
-	output      bytes.Buffer
+	output      testsupport.SyncBuffer
 }
 
 // startServer runs bin on fresh loopback ports with the extra args and waits
@@ -104,14 +104,10 @@ func startServer(t *testing.T, bin string, args ...string) *server {
 }
 
 func (s *server) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.output.Write(p)
 }
 
 func (s *server) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.output.String()
 }
 

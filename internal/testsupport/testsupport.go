@@ -3,11 +3,12 @@
 // (NATSSubs), the tests' logger, an inline and a serial executor, a TCP
 // forwarder that delays bytes (delayproxy.go), the poll for a condition
 // (WaitFor), a WebSocket client's read of a JSON message (ReadJSON), a
-// backend's minting of tokens (Mint, WithClaims), and the child process that
-// holds idle connections for the memory measurements, with the RSS reading
-// they take (child.go, rss.go). It is imported by tests only, never by the
-// server itself, and imports no package of this module, so any package's
-// tests can use it.
+// backend's minting of tokens (Mint, WithClaims), a buffer a logger and a
+// test share (SyncBuffer), and the child process that holds idle connections
+// for the memory measurements, with the RSS reading they take (child.go,
+// rss.go). It is imported by tests and the test harnesses
+// (internal/haproxytest) only, never by the server itself, and imports no
+// package of this module, so any package's tests can use it.
 package testsupport
 
 import (
