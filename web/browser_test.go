@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -20,7 +22,7 @@ const chromiumPath = "/usr/bin/chromium"
 // extra options come after the defaults.
 func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
-	needTool(t, chromiumPath, "apt-get install -y chromium")
+	testsupport.NeedTool(t, chromiumPath, "apt-get install -y chromium")
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Flag("headless", true),

@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/wspush/wspush/internal/testpki"
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 const certutilPath = "/usr/bin/certutil"
@@ -20,7 +21,7 @@ const certutilPath = "/usr/bin/certutil"
 // CA for Chromium (certutil, from libnss3-tools).
 func trustingHome(t *testing.T, pki *testpki.PKI) string {
 	t.Helper()
-	needTool(t, certutilPath, "apt-get install -y libnss3-tools")
+	testsupport.NeedTool(t, certutilPath, "apt-get install -y libnss3-tools")
 	home := t.TempDir()
 	db := filepath.Join(home, ".pki", "nssdb")
 	if err := os.MkdirAll(db, 0o700); err != nil {

@@ -8,8 +8,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -34,12 +32,7 @@ func startInProcess(t *testing.T, listen string) *server.Server {
 
 func tab(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := exec.LookPath(chromium); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found; install it with: apt-get install -y chromium", chromium)
-		}
-		t.Skipf("%s not found; install it with: apt-get install -y chromium (this fails instead of skipping when CI is set)", chromium)
-	}
+	testsupport.NeedTool(t, chromium, "apt-get install -y chromium")
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()))

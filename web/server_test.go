@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -21,20 +20,6 @@ import (
 //
 // WSPUSH_BIN, when set, names a server binary to use instead of building
 // ./cmd/wspush.
-
-// needTool fails the test when path is missing and CI is set, and skips it
-// otherwise.
-func needTool(t *testing.T, path, install string) {
-	t.Helper()
-	if _, err := exec.LookPath(path); err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s not found; install it with: %s", path, install)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + " (this fails instead of skipping when CI is set)")
-}
 
 // moduleRoot is the directory of the module's go.mod.
 func moduleRoot(t *testing.T) string {
