@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wspush/wspush/internal/browsertest"
 	"github.com/wspush/wspush/internal/testpki"
 	"github.com/wspush/wspush/internal/testsupport"
 )
@@ -61,15 +62,15 @@ func TestBrowserDemoOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := trustingHome(t, pki)
-	ctx := newBrowser(t, chromedp.Env("HOME="+home))
+	ctx := browsertest.New(t, chromedp.Env("HOME="+home))
 	srv := startServer(t, serverBinary(t), "-tls-cert", cert, "-tls-key", key)
 
-	do(t, ctx, chromedp.Navigate("https://"+srv.addr+"/?topics=news"))
-	if got := eval[string](t, ctx, `location.protocol`); got != "https:" {
+	browsertest.Do(t, ctx, chromedp.Navigate("https://"+srv.addr+"/?topics=news"))
+	if got := browsertest.Eval[string](t, ctx, `location.protocol`); got != "https:" {
 		t.Fatalf("page protocol %q, want https:", got)
 	}
 	waitFor(t, ctx, "the page to connect", `document.getElementById("state").dataset.state === "open"`)
-	if got := eval[string](t, ctx, `document.getElementById("url").value`); got != "wss://"+srv.addr+"/ws" {
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById("url").value`); got != "wss://"+srv.addr+"/ws" {
 		t.Errorf("URL = %q, want wss://%s/ws", got, srv.addr)
 	}
 	waitFor(t, ctx, "the subscription", logCount("subscribed to news")+" === 1")
