@@ -4,12 +4,10 @@ import (
 	"github.com/wspush/wspush/internal/testsupport"
 
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,20 +61,13 @@ func startServer(t testing.TB, listen string, o serverOpts) *server.Server {
 
 func wsURL(s *server.Server) string { return "ws://" + s.Addr().String() + "/ws" }
 
-// publish POSTs body to topic on the admin API and returns the answer.
+// publish POSTs body to topic on the admin API and returns the answer; it
+// fails the test unless the server took the message.
 func publish(t testing.TB, s *server.Server, topic, body string) map[string]any {
 	t.Helper()
-	resp, err := http.Post("http://"+s.AdminAddr()+"/publish?topic="+topic, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		t.Fatalf("publish answer: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("publish answered %d %v", resp.StatusCode, m)
+	status, m := testsupport.Publish(t, s.AdminAddr(), topic, body)
+	if status != http.StatusOK {
+		t.Fatalf("publish answered %d %v", status, m)
 	}
 	return m
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -160,26 +159,7 @@ func sendJSON(t testing.TB, c *websocket.Conn, v string) {
 // the decoded answer.
 func publish(t testing.TB, s *Server, topic, body string, header ...string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.adminURL("/publish?topic="+topic), strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// As a backend sends it: a browser cannot send application/json across
-	// sites without a preflight (TestPublishFromBrowserContextRefused).
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		t.Fatalf("publish answer: %v", err)
-	}
-	return resp.StatusCode, m
+	return testsupport.Publish(t, s.AdminAddr(), topic, body, header...)
 }
 
 // adminGet GETs pathAndQuery on the admin port, with the bearer token when
