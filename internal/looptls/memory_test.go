@@ -144,15 +144,21 @@ type loopTLSConn struct {
 
 func newLoopTLS(tb testing.TB, cfg *tls.Config) *loopTLS {
 	s := &loopTLS{cfg: cfg, pool: NewPool(64, time.Minute)}
-	g, err := netpoll.Listen(netpoll.Config{Addr: "127.0.0.1:0", Loops: 2, Handler: s})
+	s.g = startLoops(tb, s)
+	return s
+}
+
+// startLoops starts two netpoll loops serving h on a loopback port; the
+// server that owns them closes them.
+func startLoops(tb testing.TB, h netpoll.Handler) *netpoll.Group {
+	g, err := netpoll.Listen(netpoll.Config{Addr: "127.0.0.1:0", Loops: 2, Handler: h})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s.g = g
 	if err := g.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	return s
+	return g
 }
 
 func (s *loopTLS) addr() string { return s.g.Addr().String() }
@@ -219,14 +225,7 @@ type loopPlain struct {
 
 func newLoopPlain(tb testing.TB) *loopPlain {
 	s := &loopPlain{}
-	g, err := netpoll.Listen(netpoll.Config{Addr: "127.0.0.1:0", Loops: 2, Handler: s})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.g = g
-	if err := g.Start(); err != nil {
-		tb.Fatal(err)
-	}
+	s.g = startLoops(tb, s)
 	return s
 }
 
