@@ -36,7 +36,7 @@ func BenchmarkWrite(b *testing.B) {
 			var out int
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
-			srv.loop.do(func() { // the loop owns the Conn; nothing else runs on it meanwhile
+			srv.loop.Do(func() { // the loop owns the Conn; nothing else runs on it meanwhile
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					if _, err := sc.tc.Write(frame); err != nil {

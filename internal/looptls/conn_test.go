@@ -53,7 +53,7 @@ func TestEcho(t *testing.T) {
 					t.Fatalf("version %x ALPN %q, want %x %q", st.Version, st.NegotiatedProtocol, ver.v, ALPNHTTP11)
 				}
 				var srvState tls.ConnectionState
-				srv.loop.do(func() { srvState = sc.tc.ConnectionState() })
+				srv.loop.Do(func() { srvState = sc.tc.ConnectionState() })
 				if srvState.NegotiatedProtocol != ALPNHTTP11 || !srvState.HandshakeComplete {
 					t.Fatalf("server state: ALPN %q complete %v", srvState.NegotiatedProtocol, srvState.HandshakeComplete)
 				}
@@ -373,9 +373,9 @@ func TestCloseDuringHandshake(t *testing.T) {
 	defer c.Close()
 	sc := srv.next(t)
 	testsupport.WaitFor(t, "the handshake to start", func() bool { return pool.Stats.InFlight.Load() == 1 })
-	srv.loop.do(func() { sc.close(errors.New("owner gave up")) })
+	srv.loop.Do(func() { sc.close(errors.New("owner gave up")) })
 	testsupport.WaitFor(t, "the slot to be free", func() bool { return pool.Stats.InFlight.Load() == 0 })
-	srv.loop.do(func() {}) // the handshake's done task, if any, has run
+	srv.loop.Do(func() {}) // the handshake's done task, if any, has run
 	select {
 	case err := <-sc.handshake:
 		t.Fatalf("TLSHandshakeDone called after Close: %v", err)
