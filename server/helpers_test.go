@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -98,15 +96,7 @@ func mustPKI(t testing.TB) *testpki.PKI {
 func writeTestCert(t testing.TB) (certFile, keyFile string) {
 	t.Helper()
 	p := mustPKI(t)
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, p.CertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, p.KeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
+	return testsupport.WriteCertPair(t, t.TempDir(), p.CertPEM, p.KeyPEM)
 }
 
 // clientTLS is the TLS client configuration that trusts the test CA only.

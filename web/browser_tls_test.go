@@ -53,14 +53,7 @@ func TestBrowserDemoOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(cert, pki.CertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pki.KeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cert, key := testsupport.WriteCertPair(t, t.TempDir(), pki.CertPEM, pki.KeyPEM)
 	home := trustingHome(t, pki)
 	ctx := browsertest.New(t, chromedp.Env("HOME="+home))
 	srv := startServer(t, serverBinary(t), "-tls-cert", cert, "-tls-key", key)

@@ -11,8 +11,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -272,14 +270,8 @@ func newTestCert(tb testing.TB, notAfter time.Time) *testCert {
 
 // write stores the pair as cert.pem and key.pem in dir.
 func (c *testCert) write(tb testing.TB, dir string) (certFile, keyFile string) {
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, c.certPEM, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, c.keyPEM, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return certFile, keyFile
+	tb.Helper()
+	return testsupport.WriteCertPair(tb, dir, c.certPEM, c.keyPEM)
 }
 
 // serverConfig serves c with the package's defaults.

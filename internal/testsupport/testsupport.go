@@ -4,11 +4,12 @@
 // forwarder that delays bytes (delayproxy.go), a stand-in TCP server
 // (ServeTCP), the poll for a condition (WaitFor), a WebSocket client's read
 // of a JSON message (ReadJSON), a backend's publish over the admin API
-// (Publish) and its minting of tokens (Mint, WithClaims), a buffer a logger
-// and a test share (SyncBuffer), the rule for a missing tool (NeedTool: skip,
-// or fail on CI), and the child process that holds idle connections for the
-// memory measurements, with the RSS reading they take (child.go, rss.go). It
-// is imported by tests and the test harnesses (internal/haproxytest,
+// (Publish) and its minting of tokens (Mint, WithClaims), certificate files
+// for a server (WriteCertPair), a buffer a logger and a test share
+// (SyncBuffer), the rule for a missing tool (NeedTool: skip, or fail on CI),
+// and the child process that holds idle connections for the memory
+// measurements, with the RSS reading they take (child.go, rss.go). It is
+// imported by tests and the test harnesses (internal/haproxytest,
 // internal/browsertest) only, never by the server itself, and imports no
 // package of this module, so any package's tests can use it.
 package testsupport
