@@ -15,17 +15,7 @@ import (
 // name, value pairs.
 func getStats(t testing.TB, s *Server, query string, header ...string) (int, adminStats) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, s.adminURL("/admin/stats"+query), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET /admin/stats: %v", err)
-	}
+	resp := adminRequest(t, s, http.MethodGet, "/admin/stats"+query, header...)
 	defer resp.Body.Close()
 	var st adminStats
 	if resp.StatusCode == http.StatusOK {

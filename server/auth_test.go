@@ -470,17 +470,7 @@ func TestMaxConnsPerUser(t *testing.T) {
 // adminDo sends an admin API request and decodes the JSON answer.
 func adminDo(t testing.TB, s *Server, method, pathAndQuery string, header ...string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.adminURL(pathAndQuery), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := adminRequest(t, s, method, pathAndQuery, header...)
 	defer resp.Body.Close()
 	var m map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {

@@ -156,20 +156,33 @@ func publish(t testing.TB, s *Server, topic, body string, header ...string) (int
 // token is not empty, and returns the status.
 func adminGet(t testing.TB, s *Server, pathAndQuery, token string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, s.adminURL(pathAndQuery), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var header []string
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		header = []string{"Authorization", "Bearer " + token}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", pathAndQuery, err)
-	}
+	resp := adminRequest(t, s, http.MethodGet, pathAndQuery, header...)
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// adminRequest sends a request without a body to the admin API, with the
+// header lines given as name, value pairs, and returns the answer; the
+// caller closes its body.
+func adminRequest(t testing.TB, s *Server, method, pathAndQuery string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.adminURL(pathAndQuery), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, pathAndQuery, err)
+	}
+	return resp
 }
 
 // rawConn is a plain TCP client for what a WebSocket library will not do:

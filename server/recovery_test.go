@@ -484,14 +484,7 @@ type historyBody struct {
 
 func getHistory(t testing.TB, s *Server, query string, header ...string) (int, historyBody) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.adminURL("/history?"+query), nil)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := adminRequest(t, s, http.MethodGet, "/history?"+query, header...)
 	defer resp.Body.Close()
 	var h historyBody
 	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
