@@ -4,12 +4,14 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // benchClaims is a realistic connection token: a user, a few subscribe
 // patterns, one publish pattern, audience and issuer.
 func benchClaims() jwt.MapClaims {
-	return with(claims("user-1234567"),
+	return testsupport.WithClaims(claims("user-1234567"),
 		"aud", "wspush", "iss", "https://backend.example",
 		"topics", []string{"news.*", "ticker", "prices.*", "chat.room.17"},
 		"publish", []string{"chat.room.17"})
@@ -32,19 +34,19 @@ func benchVerify(b *testing.B, v *Verifier, token string) {
 func BenchmarkVerifyHS256(b *testing.B) {
 	k := newTestKeys(b)
 	v := newVerifier(b, Config{HMACSecret: k.secret, Audience: "wspush", Issuer: "https://backend.example"})
-	benchVerify(b, v, sign(b, jwt.SigningMethodHS256, k.secret, "", benchClaims()))
+	benchVerify(b, v, testsupport.Mint(b, jwt.SigningMethodHS256, k.secret, "", benchClaims()))
 }
 
 func BenchmarkVerifyES256(b *testing.B) {
 	k := newTestKeys(b)
 	v := newVerifier(b, Config{PublicKey: &k.ec256.PublicKey, Audience: "wspush", Issuer: "https://backend.example"})
-	benchVerify(b, v, sign(b, jwt.SigningMethodES256, k.ec256, "", benchClaims()))
+	benchVerify(b, v, testsupport.Mint(b, jwt.SigningMethodES256, k.ec256, "", benchClaims()))
 }
 
 func BenchmarkVerifyRS256(b *testing.B) {
 	k := newTestKeys(b)
 	v := newVerifier(b, Config{PublicKey: &k.rsa.PublicKey, Audience: "wspush", Issuer: "https://backend.example"})
-	benchVerify(b, v, sign(b, jwt.SigningMethodRS256, k.rsa, "", benchClaims()))
+	benchVerify(b, v, testsupport.Mint(b, jwt.SigningMethodRS256, k.rsa, "", benchClaims()))
 }
 
 // BenchmarkVerifyMalformed is the cost of refusing garbage, which anyone
@@ -63,7 +65,7 @@ func BenchmarkVerifyMalformed(b *testing.B) {
 func BenchmarkCheckSubscribe(b *testing.B) {
 	k := newTestKeys(b)
 	v := newVerifier(b, Config{HMACSecret: k.secret, Audience: "wspush", Issuer: "https://backend.example"})
-	c, err := v.Verify(sign(b, jwt.SigningMethodHS256, k.secret, "", benchClaims()))
+	c, err := v.Verify(testsupport.Mint(b, jwt.SigningMethodHS256, k.secret, "", benchClaims()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestPersonalTopics: a topic holding '#' belongs to the user after its
@@ -13,14 +15,14 @@ func TestPersonalTopics(t *testing.T) {
 	v := newVerifier(t, Config{HMACSecret: k.secret})
 	verify := func(c jwt.MapClaims) *Claims {
 		t.Helper()
-		got, err := v.Verify(sign(t, jwt.SigningMethodHS256, k.secret, "", c))
+		got, err := v.Verify(testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", c))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return got
 	}
-	u42 := verify(claims("42"))                                                        // no patterns at all
-	u4 := verify(with(claims("4"), "topics", []string{"*"}, "publish", []string{"*"})) // everything
+	u42 := verify(claims("42"))                                                                          // no patterns at all
+	u4 := verify(testsupport.WithClaims(claims("4"), "topics", []string{"*"}, "publish", []string{"*"})) // everything
 	hashy := verify(claims("a#b"))
 	tests := []struct {
 		name  string
@@ -58,7 +60,7 @@ func TestCheckRefresh(t *testing.T) {
 	v := newVerifier(t, Config{HMACSecret: k.secret, AnonymousTopics: []string{"public"}})
 	verify := func(sub string) *Claims {
 		t.Helper()
-		got, err := v.Verify(sign(t, jwt.SigningMethodHS256, k.secret, "", claims(sub)))
+		got, err := v.Verify(testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", claims(sub)))
 		if err != nil {
 			t.Fatal(err)
 		}

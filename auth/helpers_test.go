@@ -71,36 +71,6 @@ func claims(sub string) jwt.MapClaims {
 	}
 }
 
-// with returns a copy of c with the given claims set (nil deletes).
-func with(c jwt.MapClaims, kv ...any) jwt.MapClaims {
-	out := jwt.MapClaims{}
-	for k, v := range c {
-		out[k] = v
-	}
-	for i := 0; i < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(out, kv[i].(string))
-		} else {
-			out[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return out
-}
-
-// sign mints a token; kid is set in the header when not empty.
-func sign(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.Claims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(m, c)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // newVerifier builds a Verifier with the fixed clock and closes it at the
 // end of the test.
 func newVerifier(t testing.TB, cfg Config) *Verifier {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // pollTimeout bounds every wait for background work; tests poll for the
@@ -146,8 +148,8 @@ func TestJWKSVerify(t *testing.T) {
 		name  string
 		token string
 	}{
-		{"RSA key", sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", c)},
-		{"EC key", sign(t, jwt.SigningMethodES256, k.ec256, "ec-1", c)},
+		{"RSA key", testsupport.Mint(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", c)},
+		{"EC key", testsupport.Mint(t, jwt.SigningMethodES256, k.ec256, "ec-1", c)},
 	}
 	for _, tt := range accepted {
 		if got, err := v.Verify(tt.token); err != nil || got.Subject != "42" {
@@ -159,14 +161,14 @@ func TestJWKSVerify(t *testing.T) {
 		token string
 		want  Reason
 	}{
-		{"EC kid, other EC key", sign(t, jwt.SigningMethodES256, other, "ec-1", c), ReasonBadSignature},
-		{"RSA kid, ES256", sign(t, jwt.SigningMethodES256, k.ec256, "rsa-1", c), ReasonBadAlgorithm},
-		{"RSA key limited to RS256, PS256", sign(t, jwt.SigningMethodPS256, k.rsa, "rsa-1", c), ReasonBadAlgorithm},
-		{"HS256 with the RSA key's PEM", sign(t, jwt.SigningMethodHS256, pemOf(t, &k.rsa.PublicKey), "rsa-1", c), ReasonBadAlgorithm},
-		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "ec-1", c), ReasonBadAlgorithm},
-		{"no kid", sign(t, jwt.SigningMethodES256, k.ec256, "", c), ReasonUnknownKey},
-		{"unknown kid", sign(t, jwt.SigningMethodES256, k.ec256, "nope", c), ReasonUnknownKey},
-		{"expired", sign(t, jwt.SigningMethodES256, k.ec256, "ec-1", with(c, "exp", testNow.Add(-time.Hour).Unix())), ReasonExpired},
+		{"EC kid, other EC key", testsupport.Mint(t, jwt.SigningMethodES256, other, "ec-1", c), ReasonBadSignature},
+		{"RSA kid, ES256", testsupport.Mint(t, jwt.SigningMethodES256, k.ec256, "rsa-1", c), ReasonBadAlgorithm},
+		{"RSA key limited to RS256, PS256", testsupport.Mint(t, jwt.SigningMethodPS256, k.rsa, "rsa-1", c), ReasonBadAlgorithm},
+		{"HS256 with the RSA key's PEM", testsupport.Mint(t, jwt.SigningMethodHS256, pemOf(t, &k.rsa.PublicKey), "rsa-1", c), ReasonBadAlgorithm},
+		{"alg none", testsupport.Mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "ec-1", c), ReasonBadAlgorithm},
+		{"no kid", testsupport.Mint(t, jwt.SigningMethodES256, k.ec256, "", c), ReasonUnknownKey},
+		{"unknown kid", testsupport.Mint(t, jwt.SigningMethodES256, k.ec256, "nope", c), ReasonUnknownKey},
+		{"expired", testsupport.Mint(t, jwt.SigningMethodES256, k.ec256, "ec-1", testsupport.WithClaims(c, "exp", testNow.Add(-time.Hour).Unix())), ReasonExpired},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,16 +210,16 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 		t.Fatalf("status %+v, want 2 usable keys", st)
 	}
 	// The oct key's secret must not verify HS256 tokens.
-	tok := sign(t, jwt.SigningMethodHS256, k.secret, "oct", claims("42"))
+	tok := testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "oct", claims("42"))
 	_, err = v.Verify(tok)
 	checkRefusal(t, err, ReasonBadAlgorithm, tok)
-	if _, err := v.Verify(sign(t, jwt.SigningMethodES256, k.ec256, "good", claims("42"))); err != nil {
+	if _, err := v.Verify(testsupport.Mint(t, jwt.SigningMethodES256, k.ec256, "good", claims("42"))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", claims("42"))); err != nil {
+	if _, err := v.Verify(testsupport.Mint(t, jwt.SigningMethodEdDSA, k.ed, "ed", claims("42"))); err != nil {
 		t.Fatal(err)
 	}
-	tok = sign(t, jwt.SigningMethodES384, k.ec384, "enc", claims("42"))
+	tok = testsupport.Mint(t, jwt.SigningMethodES384, k.ec384, "enc", claims("42"))
 	_, err = v.Verify(tok)
 	checkRefusal(t, err, ReasonUnknownKey, tok)
 }
@@ -229,8 +231,8 @@ func TestJWKSConcurrentRotation(t *testing.T) {
 	srv := newJWKSServer(t, jwksKey{"a", "ES256", &a.PublicKey})
 	v := newVerifier(t, jwksConfig(srv.URL))
 	waitReady(t, v)
-	tokA := sign(t, jwt.SigningMethodES256, a, "a", claims("42"))
-	tokB := sign(t, jwt.SigningMethodES256, b, "b", claims("42"))
+	tokA := testsupport.Mint(t, jwt.SigningMethodES256, a, "a", claims("42"))
+	tokB := testsupport.Mint(t, jwt.SigningMethodES256, b, "b", claims("42"))
 	srv.serve(t, jwksKey{"a", "ES256", &a.PublicKey}, jwksKey{"b", "ES256", &b.PublicKey})
 	done := make(chan error, 4)
 	for range 4 {
@@ -271,9 +273,9 @@ func TestJWKSRotation(t *testing.T) {
 	v := newVerifier(t, jwksConfig(srv.URL))
 	waitReady(t, v)
 	c := claims("42")
-	tok1 := sign(t, jwt.SigningMethodES256, old1, "k1", c)
-	tok2 := sign(t, jwt.SigningMethodES256, old2, "k2", c)
-	tok3 := sign(t, jwt.SigningMethodES256, next, "k3", c)
+	tok1 := testsupport.Mint(t, jwt.SigningMethodES256, old1, "k1", c)
+	tok2 := testsupport.Mint(t, jwt.SigningMethodES256, old2, "k2", c)
+	tok3 := testsupport.Mint(t, jwt.SigningMethodES256, next, "k3", c)
 	for _, tok := range []string{tok1, tok2} {
 		if _, err := v.Verify(tok); err != nil {
 			t.Fatal(err)
@@ -322,7 +324,7 @@ func TestJWKSScheduledRefresh(t *testing.T) {
 	cfg.JWKSUnknownKIDRefresh = time.Hour
 	v := newVerifier(t, cfg)
 	waitReady(t, v)
-	tokA := sign(t, jwt.SigningMethodES256, a, "a", claims("42"))
+	tokA := testsupport.Mint(t, jwt.SigningMethodES256, a, "a", claims("42"))
 	if _, err := v.Verify(tokA); err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +346,7 @@ func TestJWKSUnknownKIDRateLimit(t *testing.T) {
 	waitReady(t, v)
 	first := srv.requests.Load()
 	tok := func(i int) string {
-		return sign(t, jwt.SigningMethodES256, k, fmt.Sprintf("made-up-%d", i), claims("42"))
+		return testsupport.Mint(t, jwt.SigningMethodES256, k, fmt.Sprintf("made-up-%d", i), claims("42"))
 	}
 	if _, err := v.Verify(tok(0)); ReasonOf(err) != ReasonUnknownKey {
 		t.Fatal(err)
@@ -374,7 +376,7 @@ func TestJWKSFailures(t *testing.T) {
 	srv := newJWKSServer(t, jwksKey{"k", "ES256", &k.PublicKey})
 	srv.status.Store(http.StatusServiceUnavailable)
 	v := newVerifier(t, jwksConfig(srv.URL))
-	tok := sign(t, jwt.SigningMethodES256, k, "k", claims("42"))
+	tok := testsupport.Mint(t, jwt.SigningMethodES256, k, "k", claims("42"))
 	_, err := v.Verify(tok)
 	checkRefusal(t, err, ReasonUnknownKey, tok)
 	waitFor(t, "a failed fetch is counted", func() bool { return v.JWKSStatus().Failures > 0 })
@@ -393,7 +395,7 @@ func TestJWKSFailures(t *testing.T) {
 	for _, broken := range [][]byte{[]byte("not json"), []byte(`{"keys":[]}`)} {
 		failures := v.JWKSStatus().Failures
 		srv.serveRaw(broken)
-		v.Verify(sign(t, jwt.SigningMethodES256, k, "other", claims("42"))) // asks for a refresh
+		v.Verify(testsupport.Mint(t, jwt.SigningMethodES256, k, "other", claims("42"))) // asks for a refresh
 		waitFor(t, "the broken set is refused", func() bool { return v.JWKSStatus().Failures > failures })
 		if _, err := v.Verify(tok); err != nil {
 			t.Fatalf("previous keys not kept after %q: %v", broken, err)
@@ -419,12 +421,12 @@ func TestJWKSClose(t *testing.T) {
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(sign(t, jwt.SigningMethodES256, k, "k", claims("42"))); err != nil {
+	if _, err := v.Verify(testsupport.Mint(t, jwt.SigningMethodES256, k, "k", claims("42"))); err != nil {
 		t.Fatalf("after Close: %v", err)
 	}
 	// Unknown kids after Close still answer at once; nothing fetches.
 	for i := range 3 {
-		tok := sign(t, jwt.SigningMethodES256, k, fmt.Sprint("x", i), claims("42"))
+		tok := testsupport.Mint(t, jwt.SigningMethodES256, k, fmt.Sprint("x", i), claims("42"))
 		_, err := v.Verify(tok)
 		checkRefusal(t, err, ReasonUnknownKey, tok)
 	}

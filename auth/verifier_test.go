@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestVerifyAccepts signs with every supported algorithm and checks the
@@ -19,7 +21,7 @@ func TestVerifyAccepts(t *testing.T) {
 	ec256V := newVerifier(t, Config{PublicKey: &k.ec256.PublicKey})
 	ec384V := newVerifier(t, Config{PublicKey: &k.ec384.PublicKey})
 	edV := newVerifier(t, Config{PublicKey: k.ed.Public()})
-	c := with(claims("42"), "topics", []string{"news.*", "ticker"}, "publish", []string{"chat.*"})
+	c := testsupport.WithClaims(claims("42"), "topics", []string{"news.*", "ticker"}, "publish", []string{"chat.*"})
 	tests := []struct {
 		name string
 		v    *Verifier
@@ -39,7 +41,7 @@ func TestVerifyAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.v.Verify(sign(t, tt.m, tt.key, "", c))
+			got, err := tt.v.Verify(testsupport.Mint(t, tt.m, tt.key, "", c))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,14 +69,14 @@ func TestVerifyRefusals(t *testing.T) {
 	// Both a secret and a public key: HS256 is checked with the secret only.
 	bothV := newVerifier(t, Config{HMACSecret: k.secret, PublicKey: &k.rsa.PublicKey})
 
-	good := with(claims("42"), "aud", "wspush", "iss", "https://backend.example")
+	good := testsupport.WithClaims(claims("42"), "aud", "wspush", "iss", "https://backend.example")
 	otherSecret := []byte(strings.Repeat("other-secret-", 4))
 	rsaPEM := pemOf(t, &k.rsa.PublicKey)
 	ecPEM := pemOf(t, &k.ec256.PublicKey)
 	edPEM := pemOf(t, k.ed.Public())
 	rsaDER := x509.MarshalPKCS1PublicKey(&k.rsa.PublicKey)
-	none := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", good)
-	valid := sign(t, jwt.SigningMethodHS256, k.secret, "", good)
+	none := testsupport.Mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", good)
+	valid := testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", good)
 	parts := strings.Split(valid, ".")
 
 	tests := []struct {
@@ -87,38 +89,38 @@ func TestVerifyRefusals(t *testing.T) {
 		{"not a JWT", hmacV, "hello", ReasonMalformed},
 		{"two segments", hmacV, parts[0] + "." + parts[1], ReasonMalformed},
 		{"bad base64 claims", hmacV, parts[0] + ".!!!." + parts[2], ReasonMalformed},
-		{"sub not a string", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "sub", 42)), ReasonMalformed},
-		{"topics not an array", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "topics", "a")), ReasonMalformed},
-		{"bad signature", hmacV, sign(t, jwt.SigningMethodHS256, otherSecret, "", good), ReasonBadSignature},
-		{"tampered claims", hmacV, parts[0] + "." + strings.Split(sign(t, jwt.SigningMethodHS256, otherSecret, "", with(good, "sub", "1")), ".")[1] + "." + parts[2], ReasonBadSignature},
-		{"bad RSA signature", rsaV, sign(t, jwt.SigningMethodRS256, newTestKeys(t).rsa, "", good), ReasonBadSignature},
+		{"sub not a string", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "sub", 42)), ReasonMalformed},
+		{"topics not an array", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "topics", "a")), ReasonMalformed},
+		{"bad signature", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, otherSecret, "", good), ReasonBadSignature},
+		{"tampered claims", hmacV, parts[0] + "." + strings.Split(testsupport.Mint(t, jwt.SigningMethodHS256, otherSecret, "", testsupport.WithClaims(good, "sub", "1")), ".")[1] + "." + parts[2], ReasonBadSignature},
+		{"bad RSA signature", rsaV, testsupport.Mint(t, jwt.SigningMethodRS256, newTestKeys(t).rsa, "", good), ReasonBadSignature},
 		{"alg none to HMAC", hmacV, none, ReasonBadAlgorithm},
 		{"alg none to RSA", rsaV, none, ReasonBadAlgorithm},
 		{"unknown alg", hmacV, fakeAlg(t, "XS256", parts), ReasonBadAlgorithm},
-		{"HS256 with RSA PEM as secret", rsaV, sign(t, jwt.SigningMethodHS256, rsaPEM, "", good), ReasonBadAlgorithm},
-		{"HS256 with RSA DER as secret", rsaV, sign(t, jwt.SigningMethodHS256, rsaDER, "", good), ReasonBadAlgorithm},
-		{"HS256 with EC PEM as secret", ecV, sign(t, jwt.SigningMethodHS256, ecPEM, "", good), ReasonBadAlgorithm},
-		{"HS256 with Ed25519 PEM as secret", edV, sign(t, jwt.SigningMethodHS256, edPEM, "", good), ReasonBadAlgorithm},
-		{"HS256 with RSA PEM, secret also set", bothV, sign(t, jwt.SigningMethodHS256, rsaPEM, "", good), ReasonBadSignature},
-		{"RS256 to HMAC only", hmacV, sign(t, jwt.SigningMethodRS256, k.rsa, "", good), ReasonBadAlgorithm},
-		{"ES256 to RSA key", rsaV, sign(t, jwt.SigningMethodES256, k.ec256, "", good), ReasonBadAlgorithm},
-		{"ES384 to P-256 key", ecV, sign(t, jwt.SigningMethodES384, k.ec384, "", good), ReasonBadAlgorithm},
-		{"EdDSA to EC key", ecV, sign(t, jwt.SigningMethodEdDSA, k.ed, "", good), ReasonBadAlgorithm},
-		{"expired", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "exp", testNow.Add(-time.Second).Unix())), ReasonExpired},
-		{"not yet valid", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "nbf", testNow.Add(time.Minute).Unix())), ReasonNotYetValid},
-		{"issued in the future", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "iat", testNow.Add(time.Minute).Unix())), ReasonNotYetValid},
-		{"wrong audience", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "aud", "other")), ReasonBadAudience},
-		{"no audience", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "aud", nil)), ReasonBadAudience},
-		{"no issuer", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "iss", nil)), ReasonBadIssuer},
-		{"expired and wrong audience", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "aud", "x", "exp", testNow.Add(-time.Hour).Unix())), ReasonExpired},
-		{"expired and bad signature", hmacV, sign(t, jwt.SigningMethodHS256, otherSecret, "", with(good, "exp", testNow.Add(-time.Hour).Unix())), ReasonBadSignature},
-		{"wrong issuer", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "iss", "https://evil.example")), ReasonBadIssuer},
-		{"missing sub", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "sub", nil)), ReasonMissingClaim},
-		{"empty sub", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "sub", "")), ReasonMissingClaim},
-		{"missing exp", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "exp", nil)), ReasonMissingClaim},
-		{"star inside a topics pattern", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "topics", []string{"news.*.uk"})), ReasonBadClaim},
-		{"empty publish pattern", hmacV, sign(t, jwt.SigningMethodHS256, k.secret, "", with(good, "publish", []string{""})), ReasonBadClaim},
-		{"JWKS kid without a JWKS", rsaV, sign(t, jwt.SigningMethodHS256, k.secret, "k1", good), ReasonBadAlgorithm},
+		{"HS256 with RSA PEM as secret", rsaV, testsupport.Mint(t, jwt.SigningMethodHS256, rsaPEM, "", good), ReasonBadAlgorithm},
+		{"HS256 with RSA DER as secret", rsaV, testsupport.Mint(t, jwt.SigningMethodHS256, rsaDER, "", good), ReasonBadAlgorithm},
+		{"HS256 with EC PEM as secret", ecV, testsupport.Mint(t, jwt.SigningMethodHS256, ecPEM, "", good), ReasonBadAlgorithm},
+		{"HS256 with Ed25519 PEM as secret", edV, testsupport.Mint(t, jwt.SigningMethodHS256, edPEM, "", good), ReasonBadAlgorithm},
+		{"HS256 with RSA PEM, secret also set", bothV, testsupport.Mint(t, jwt.SigningMethodHS256, rsaPEM, "", good), ReasonBadSignature},
+		{"RS256 to HMAC only", hmacV, testsupport.Mint(t, jwt.SigningMethodRS256, k.rsa, "", good), ReasonBadAlgorithm},
+		{"ES256 to RSA key", rsaV, testsupport.Mint(t, jwt.SigningMethodES256, k.ec256, "", good), ReasonBadAlgorithm},
+		{"ES384 to P-256 key", ecV, testsupport.Mint(t, jwt.SigningMethodES384, k.ec384, "", good), ReasonBadAlgorithm},
+		{"EdDSA to EC key", ecV, testsupport.Mint(t, jwt.SigningMethodEdDSA, k.ed, "", good), ReasonBadAlgorithm},
+		{"expired", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "exp", testNow.Add(-time.Second).Unix())), ReasonExpired},
+		{"not yet valid", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "nbf", testNow.Add(time.Minute).Unix())), ReasonNotYetValid},
+		{"issued in the future", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "iat", testNow.Add(time.Minute).Unix())), ReasonNotYetValid},
+		{"wrong audience", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "aud", "other")), ReasonBadAudience},
+		{"no audience", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "aud", nil)), ReasonBadAudience},
+		{"no issuer", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "iss", nil)), ReasonBadIssuer},
+		{"expired and wrong audience", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "aud", "x", "exp", testNow.Add(-time.Hour).Unix())), ReasonExpired},
+		{"expired and bad signature", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, otherSecret, "", testsupport.WithClaims(good, "exp", testNow.Add(-time.Hour).Unix())), ReasonBadSignature},
+		{"wrong issuer", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "iss", "https://evil.example")), ReasonBadIssuer},
+		{"missing sub", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "sub", nil)), ReasonMissingClaim},
+		{"empty sub", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "sub", "")), ReasonMissingClaim},
+		{"missing exp", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "exp", nil)), ReasonMissingClaim},
+		{"star inside a topics pattern", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "topics", []string{"news.*.uk"})), ReasonBadClaim},
+		{"empty publish pattern", hmacV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(good, "publish", []string{""})), ReasonBadClaim},
+		{"JWKS kid without a JWKS", rsaV, testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "k1", good), ReasonBadAlgorithm},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,11 +150,11 @@ func fakeAlg(t *testing.T, alg string, parts []string) string {
 func TestLeeway(t *testing.T) {
 	k := newTestKeys(t)
 	v := newVerifier(t, Config{HMACSecret: k.secret, Leeway: 30 * time.Second})
-	tok := sign(t, jwt.SigningMethodHS256, k.secret, "", with(claims("42"), "exp", testNow.Add(-10*time.Second).Unix()))
+	tok := testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(claims("42"), "exp", testNow.Add(-10*time.Second).Unix()))
 	if _, err := v.Verify(tok); err != nil {
 		t.Fatalf("within leeway: %v", err)
 	}
-	tok = sign(t, jwt.SigningMethodHS256, k.secret, "", with(claims("42"), "exp", testNow.Add(-time.Minute).Unix()))
+	tok = testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(claims("42"), "exp", testNow.Add(-time.Minute).Unix()))
 	checkRefusal(t, func() error { _, err := v.Verify(tok); return err }(), ReasonExpired, tok)
 }
 
@@ -160,7 +162,7 @@ func TestLeeway(t *testing.T) {
 func TestAudienceList(t *testing.T) {
 	k := newTestKeys(t)
 	v := newVerifier(t, Config{HMACSecret: k.secret, Audience: "wspush"})
-	tok := sign(t, jwt.SigningMethodHS256, k.secret, "", with(claims("42"), "aud", []string{"api", "wspush"}))
+	tok := testsupport.Mint(t, jwt.SigningMethodHS256, k.secret, "", testsupport.WithClaims(claims("42"), "aud", []string{"api", "wspush"}))
 	if _, err := v.Verify(tok); err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ type StepRecv struct {
 // ParseRates parses "10k,25k,1M,2.5e5" into ascending rates.
 func ParseRates(s string) ([]float64, error) {
 	var out []float64
-	for _, p := range splitComma(s) {
+	for _, p := range SplitList(s) {
 		mult := 1.0
 		switch p[len(p)-1] {
 		case 'k', 'K':
@@ -209,7 +209,9 @@ func knee(steps []CurveStep) float64 {
 	return k
 }
 
-func splitComma(s string) []string {
+// SplitList splits a comma-separated flag value into its items, spaces
+// trimmed and empty items dropped: wsbench's list flags (-url, -rates).
+func SplitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {

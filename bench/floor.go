@@ -272,16 +272,9 @@ type readerChild struct {
 }
 
 func startReader(cmd *exec.Cmd) (*readerChild, error) {
-	stdin, err := cmd.StdinPipe()
+	stdin, stdout, err := startPiped(cmd, "floor reader")
 	if err != nil {
-		return nil, fmt.Errorf("floor reader stdin: %w", err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("floor reader stdout: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start floor reader: %w", err)
+		return nil, err
 	}
 	rc := &readerChild{cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), out: make(chan readerOut, 4), isDone: make(chan struct{})}
 	go func() {

@@ -113,19 +113,30 @@ type processWorker struct {
 	err   error
 }
 
-// NewProcessWorker starts cmd, which must run ServeWorker on its stdin and
-// stdout, and returns it as a Worker.
-func NewProcessWorker(cmd *exec.Cmd) (Worker, error) {
+// startPiped starts cmd, a child process of this tool (what names it in
+// errors), with pipes to its stdin and from its stdout: the parent's side of
+// the worker and floor reader protocols.
+func startPiped(cmd *exec.Cmd, what string) (io.WriteCloser, io.ReadCloser, error) {
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, fmt.Errorf("worker stdin: %w", err)
+		return nil, nil, fmt.Errorf("%s stdin: %w", what, err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("worker stdout: %w", err)
+		return nil, nil, fmt.Errorf("%s stdout: %w", what, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start worker: %w", err)
+		return nil, nil, fmt.Errorf("start %s: %w", what, err)
+	}
+	return stdin, stdout, nil
+}
+
+// NewProcessWorker starts cmd, which must run ServeWorker on its stdin and
+// stdout, and returns it as a Worker.
+func NewProcessWorker(cmd *exec.Cmd) (Worker, error) {
+	stdin, stdout, err := startPiped(cmd, "worker")
+	if err != nil {
+		return nil, err
 	}
 	p := &processWorker{cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin),
 		ready: make(chan struct{}), res: make(chan *WorkerResult, 1), done: make(chan struct{})}

@@ -138,7 +138,7 @@ func TestPublishFromClient(t *testing.T) {
 		}
 	}
 	for i := range 10 {
-		m := rawRead(t, raw)
+		m := testsupport.ReadJSON(t, raw)
 		if m["topic"] != "p" || m["seq"] != float64(i+1) || fmt.Sprint(m["data"]) != fmt.Sprintf("map[i:%d]", i) {
 			t.Fatalf("independent subscriber got %v at %d", m, i)
 		}
@@ -164,7 +164,7 @@ func TestPublishRefusalReachesErrorHandler(t *testing.T) {
 	if err := c.Subscribe(ctxT(t), "q", sub.handler); err != nil {
 		t.Fatalf("subscribe after a refused publish: %v", err)
 	}
-	waitFor(t, "the refusal", func() bool {
+	testsupport.WaitFor(t, "the refusal", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return len(r.errs) > 0
@@ -181,10 +181,10 @@ func TestSubscribeWhileDisconnectedWaitsForTheNextConnection(t *testing.T) {
 	var r recorder
 	c := dial(t, proxyURL(p), r.options()...)
 	p.SetDown(true)
-	waitFor(t, "the disconnect", func() bool { return !c.Connected() })
+	testsupport.WaitFor(t, "the disconnect", func() bool { return !c.Connected() })
 	done := make(chan error, 1)
 	go func() { done <- c.Subscribe(context.Background(), "later", r.handler) }()
-	waitFor(t, "the topic to be held", func() bool { return len(c.Topics()) == 1 })
+	testsupport.WaitFor(t, "the topic to be held", func() bool { return len(c.Topics()) == 1 })
 	p.SetDown(false)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -201,11 +201,11 @@ func TestSubscribeContextEnds(t *testing.T) {
 	p := testsupport.StartDelayProxy(t, s.Addr().String())
 	c := dial(t, proxyURL(p))
 	p.SetDown(true)
-	waitFor(t, "the disconnect", func() bool { return !c.Connected() })
+	testsupport.WaitFor(t, "the disconnect", func() bool { return !c.Connected() })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Subscribe(ctx, "x", func(Message) {}) }()
-	waitFor(t, "the topic to be held", func() bool { return len(c.Topics()) == 1 })
+	testsupport.WaitFor(t, "the topic to be held", func() bool { return len(c.Topics()) == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Subscribe: %v, want context.Canceled", err)
@@ -228,8 +228,8 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Cut() // one reconnect, so the goroutines of two connections are counted
-	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("g")) == 1 })
+	testsupport.WaitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("g")) == 1 })
 	c.Close()
 	p.Cut()
-	waitFor(t, "the client's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testsupport.WaitFor(t, "the client's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }

@@ -4,12 +4,10 @@ import (
 	"github.com/wspush/wspush/internal/testsupport"
 
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +51,7 @@ func startServer(t testing.TB, listen string, o serverOpts) *server.Server {
 	var s *server.Server
 	var err error
 	// A port just released may be refused for a moment by the kernel.
-	waitFor(t, "the server to listen on "+listen, func() bool {
+	testsupport.WaitFor(t, "the server to listen on "+listen, func() bool {
 		s, err = server.New(cfg)
 		return err == nil
 	})
@@ -63,20 +61,13 @@ func startServer(t testing.TB, listen string, o serverOpts) *server.Server {
 
 func wsURL(s *server.Server) string { return "ws://" + s.Addr().String() + "/ws" }
 
-// publish POSTs body to topic on the admin API and returns the answer.
+// publish POSTs body to topic on the admin API and returns the answer; it
+// fails the test unless the server took the message.
 func publish(t testing.TB, s *server.Server, topic, body string) map[string]any {
 	t.Helper()
-	resp, err := http.Post("http://"+s.AdminAddr()+"/publish?topic="+topic, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		t.Fatalf("publish answer: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("publish answered %d %v", resp.StatusCode, m)
+	status, m := testsupport.Publish(t, s.AdminAddr(), topic, body)
+	if status != http.StatusOK {
+		t.Fatalf("publish answered %d %v", status, m)
 	}
 	return m
 }
@@ -99,19 +90,6 @@ func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// waitFor polls cond until it holds or 10s pass: for state that changes on
-// another goroutine, never for timing.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // recorder collects what a Client's handlers report, for tests to poll.
@@ -172,7 +150,7 @@ func (r *recorder) connectCount() int {
 // waitMessages waits until n messages arrived and returns them.
 func (r *recorder) waitMessages(t testing.TB, n int) []Message {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d messages", n), func() bool { return len(r.messages()) >= n })
+	testsupport.WaitFor(t, fmt.Sprintf("%d messages", n), func() bool { return len(r.messages()) >= n })
 	return r.messages()
 }
 
@@ -204,25 +182,10 @@ func rawSubscriber(t testing.TB, s *server.Server, topic string) *websocket.Conn
 		t.Fatalf("raw dial: %v", err)
 	}
 	t.Cleanup(func() { c.CloseNow() })
-	if m := rawRead(t, c); m["op"] != "subscribed" {
+	if m := testsupport.ReadJSON(t, c); m["op"] != "subscribed" {
 		t.Fatalf("raw subscriber got %v", m)
 	}
 	return c
-}
-
-func rawRead(t testing.TB, c *websocket.Conn) map[string]any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("raw read: %v", err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("raw read %q: %v", b, err)
-	}
-	return m
 }
 
 // proxyURL is the WebSocket URL of the server behind p.

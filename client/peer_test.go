@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // peer is a WebSocket server on loopback (coder/websocket) that plays a
@@ -187,13 +189,13 @@ func TestCloseCodes(t *testing.T) {
 			}
 			var r recorder
 			c := dial(t, p.url(), append(append(r.options(), WithTokenSource(src)), tt.opts...)...)
-			waitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
+			testsupport.WaitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
 			var ce *CloseError
 			if err := r.disconnects()[0]; !errors.As(err, &ce) || ce.Code != int(tt.code) || ce.Reason != "scripted" {
 				t.Fatalf("disconnect reason %v, want close %d", err, tt.code)
 			}
 			if tt.reconnect {
-				waitFor(t, "the reconnect", func() bool { return c.Connected() && p.conns.Load() == 2 })
+				testsupport.WaitFor(t, "the reconnect", func() bool { return c.Connected() && p.conns.Load() == 2 })
 				if got := p.auth[1]; got != "Bearer tok2" {
 					t.Fatalf("reconnect presented %q, want a fresh token", got)
 				}
@@ -223,7 +225,7 @@ func TestCloseSendsNormalClosure(t *testing.T) {
 	c := dial(t, p.url())
 	done := make(chan error, 1)
 	go func() { done <- c.Subscribe(context.Background(), "never-answered", func(Message) {}) }()
-	waitFor(t, "the topic to be held", func() bool { return len(c.Topics()) == 1 })
+	testsupport.WaitFor(t, "the topic to be held", func() bool { return len(c.Topics()) == 1 })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -24,14 +24,14 @@ func TestServerRestart(t *testing.T) {
 	if err := s1.Shutdown(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
+	testsupport.WaitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
 	var ce *CloseError
 	if err := r.disconnects()[0]; !errors.As(err, &ce) || ce.Code != CloseGoingAway {
 		t.Fatalf("disconnect reason %v, want close 1001", err)
 	}
 
 	s2 := startServer(t, addr, serverOpts{})
-	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("t")) == 1 })
+	testsupport.WaitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("t")) == 1 })
 	rc := r.recoveriesOf("t")[0]
 	// A restarted in-memory server lost the stream: with v1 there is no
 	// epoch to resume from, with v1.1 the epoch changed. Either way the
@@ -60,19 +60,19 @@ func TestForcedDisconnect(t *testing.T) {
 	r.waitMessages(t, 1)
 
 	p.SetDown(true) // the server side of the connection goes away
-	waitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
+	testsupport.WaitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
 	if err := r.disconnects()[0]; !errors.Is(err, ErrConnectionLost) {
 		t.Fatalf("disconnect reason %v, want ErrConnectionLost", err)
 	}
 	// It keeps trying while the path is down.
-	waitFor(t, "failed reconnect attempts", func() bool { return len(r.disconnects()) >= 4 })
+	testsupport.WaitFor(t, "failed reconnect attempts", func() bool { return len(r.disconnects()) >= 4 })
 	for _, err := range r.disconnects()[1:] {
 		if !strings.Contains(err.Error(), "reconnect") {
 			t.Fatalf("attempt reported %v", err)
 		}
 	}
 	p.SetDown(false)
-	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("f")) == 1 })
+	testsupport.WaitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("f")) == 1 })
 	if rc := r.recoveriesOf("f")[0]; rc.Previous.Seq != 1 {
 		t.Fatalf("recovery %+v, want it from seq 1", rc)
 	}
@@ -94,7 +94,7 @@ func TestPublishQueueIsBounded(t *testing.T) {
 	const limit = 1000
 	c := dial(t, proxyURL(p), WithMaxBuffered(limit))
 	p.SetDown(true)
-	waitFor(t, "the disconnect", func() bool { return !c.Connected() })
+	testsupport.WaitFor(t, "the disconnect", func() bool { return !c.Connected() })
 
 	body := json.RawMessage(`"` + strings.Repeat("x", 280) + `"`)
 	frame := len(`{"op":"pub","topic":"q","data":}`) + len(body)
@@ -102,7 +102,7 @@ func TestPublishQueueIsBounded(t *testing.T) {
 	results := make(chan error, fits)
 	for i := range fits {
 		go func() { results <- c.Publish(context.Background(), "q", body) }()
-		waitFor(t, "the publish to be queued", func() bool { return c.Buffered() == (i+1)*frame })
+		testsupport.WaitFor(t, "the publish to be queued", func() bool { return c.Buffered() == (i+1)*frame })
 	}
 	err := c.Publish(ctxT(t), "q", body)
 	if !errors.Is(err, ErrBufferFull) {
@@ -116,7 +116,7 @@ func TestPublishQueueIsBounded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	small := make(chan error, 1)
 	go func() { small <- c.Publish(ctx, "q", json.RawMessage(`0`)) }()
-	waitFor(t, "the small publish to be queued", func() bool { return c.Buffered() > fits*frame })
+	testsupport.WaitFor(t, "the small publish to be queued", func() bool { return c.Buffered() > fits*frame })
 	cancel()
 	if err := <-small; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled publish: %v", err)
@@ -132,7 +132,7 @@ func TestPublishQueueIsBounded(t *testing.T) {
 		}
 	}
 	for i := range fits {
-		if m := rawRead(t, raw); m["seq"] != float64(i+1) {
+		if m := testsupport.ReadJSON(t, raw); m["seq"] != float64(i+1) {
 			t.Fatalf("independent subscriber got %v", m)
 		}
 	}
@@ -172,7 +172,7 @@ func TestSlowConsumerIsDroppedAndReconnects(t *testing.T) {
 		publish(t, s, "slow", data)
 	}
 	close(block)
-	waitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
+	testsupport.WaitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
 	err = r.disconnects()[0]
 	var ce *CloseError
 	// The server tries one close frame 1013 without blocking; behind a full
@@ -180,9 +180,9 @@ func TestSlowConsumerIsDroppedAndReconnects(t *testing.T) {
 	if !(errors.As(err, &ce) && ce.Code == CloseSlowConsumer) && !errors.Is(err, ErrConnectionLost) {
 		t.Fatalf("disconnect reason %v, want close 1013 or a lost connection", err)
 	}
-	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("slow")) == 1 })
+	testsupport.WaitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("slow")) == 1 })
 	publish(t, s, "slow", `"done"`)
-	waitFor(t, "a push after the reconnect", func() bool {
+	testsupport.WaitFor(t, "a push after the reconnect", func() bool {
 		msgs := r.messages()
 		return len(msgs) > 0 && string(msgs[len(msgs)-1].Data) == `"done"`
 	})

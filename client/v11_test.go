@@ -58,8 +58,8 @@ func TestRecoveryAfterForcedDisconnect(t *testing.T) {
 	r.waitMessages(t, 3)
 
 	p.SetDown(true)
-	waitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
-	waitFor(t, "the server to drop the subscriber", func() bool { return s.Conns() == 0 })
+	testsupport.WaitFor(t, "the disconnect", func() bool { return len(r.disconnects()) > 0 })
+	testsupport.WaitFor(t, "the server to drop the subscriber", func() bool { return s.Conns() == 0 })
 	for i := 4; i <= 23; i++ { // published while the client is away
 		publish(t, s, "r", fmt.Sprint(i))
 		want = append(want, fmt.Sprint(i))
@@ -69,7 +69,7 @@ func TestRecoveryAfterForcedDisconnect(t *testing.T) {
 		publish(t, s, "r", fmt.Sprint(i))
 		want = append(want, fmt.Sprint(i))
 	}
-	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("r")) == 1 })
+	testsupport.WaitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("r")) == 1 })
 	rc := r.recoveriesOf("r")[0]
 	if !rc.Recovered || rc.Previous != (Position{Epoch: epoch, Seq: 3}) || rc.Position.Epoch != epoch {
 		t.Fatalf("recovery %+v, want recovered from %s/3", rc, epoch)
@@ -89,7 +89,7 @@ func TestRestartChangesTheEpoch(t *testing.T) {
 	epoch := requireEpoch(t, c, "e").Epoch
 	s1.Close()
 	startServer(t, addr, serverOpts{})
-	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("e")) == 1 })
+	testsupport.WaitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("e")) == 1 })
 	rc := r.recoveriesOf("e")[0]
 	if rc.Recovered || rc.Previous.Epoch != epoch || rc.Position.Epoch == epoch || rc.Position.Epoch == "" {
 		t.Fatalf("recovery %+v after a restart, want unrecovered with a new epoch", rc)
@@ -153,7 +153,7 @@ func TestRefreshKeepsTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Two refreshes, and past the first token's exp.
-	waitFor(t, "two refreshes", func() bool {
+	testsupport.WaitFor(t, "two refreshes", func() bool {
 		skipUnlessRefreshAnswered(t, &r)
 		return calls.Load() >= 3 && time.Now().Unix() > firstExp.Load()+1
 	})
@@ -184,7 +184,7 @@ func TestTokenExpiryCloses4001AndReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	failing.Store(true)
-	waitFor(t, "the expiry close", func() bool { return len(r.disconnects()) > 0 })
+	testsupport.WaitFor(t, "the expiry close", func() bool { return len(r.disconnects()) > 0 })
 	failing.Store(false)
 	var ce *CloseError
 	if err := r.disconnects()[0]; !errors.As(err, &ce) || ce.Code != CloseTokenExpired {
@@ -193,7 +193,7 @@ func TestTokenExpiryCloses4001AndReconnects(t *testing.T) {
 		}
 		t.Fatalf("disconnect reason %v, want close 4001", err)
 	}
-	waitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("auth.x")) == 1 })
+	testsupport.WaitFor(t, "the resubscription", func() bool { return len(r.recoveriesOf("auth.x")) == 1 })
 	publish(t, s, "auth.x", `"after"`)
 	checkData(t, r.waitMessages(t, 1), `"after"`)
 }

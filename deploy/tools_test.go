@@ -1,26 +1,19 @@
 package deploy
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // requiredTool returns the path of a tool scripts/test-deps.sh installs. A
-// missing tool fails the test on CI (CI=true) and skips it elsewhere, so a
+// missing tool fails the test on CI (CI set) and skips it elsewhere, so a
 // developer without it still runs the rest.
 func requiredTool(t *testing.T, name string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not found: scripts/test-deps.sh installs it (%v)", name, err)
-	}
-	t.Skipf("%s not found (scripts/test-deps.sh installs it): %v", name, err)
-	return ""
+	return testsupport.NeedTool(t, name, "scripts/test-deps.sh")
 }
 
 // optionalTool returns the path of a tool the test setup does not install

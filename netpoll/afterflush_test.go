@@ -6,6 +6,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestAfterFlushRunsAfterTheWrite: a task queues output and asks to be told
@@ -14,7 +16,7 @@ func TestAfterFlushRunsAfterTheWrite(t *testing.T) {
 	h := &lineHandler{}
 	g := startGroup(t, h, 1)
 	c := dialGroup(t, g)
-	waitUntil(t, "the connection to open", func() bool { opened, _ := h.counts(); return opened == 1 })
+	testsupport.WaitFor(t, "the connection to open", func() bool { opened, _ := h.counts(); return opened == 1 })
 	l := g.Loops()[0]
 
 	type seen struct{ buffered, calls int }
@@ -68,5 +70,5 @@ func TestTasksPending(t *testing.T) {
 		t.Fatalf("TasksPending = %d with the loop busy, want 3", n)
 	}
 	close(release)
-	waitUntil(t, "the loop to take its tasks", func() bool { return l.TasksPending() == 0 })
+	testsupport.WaitFor(t, "the loop to take its tasks", func() bool { return l.TasksPending() == 0 })
 }

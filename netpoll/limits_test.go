@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // sizedHandler reads units of a 4-byte big-endian length and that many
@@ -70,19 +72,19 @@ func TestTailGrowsWithTheBytesThatArrive(t *testing.T) {
 	// A header declaring 1 MiB, and 10 bytes of it.
 	unit := binary.BigEndian.AppendUint32(nil, 1<<20)
 	c.Write(append(unit, make([]byte, 10)...))
-	waitUntil(t, "the partial unit to be kept", func() bool { return tailCap(g) > 0 })
+	testsupport.WaitFor(t, "the partial unit to be kept", func() bool { return tailCap(g) > 0 })
 	if got := tailCap(g); got > 4<<10 {
 		t.Fatalf("a 14-byte partial unit declaring 1 MiB holds a %d-byte buffer", got)
 	}
 	// 300 KiB more: the buffer follows what arrived (at most twice it).
 	c.Write(make([]byte, 300<<10))
-	waitUntil(t, "the tail to grow", func() bool { return tailCap(g) >= 300<<10 })
+	testsupport.WaitFor(t, "the tail to grow", func() bool { return tailCap(g) >= 300<<10 })
 	if got := tailCap(g); got > 2*(300<<10+14)+minTail {
 		t.Fatalf("300 KiB received hold a %d-byte buffer", got)
 	}
 	// The rest completes the unit and the buffer goes back.
 	c.Write(make([]byte, 1<<20-10-300<<10))
-	waitUntil(t, "the unit to complete", func() bool { return tailCap(g) == 0 })
+	testsupport.WaitFor(t, "the unit to complete", func() bool { return tailCap(g) == 0 })
 }
 
 func TestConnectionOverHighWaterIsNotRead(t *testing.T) {
@@ -115,7 +117,7 @@ func TestConnectionOverHighWaterIsNotRead(t *testing.T) {
 		})
 		return
 	}
-	waitUntil(t, "the loop to stop reading", func() bool { _, p := paused(); return p })
+	testsupport.WaitFor(t, "the loop to stop reading", func() bool { _, p := paused(); return p })
 	// What was read is what fit before the pause: the mark plus one read's
 	// answers.
 	if queued, _ := paused(); queued > 16<<10+16*(4<<10/8) {
@@ -127,7 +129,7 @@ func TestConnectionOverHighWaterIsNotRead(t *testing.T) {
 	// Reading the answers drains the queue and reading resumes: every unit
 	// is eventually read.
 	go io.Copy(io.Discard, raw)
-	waitUntil(t, "every unit to be read", func() bool { return h.read.Load() == total })
+	testsupport.WaitFor(t, "every unit to be read", func() bool { return h.read.Load() == total })
 }
 
 func TestWaitRoomWaitsForTheLoop(t *testing.T) {
@@ -289,7 +291,7 @@ func emfileChildMain(t *testing.T) {
 	for _, fd := range hogs {
 		unix.Close(fd)
 	}
-	waitUntil(t, "the backlog to be taken", func() bool { return l.Stats.Accepted.Load() > 0 })
+	testsupport.WaitFor(t, "the backlog to be taken", func() bool { return l.Stats.Accepted.Load() > 0 })
 	recovered := make(chan int)
 	l.Post(func() { recovered <- l.spare })
 	if fd := <-recovered; fd < 0 {
@@ -299,16 +301,4 @@ func emfileChildMain(t *testing.T) {
 		c.Close()
 	}
 	fmt.Println("events=" + strconv.FormatUint(events, 10) + " pauses=" + strconv.FormatUint(pauses, 10))
-}
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }

@@ -221,17 +221,7 @@ func TestPushData(t *testing.T) {
 func BenchmarkFanOut10kHistory(b *testing.B) {
 	h := newTestHub(1)
 	h.SetHistory(DefaultHistoryConfig())
-	subs := make([]counter, 10000)
-	for i := range subs {
-		h.Subscribe(0, &subs[i], "bench")
-	}
-	data := []byte(`{"t":1700000000000,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		h.Publish(context.Background(), "bench", data)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/delivery")
+	fanOut10k(b, h, func(i int, data []byte) { h.Publish(context.Background(), "bench", data) })
 }
 
 // BenchmarkPublishHistory is one publish to one subscriber on one loop,

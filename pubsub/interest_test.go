@@ -176,32 +176,12 @@ func TestIngestWaitBound(t *testing.T) {
 // IngestWait, its window and its completion count.
 func BenchmarkIngestWait10k(b *testing.B) {
 	h := newTestHub(1)
-	subs := make([]counter, 10000)
-	for i := range subs {
-		h.Subscribe(0, &subs[i], "bench")
-	}
-	data := []byte(`{"t":1700000000000,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
 	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		h.IngestWait(ctx, "bench", uint64(i+1), data)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/delivery")
+	fanOut10k(b, h, func(i int, data []byte) { h.IngestWait(ctx, "bench", uint64(i+1), data) })
 }
 
 // BenchmarkIngest10k is BenchmarkIngestWait10k without the bound.
 func BenchmarkIngest10k(b *testing.B) {
 	h := newTestHub(1)
-	subs := make([]counter, 10000)
-	for i := range subs {
-		h.Subscribe(0, &subs[i], "bench")
-	}
-	data := []byte(`{"t":1700000000000,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		h.Ingest("bench", uint64(i+1), data)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/delivery")
+	fanOut10k(b, h, func(i int, data []byte) { h.Ingest("bench", uint64(i+1), data) })
 }

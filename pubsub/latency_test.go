@@ -131,17 +131,7 @@ func BenchmarkFanOut10kLatency(b *testing.B) {
 	h := NewHub([]Executor{&flushingLoop{}}, nil)
 	var n int
 	h.SetPushLatency(func(time.Duration) { n++ })
-	subs := make([]counter, 10000)
-	for i := range subs {
-		h.Subscribe(0, &subs[i], "bench")
-	}
-	data := []byte(`{"t":1700000000000,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		h.Publish(context.Background(), "bench", data)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/delivery")
+	fanOut10k(b, h, func(i int, data []byte) { h.Publish(context.Background(), "bench", data) })
 	if n != b.N {
 		b.Fatalf("%d observations for %d publishes", n, b.N)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestAdminDefaultAddressIsLoopback: with no -admin the admin API is
@@ -85,7 +87,7 @@ func TestAdminTokenGuardsEveryEndpoint(t *testing.T) {
 func TestPublishFromBrowserContextRefused(t *testing.T) {
 	s := startServer(t, Config{})
 	sub := dial(t, s, "/ws?topics=news")
-	readJSON(t, sub)
+	testsupport.ReadJSON(t, sub)
 	for _, ctype := range []string{"text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
 		req, _ := http.NewRequest(http.MethodPost, s.adminURL("/publish?topic=news"), strings.NewReader(`{"forged":true}`))
 		if ctype != "" {
@@ -104,7 +106,7 @@ func TestPublishFromBrowserContextRefused(t *testing.T) {
 	if code, _ := publish(t, s, "news", `{"n":1}`, "Content-Type", "application/json; charset=utf-8"); code != 200 {
 		t.Fatalf("publish with application/json; charset=utf-8: %d", code)
 	}
-	if m := readJSON(t, sub); m["seq"] != 1.0 || m["data"].(map[string]any)["n"] != 1.0 {
+	if m := testsupport.ReadJSON(t, sub); m["seq"] != 1.0 || m["data"].(map[string]any)["n"] != 1.0 {
 		t.Fatalf("first push %v: want the JSON publish, seq 1", m)
 	}
 	// With a token the token is the proof: any Content-Type (v1 backends).
@@ -148,7 +150,7 @@ func TestAdminSlowRequestIsCut(t *testing.T) {
 func TestMetricsScrapeDoesNotWalkConnections(t *testing.T) {
 	s := startServer(t, Config{Loops: 2, MetricsPublic: true})
 	for range 4 {
-		readJSON(t, dial(t, s, "/ws?topics=a"))
+		testsupport.ReadJSON(t, dial(t, s, "/ws?topics=a"))
 	}
 	wakeups := func() (n []uint64) {
 		for _, l := range s.group.Loops() {
@@ -192,7 +194,7 @@ func TestMetricsScrapeDoesNotWalkConnections(t *testing.T) {
 // level included), no error answer, no /healthz.
 func TestSecretsNeverEchoed(t *testing.T) {
 	const token = "Zq8-secret-token"
-	var logs syncBuffer
+	var logs logBuffer
 	s := startServer(t, Config{PublishToken: token, Pprof: true,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	var answers []string
@@ -215,22 +217,4 @@ func TestSecretsNeverEchoed(t *testing.T) {
 			t.Fatalf("the admin token was echoed: %s", a)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer a logger on the loops and a test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

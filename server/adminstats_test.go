@@ -15,17 +15,7 @@ import (
 // name, value pairs.
 func getStats(t testing.TB, s *Server, query string, header ...string) (int, adminStats) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, s.adminURL("/admin/stats"+query), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET /admin/stats: %v", err)
-	}
+	resp := adminRequest(t, s, http.MethodGet, "/admin/stats"+query, header...)
 	defer resp.Body.Close()
 	var st adminStats
 	if resp.StatusCode == http.StatusOK {
@@ -57,7 +47,7 @@ func TestAdminStats(t *testing.T) {
 	for _, q := range []string{"?topics=a,b", "?topics=a", "?topics=a,c", "?topics=b"} {
 		dial(t, s, "/ws"+q)
 	}
-	waitFor(t, "4 connections in the stats", func() bool { _, st = getStats(t, s, "", auth...); return st.Connections == 4 })
+	testsupport.WaitFor(t, "4 connections in the stats", func() bool { _, st = getStats(t, s, "", auth...); return st.Connections == 4 })
 	if st.Topics != 3 || st.Subscriptions != 6 {
 		t.Errorf("topics %d, subscriptions %d; want 3, 6", st.Topics, st.Subscriptions)
 	}
@@ -75,11 +65,11 @@ func TestAdminStats(t *testing.T) {
 	if code, m := publish(t, s, "a", `{"x":1}`, auth[0], auth[1], "Content-Type", "application/json"); code != http.StatusOK {
 		t.Fatalf("publish: %d %v", code, m)
 	}
-	waitFor(t, "the deliveries in the stats", func() bool { _, st = getStats(t, s, "", auth...); return st.Delivered == 3 })
+	testsupport.WaitFor(t, "the deliveries in the stats", func() bool { _, st = getStats(t, s, "", auth...); return st.Delivered == 3 })
 	if st.Published != 1 {
 		t.Errorf("published_total %d, want 1", st.Published)
 	}
-	waitFor(t, "the push latency", func() bool { _, st = getStats(t, s, "", auth...); return st.PushLatency.Count == 1 })
+	testsupport.WaitFor(t, "the push latency", func() bool { _, st = getStats(t, s, "", auth...); return st.PushLatency.Count == 1 })
 	if lb := st.PushLatency; len(lb.Le) != len(pushLatencyBuckets) || len(lb.Counts) != len(lb.Le) ||
 		lb.Counts[len(lb.Counts)-1] > 1 || lb.Sum <= 0 {
 		t.Errorf("push latency after one message: %+v", lb)
@@ -87,7 +77,7 @@ func TestAdminStats(t *testing.T) {
 
 	// The top topics are walked at most every topTopicsEvery: wait for a
 	// walk that has seen every subscription.
-	waitFor(t, "the top topics", func() bool {
+	testsupport.WaitFor(t, "the top topics", func() bool {
 		_, st = getStats(t, s, "?top=2", auth...)
 		return st.TopTopics.Of == 3
 	})
@@ -127,7 +117,7 @@ func TestAdminStatsCluster(t *testing.T) {
 	}
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	waitFor(t, "degraded in the stats", func() bool {
+	testsupport.WaitFor(t, "degraded in the stats", func() bool {
 		_, st = getStats(t, s, "")
 		return st.Status == "degraded" && st.Broker.Connected != nil && !*st.Broker.Connected && st.Broker.Error != ""
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/netpoll"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkHandshake(b *testing.B) {
 	}{
 		{"auth=off", Config{}, ""},
 		{"auth=HS256", Config{AuthHMACSecretFile: writeFile(b, "hmac.key", testSecret), AuthAudience: testAudience, AuthIssuer: testIssuer}, hs(b, claims)},
-		{"auth=ES256", Config{AuthPublicKeyFile: ec.pemFile, AuthAudience: testAudience, AuthIssuer: testIssuer}, mint(b, jwt.SigningMethodES256, ec.priv, "", claims)},
+		{"auth=ES256", Config{AuthPublicKeyFile: ec.pemFile, AuthAudience: testAudience, AuthIssuer: testIssuer}, testsupport.Mint(b, jwt.SigningMethodES256, ec.priv, "", claims)},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -113,7 +114,7 @@ func BenchmarkFanOutAuth(b *testing.B) {
 				}
 				go io.Copy(io.Discard, c)
 			}
-			waitFor(b, "the subscribers", func() bool { return s.hub.Stats().Subscriptions == subscribers })
+			testsupport.WaitFor(b, "the subscribers", func() bool { return s.hub.Stats().Subscriptions == subscribers })
 			flushed := func() bool {
 				n := 0
 				s.group.Each(func(l *netpoll.Loop) {

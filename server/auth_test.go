@@ -54,33 +54,13 @@ func writeFile(t testing.TB, name string, data []byte) string {
 // removes one).
 func tokenClaims(sub string, ttl time.Duration, kv ...any) jwt.MapClaims {
 	now := time.Now()
-	c := jwt.MapClaims{"sub": sub, "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "aud": testAudience, "iss": testIssuer}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(c, kv[i].(string))
-		} else {
-			c[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return c
-}
-
-// mint signs claims; kid goes in the header when not empty.
-func mint(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.Claims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(m, c)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testsupport.WithClaims(jwt.MapClaims{"sub": sub, "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "aud": testAudience, "iss": testIssuer}, kv...)
 }
 
 // hs mints an HS256 token with the test secret.
-func hs(t testing.TB, c jwt.Claims) string { return mint(t, jwt.SigningMethodHS256, testSecret, "", c) }
+func hs(t testing.TB, c jwt.Claims) string {
+	return testsupport.Mint(t, jwt.SigningMethodHS256, testSecret, "", c)
+}
 
 // startAuthServer starts a server with the HMAC test secret, audience and
 // issuer over cfg, logging at debug level into the returned buffer.
@@ -169,9 +149,9 @@ func TestAuthHandshakeRefusals(t *testing.T) {
 	}{
 		{"no token", "/ws", nil, 401, auth.ReasonMissing},
 		{"not a JWT", "/ws?token=" + tok("abc.def"), nil, 401, auth.ReasonMalformed},
-		{"bad signature", "/ws?token=" + tok(mint(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadSignature},
-		{"alg none", "/ws?token=" + tok(mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadAlgorithm},
-		{"ES256 without a public key", "/ws?token=" + tok(mint(t, jwt.SigningMethodES256, ec.priv, "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadAlgorithm},
+		{"bad signature", "/ws?token=" + tok(testsupport.Mint(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadSignature},
+		{"alg none", "/ws?token=" + tok(testsupport.Mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadAlgorithm},
+		{"ES256 without a public key", "/ws?token=" + tok(testsupport.Mint(t, jwt.SigningMethodES256, ec.priv, "", tokenClaims("42", time.Hour))), nil, 401, auth.ReasonBadAlgorithm},
 		{"expired", "/ws?token=" + tok(hs(t, tokenClaims("42", -time.Minute))), nil, 401, auth.ReasonExpired},
 		{"not yet valid", "/ws?token=" + tok(hs(t, tokenClaims("42", time.Hour, "nbf", time.Now().Add(time.Minute).Unix()))), nil, 401, auth.ReasonNotYetValid},
 		{"issued in the future", "/ws?token=" + tok(hs(t, tokenClaims("42", time.Hour, "iat", time.Now().Add(time.Minute).Unix()))), nil, 401, auth.ReasonNotYetValid},
@@ -225,11 +205,11 @@ func TestAuthHandshakeRefusals(t *testing.T) {
 func TestAuthAlgorithmConfusion(t *testing.T) {
 	ec := newECKey(t)
 	s, _ := startAuthServer(t, Config{AuthPublicKeyFile: ec.pemFile})
-	forged := mint(t, jwt.SigningMethodHS256, ec.pemData, "", tokenClaims("42", time.Hour))
+	forged := testsupport.Mint(t, jwt.SigningMethodHS256, ec.pemData, "", tokenClaims("42", time.Hour))
 	if a := authHandshake(t, s, "/ws?token="+forged); a.status != 401 || a.error != string(auth.ReasonBadAlgorithm) {
 		t.Fatalf("HS256 signed with the public key: %d %q, want 401 bad_algorithm", a.status, a.error)
 	}
-	real := mint(t, jwt.SigningMethodES256, ec.priv, "", tokenClaims("42", time.Hour))
+	real := testsupport.Mint(t, jwt.SigningMethodES256, ec.priv, "", tokenClaims("42", time.Hour))
 	if a := authHandshake(t, s, "/ws?token="+real); a.status != 101 {
 		t.Fatalf("ES256 token: %d %q, want 101", a.status, a.error)
 	}
@@ -274,7 +254,7 @@ func dialToken(t testing.TB, s *Server, token, query string) *websocket.Conn {
 // expectReply reads one message and checks its fields.
 func expectReply(t testing.TB, c *websocket.Conn, want map[string]any) map[string]any {
 	t.Helper()
-	m := readJSON(t, c)
+	m := testsupport.ReadJSON(t, c)
 	for k, v := range want {
 		if m[k] != v {
 			t.Fatalf("got %v, want %v", m, want)
@@ -306,14 +286,14 @@ func TestAuthCommandRefusals(t *testing.T) {
 	sendJSON(t, c, `{"op":"pub","topic":"inbox#42","data":1}`) // own, but no publish pattern
 	expectReply(t, c, map[string]any{"op": "error", "error": "forbidden", "topic": "inbox#42"})
 	sendJSON(t, c, `{"op":"pub","topic":"chat.x","data":"hi"}`)
-	if m := readJSON(t, c); m["topic"] != "chat.x" || m["data"] != "hi" {
+	if m := testsupport.ReadJSON(t, c); m["topic"] != "chat.x" || m["data"] != "hi" {
 		t.Fatalf("got %v, want the push of the allowed pub", m)
 	}
 	// Backends publish to personal topics like to any other.
 	if code, _ := publish(t, s, "inbox%2342", `"for 42"`); code != 200 {
 		t.Fatalf("admin publish: %d", code)
 	}
-	if m := readJSON(t, c); m["topic"] != "inbox#42" || m["data"] != "for 42" {
+	if m := testsupport.ReadJSON(t, c); m["topic"] != "inbox#42" || m["data"] != "for 42" {
 		t.Fatalf("got %v, want the personal push", m)
 	}
 }
@@ -350,7 +330,7 @@ func TestAuthRefresh(t *testing.T) {
 
 	sendJSON(t, c, `{"op":"refresh","token":"`+hs(t, tokenClaims("7", time.Hour, "topics", []string{"a", "b"}))+`"}`)
 	expectReply(t, c, map[string]any{"op": "error", "error": "sub_mismatch"})
-	sendJSON(t, c, `{"op":"refresh","token":"`+mint(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), "", tokenClaims("42", time.Hour))+`"}`)
+	sendJSON(t, c, `{"op":"refresh","token":"`+testsupport.Mint(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), "", tokenClaims("42", time.Hour))+`"}`)
 	expectReply(t, c, map[string]any{"op": "error", "error": "bad_signature"})
 	sendJSON(t, c, `{"op":"refresh","token":"`+hs(t, tokenClaims("42", -time.Second))+`"}`)
 	expectReply(t, c, map[string]any{"op": "error", "error": "expired"})
@@ -364,7 +344,7 @@ func TestAuthRefresh(t *testing.T) {
 	time.Sleep(time.Until(time.Unix(first["exp"].(int64), 0)) + 500*time.Millisecond)
 	publish(t, s, "b", `"gone"`)
 	publish(t, s, "a", `"kept"`)
-	if m := readJSON(t, c); m["topic"] != "a" || m["data"] != "kept" {
+	if m := testsupport.ReadJSON(t, c); m["topic"] != "a" || m["data"] != "kept" {
 		t.Fatalf("got %v, want the push on a only", m)
 	}
 	sendJSON(t, c, `{"op":"sub","topics":["b"]}`)
@@ -388,7 +368,7 @@ func TestAuthExpiryCloses4001(t *testing.T) {
 	if exp := time.Unix(claims["exp"].(int64), 0); time.Now().Before(exp) {
 		t.Fatalf("closed before exp %v", exp)
 	}
-	waitFor(t, "the connection to close", func() bool { return s.Conns() == 0 })
+	testsupport.WaitFor(t, "the connection to close", func() bool { return s.Conns() == 0 })
 }
 
 // jwksServer is a real HTTP JWKS endpoint whose key set the test changes.
@@ -442,12 +422,12 @@ func TestAuthJWKSRotation(t *testing.T) {
 	j := newJWKSServer(t)
 	j.serve(t, map[string]*ecdsa.PrivateKey{"k1": k1})
 	s, _ := startAuthServer(t, Config{AuthJWKSURL: j.URL})
-	tok1 := mint(t, jwt.SigningMethodES256, k1, "k1", tokenClaims("42", time.Hour))
-	tok2 := mint(t, jwt.SigningMethodES256, k2, "k2", tokenClaims("42", time.Hour))
+	tok1 := testsupport.Mint(t, jwt.SigningMethodES256, k1, "k1", tokenClaims("42", time.Hour))
+	tok2 := testsupport.Mint(t, jwt.SigningMethodES256, k2, "k2", tokenClaims("42", time.Hour))
 	connects := func(tok string) func() bool {
 		return func() bool { return authHandshake(t, s, "/ws?token="+tok).status == 101 }
 	}
-	waitFor(t, "the first JWKS fetch", connects(tok1))
+	testsupport.WaitFor(t, "the first JWKS fetch", connects(tok1))
 	if a := authHandshake(t, s, "/ws?token="+tok2); a.status != 401 || a.error != "unknown_key" {
 		t.Fatalf("a token of a key not yet published: %d %q, want 401 unknown_key", a.status, a.error)
 	}
@@ -465,7 +445,7 @@ func TestAuthJWKSRotation(t *testing.T) {
 	if a := authHandshake(t, s, "/ws?token="+tok1); a.status != 101 {
 		t.Fatalf("a token of the first key after the rotation: %d %q", a.status, a.error)
 	}
-	forged := mint(t, jwt.SigningMethodES256, k1, "k2", tokenClaims("42", time.Hour)) // k1's signature, k2's kid
+	forged := testsupport.Mint(t, jwt.SigningMethodES256, k1, "k2", tokenClaims("42", time.Hour)) // k1's signature, k2's kid
 	if a := authHandshake(t, s, "/ws?token="+forged); a.status != 401 || a.error != "bad_signature" {
 		t.Fatalf("a token under the wrong kid: %d %q, want 401 bad_signature", a.status, a.error)
 	}
@@ -484,23 +464,13 @@ func TestMaxConnsPerUser(t *testing.T) {
 	}
 	dialToken(t, s, hs(t, tokenClaims("7", time.Hour)), "")
 	c1.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "user 42's slot to free", func() bool { return authHandshake(t, s, "/ws?token="+tok42).status == 101 })
+	testsupport.WaitFor(t, "user 42's slot to free", func() bool { return authHandshake(t, s, "/ws?token="+tok42).status == 101 })
 }
 
 // adminDo sends an admin API request and decodes the JSON answer.
 func adminDo(t testing.TB, s *Server, method, pathAndQuery string, header ...string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.adminURL(pathAndQuery), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := adminRequest(t, s, method, pathAndQuery, header...)
 	defer resp.Body.Close()
 	var m map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
@@ -575,7 +545,7 @@ func TestServerAPI(t *testing.T) {
 	expectReply(t, c7, map[string]any{"op": "unsubscribed", "topic": "a"})
 	publish(t, s, "a", `"a"`, bearer...)
 	publish(t, s, "c", `"c"`, bearer...)
-	if m := readJSON(t, c7); m["topic"] != "c" {
+	if m := testsupport.ReadJSON(t, c7); m["topic"] != "c" {
 		t.Fatalf("user 7 got %v, want only the push on c", m)
 	}
 
@@ -596,10 +566,10 @@ func TestServerAPI(t *testing.T) {
 	}
 	// User 7 is untouched.
 	publish(t, s, "c", `"still"`, bearer...)
-	if m := readJSON(t, c7); m["data"] != "still" {
+	if m := testsupport.ReadJSON(t, c7); m["data"] != "still" {
 		t.Fatalf("user 7 got %v", m)
 	}
-	waitFor(t, "user 42's connections to close", func() bool { return s.Conns() == 1 })
+	testsupport.WaitFor(t, "user 42's connections to close", func() bool { return s.Conns() == 1 })
 	if _, m = adminDo(t, s, http.MethodGet, "/presence?topic=b", bearer...); m["count"] != 0.0 {
 		t.Fatalf("/presence?topic=b after the disconnect: %v", m)
 	}
@@ -617,7 +587,7 @@ func TestServerAPICluster(t *testing.T) {
 		nodes = append(nodes, s)
 	}
 	for i, s := range nodes {
-		waitFor(t, fmt.Sprintf("node %d healthy", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
+		testsupport.WaitFor(t, fmt.Sprintf("node %d healthy", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
 	}
 	all := []string{"*"}
 	var u42 []*websocket.Conn
@@ -639,7 +609,7 @@ func TestServerAPICluster(t *testing.T) {
 		t.Fatalf("/unsubscribe on node 1: %d %v, want this node's 1", code, m)
 	}
 	for i, c := range u7 {
-		if m := readJSON(t, c); m["op"] != "unsubscribed" || m["topic"] != "a" {
+		if m := testsupport.ReadJSON(t, c); m["op"] != "unsubscribed" || m["topic"] != "a" {
 			t.Fatalf("user 7 on node %d got %v, want unsubscribed from a", i, m)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // BenchmarkKernelShare measures how much of a slow consumer's backlog the
@@ -39,7 +41,7 @@ func kernelShare(b *testing.B, sndbuf int) float64 {
 		publish(b, s, "k", data)
 		pushed += frame
 		n := uint64(pushed / frame)
-		waitFor(b, "the push to be queued", func() bool { return s.hub.Stats().Delivered == n })
+		testsupport.WaitFor(b, "the push to be queued", func() bool { return s.hub.Stats().Delivered == n })
 		if pushed > 64<<20 {
 			b.Fatal("no drop after 64 MiB")
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // postBatch POSTs body to path over the admin API with contentType and
@@ -89,8 +91,8 @@ func TestBatchAnswersEveryItemInOrder(t *testing.T) {
 	s := startServer(t, Config{})
 	a := dial(t, s, "/ws?topics=a")
 	b := dial(t, s, "/ws?topics=b")
-	readJSON(t, a)
-	readJSON(t, b)
+	testsupport.ReadJSON(t, a)
+	testsupport.ReadJSON(t, b)
 	body := "[" + strings.Join([]string{
 		`{"topic":"a","data":1}`,
 		`{"topic":"b","data":{"x":[1,2]}}`,
@@ -120,11 +122,11 @@ func TestBatchAnswersEveryItemInOrder(t *testing.T) {
 		`{"seq":2,"subscribers":1,"topic":"a"}`,
 	})
 	for _, want := range []string{"map[data:1 seq:1 topic:a]", "map[data:last seq:2 topic:a]"} {
-		if got := fmt.Sprint(readJSON(t, a)); got != want {
+		if got := fmt.Sprint(testsupport.ReadJSON(t, a)); got != want {
 			t.Fatalf("a got %s, want %s", got, want)
 		}
 	}
-	if got := fmt.Sprint(readJSON(t, b)); got != "map[data:map[x:[1 2]] seq:1 topic:b]" {
+	if got := fmt.Sprint(testsupport.ReadJSON(t, b)); got != "map[data:map[x:[1 2]] seq:1 topic:b]" {
 		t.Fatalf("b got %s", got)
 	}
 	if got := testutil.ToFloat64(s.batch.items.WithLabelValues(outcomeError)); got != 6 {
@@ -135,7 +137,7 @@ func TestBatchAnswersEveryItemInOrder(t *testing.T) {
 func TestBatchNDJSON(t *testing.T) {
 	s := startServer(t, Config{})
 	c := dial(t, s, "/ws?topics=n")
-	readJSON(t, c)
+	testsupport.ReadJSON(t, c)
 	body := "{\"topic\":\"n\",\"data\":\"one\"}\n\n  {not json\r\n{\"topic\":\"n\",\"data\":\"two\"}\r\n[1]\n{\"topic\":\"n\",\"data\":\"three\"}"
 	code, ctype, answer := postBatch(t, s, "/publish/batch", "application/x-ndjson; charset=utf-8", body)
 	if code != http.StatusOK || ctype != ndjsonType {
@@ -154,7 +156,7 @@ func TestBatchNDJSON(t *testing.T) {
 		`{"seq":3,"subscribers":1,"topic":"n"}`,
 	})
 	for i, want := range []string{"one", "two", "three"} {
-		if m := readJSON(t, c); m["data"] != want || m["seq"] != float64(i+1) {
+		if m := testsupport.ReadJSON(t, c); m["data"] != want || m["seq"] != float64(i+1) {
 			t.Fatalf("push %d is %v, want %s", i, m, want)
 		}
 	}
@@ -163,7 +165,7 @@ func TestBatchNDJSON(t *testing.T) {
 func TestBatchRefusedWhole(t *testing.T) {
 	s := startServer(t, Config{MaxBatchItems: 3, MaxBatchBytes: 200, MaxMessage: 20})
 	c := dial(t, s, "/ws?topics=r")
-	readJSON(t, c)
+	testsupport.ReadJSON(t, c)
 	item := `{"topic":"r","data":1}`
 	tests := []struct {
 		name, path, ctype, body string
@@ -258,9 +260,9 @@ func TestBroadcast(t *testing.T) {
 	s := startServer(t, Config{})
 	x := dial(t, s, "/ws?topics=x")
 	y := dial(t, s, "/ws?topics=y,x")
-	readJSON(t, x)
-	readJSON(t, y)
-	readJSON(t, y)
+	testsupport.ReadJSON(t, x)
+	testsupport.ReadJSON(t, y)
+	testsupport.ReadJSON(t, y)
 	code, _, answer := postBatch(t, s, "/broadcast", "application/json", `{"topics":["x","y","x","bad topic","empty"],"data":{"alert":"<hi>"}}`)
 	if code != http.StatusOK {
 		t.Fatalf("broadcast answered %d %s", code, answer)
@@ -272,12 +274,12 @@ func TestBroadcast(t *testing.T) {
 		`error:invalid topic name`,
 		`{"seq":1,"subscribers":0,"topic":"empty"}`,
 	})
-	if got := fmt.Sprint(readJSON(t, x)); got != "map[data:map[alert:<hi>] seq:1 topic:x]" {
+	if got := fmt.Sprint(testsupport.ReadJSON(t, x)); got != "map[data:map[alert:<hi>] seq:1 topic:x]" {
 		t.Fatalf("x got %s", got)
 	}
 	// y holds both topics: one push of each, in the order published.
 	for _, want := range []string{"x", "y"} {
-		if m := readJSON(t, y); m["topic"] != want || m["seq"] != 1.0 {
+		if m := testsupport.ReadJSON(t, y); m["topic"] != want || m["seq"] != 1.0 {
 			t.Fatalf("y got %v, want topic %s seq 1", m, want)
 		}
 	}
@@ -299,7 +301,7 @@ func TestBatchesDeliverEveryMessageOnceInOrder(t *testing.T) {
 	subs := make([]*websocket.Conn, topics)
 	for i := range subs {
 		subs[i] = dial(t, s, fmt.Sprintf("/ws?topics=t%d", i))
-		readJSON(t, subs[i])
+		testsupport.ReadJSON(t, subs[i])
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, publishers*batches)
@@ -349,7 +351,7 @@ func TestBatchesDeliverEveryMessageOnceInOrder(t *testing.T) {
 	for i, c := range subs {
 		seen := map[string]bool{}
 		for seq := 1; seq <= perTopic; seq++ {
-			m := readJSON(t, c)
+			m := testsupport.ReadJSON(t, c)
 			if m["topic"] != fmt.Sprintf("t%d", i) || m["seq"] != float64(seq) {
 				t.Fatalf("subscriber %d: push %v, want seq %d", i, m, seq)
 			}

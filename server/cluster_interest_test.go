@@ -23,14 +23,14 @@ func slowClusterNode(t *testing.T, cfg Config) (*Server, *testsupport.DelayProxy
 	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
 	cfg.Broker = "nats://" + proxy.Addr()
 	s := startServer(t, cfg)
-	waitFor(t, "node healthy", func() bool { code, _ := health(t, s); return code == http.StatusOK })
+	testsupport.WaitFor(t, "node healthy", func() bool { code, _ := health(t, s); return code == http.StatusOK })
 	return s, proxy
 }
 
 // readTimed reads one JSON message and the time it arrived.
 func readTimed(t *testing.T, c *websocket.Conn) (map[string]any, time.Time) {
 	t.Helper()
-	m := readJSON(t, c)
+	m := testsupport.ReadJSON(t, c)
 	return m, time.Now()
 }
 
@@ -91,7 +91,7 @@ func TestClusterDeferredAnswersInOrder(t *testing.T) {
 		{"subscribed", "warm"}, {"subscribed", "new1"}, {"subscribed", "warm2"}, {"subscribed", "new1"},
 		{"unsubscribed", "warm"}, {"error", ""},
 	} {
-		m := readJSON(t, c)
+		m := testsupport.ReadJSON(t, c)
 		if m["op"] != want.op || (want.topic != "" && m["topic"] != want.topic) {
 			t.Fatalf("answer %d: %v, want %s %s", i, m, want.op, want.topic)
 		}
@@ -99,7 +99,7 @@ func TestClusterDeferredAnswersInOrder(t *testing.T) {
 
 	l := dial(t, s, "/ws?topics=warm,new2")
 	for _, want := range []string{"warm", "new2"} {
-		if m := readJSON(t, l); m["op"] != "subscribed" || m["topic"] != want {
+		if m := testsupport.ReadJSON(t, l); m["op"] != "subscribed" || m["topic"] != want {
 			t.Fatalf("handshake answers: %v, want subscribed %s", m, want)
 		}
 	}
@@ -185,5 +185,5 @@ func TestClusterPendingBounds(t *testing.T) {
 		t.Fatalf("after a pending subscriber left: %+v, want seq %d", p, seq)
 	}
 	c.CloseNow()
-	waitFor(t, "no topics left", func() bool { return s.hub.Stats().Topics == 0 })
+	testsupport.WaitFor(t, "no topics left", func() bool { return s.hub.Stats().Topics == 0 })
 }

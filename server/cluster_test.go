@@ -29,7 +29,7 @@ func startNodes(t *testing.T, url string, n int) []*Server {
 		nodes[i] = startServer(t, Config{Broker: url, ClientPublish: true})
 	}
 	for i, s := range nodes {
-		waitFor(t, fmt.Sprintf("node %d healthy", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
+		testsupport.WaitFor(t, fmt.Sprintf("node %d healthy", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
 	}
 	return nodes
 }
@@ -74,26 +74,14 @@ func metricValue(t testing.TB, s *Server, name string) float64 {
 // republished messages: one per node with local subscribers.
 func natsSubs(t testing.TB, ns *natsserver.Server, topic string) int {
 	t.Helper()
-	cz, err := ns.Connz(&natsserver.ConnzOptions{Subscriptions: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, c := range cz.Conns {
-		for _, s := range c.Subs {
-			if s == "wspush.out."+natsbroker.Subject(topic) {
-				n++
-			}
-		}
-	}
-	return n
+	return testsupport.NATSSubs(t, ns, "wspush.out."+natsbroker.Subject(topic))
 }
 
 // subscribeTo dials s with ?topics=topic and reads the "subscribed" answer.
 func subscribeTo(t *testing.T, s *Server, topic string) *websocket.Conn {
 	t.Helper()
 	c := dial(t, s, "/ws?topics="+url.QueryEscape(topic))
-	if m := readJSON(t, c); m["op"] != "subscribed" || m["topic"] != topic {
+	if m := testsupport.ReadJSON(t, c); m["op"] != "subscribed" || m["topic"] != topic {
 		t.Fatalf("first message %v, want subscribed to %q", m, topic)
 	}
 	return c
@@ -223,7 +211,7 @@ func TestClusterInterestFollowsSubscriptions(t *testing.T) {
 			a2 := dial(t, a, "/ws")
 			sub, _ := json.Marshal(map[string]any{"op": "sub", "topics": []string{topic}})
 			sendJSON(t, a2, string(sub))
-			readJSON(t, a2)
+			testsupport.ReadJSON(t, a2)
 			b1 := subscribeTo(t, b, topic)
 			if n := natsSubs(t, ns, topic); n != 2 {
 				t.Fatalf("after subscribers on both nodes: %d subscriptions, want 2", n)
@@ -238,14 +226,14 @@ func TestClusterInterestFollowsSubscriptions(t *testing.T) {
 
 			unsub, _ := json.Marshal(map[string]any{"op": "unsub", "topics": []string{topic}})
 			sendJSON(t, a2, string(unsub))
-			readJSON(t, a2)
+			testsupport.ReadJSON(t, a2)
 			if n := natsSubs(t, ns, topic); n != 2 {
 				t.Fatalf("after one of two subscribers on A left: %d subscriptions, want 2", n)
 			}
 			a1.CloseNow()
-			waitFor(t, "A's subscription to go", func() bool { return natsSubs(t, ns, topic) == 1 })
+			testsupport.WaitFor(t, "A's subscription to go", func() bool { return natsSubs(t, ns, topic) == 1 })
 			b1.CloseNow()
-			waitFor(t, "B's subscription to go", func() bool { return natsSubs(t, ns, topic) == 0 })
+			testsupport.WaitFor(t, "B's subscription to go", func() bool { return natsSubs(t, ns, topic) == 0 })
 		})
 	}
 }
@@ -273,7 +261,7 @@ func TestClusterNATSRestart(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	for i, s := range nodes {
-		waitFor(t, fmt.Sprintf("node %d degraded", i), func() bool {
+		testsupport.WaitFor(t, fmt.Sprintf("node %d degraded", i), func() bool {
 			code, m := health(t, s)
 			return code == http.StatusServiceUnavailable && m["status"] == "degraded"
 		})
@@ -292,15 +280,15 @@ func TestClusterNATSRestart(t *testing.T) {
 	}
 	// Local connections are still served, subscriptions included.
 	sendJSON(t, ca, `{"op":"sub","topics":["later"]}`)
-	if m := readJSON(t, ca); m["op"] != "subscribed" {
+	if m := testsupport.ReadJSON(t, ca); m["op"] != "subscribed" {
 		t.Fatalf("sub during the outage: %v", m)
 	}
 
 	ns = testsupport.StartNATS(t, port, store)
 	for i, s := range nodes {
-		waitFor(t, fmt.Sprintf("node %d healthy again", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
+		testsupport.WaitFor(t, fmt.Sprintf("node %d healthy again", i), func() bool { code, _ := health(t, s); return code == http.StatusOK })
 	}
-	waitFor(t, "interest re-established", func() bool {
+	testsupport.WaitFor(t, "interest re-established", func() bool {
 		return natsSubs(t, ns, "news") == 2 && natsSubs(t, ns, "later") == 1
 	})
 	s3 := clusterPublish(t, b, "news", `3`)

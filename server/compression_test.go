@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 func dialCompressed(t *testing.T, s *Server, path string) (*websocket.Conn, *http.Response) {
@@ -43,26 +45,26 @@ func testCompressedPushesAndCommands(t *testing.T, tr transport) {
 	}
 	sendJSON(t, c, `{"op":"sub","topics":[`+strings.Join(topics, ",")+`]}`)
 	for i := range topics {
-		if m := readJSON(t, c); m["op"] != "subscribed" {
+		if m := testsupport.ReadJSON(t, c); m["op"] != "subscribed" {
 			t.Fatalf("answer %d: %v", i, m)
 		}
 	}
 	data := `{"text":"` + strings.Repeat("compress me ", 200) + `"}`
 	for seq := 1.0; seq <= 3; seq++ {
 		publish(t, s, "topic-with-a-long-name-7", data)
-		m := readJSON(t, c)
+		m := testsupport.ReadJSON(t, c)
 		if m["seq"] != seq || !strings.HasPrefix(fmt.Sprint(m["data"]), "map[text:compress me") {
 			t.Fatalf("push %v", m)
 		}
 	}
 	// The same pushes reach a subscriber without compression unchanged.
 	plain := dial(t, s, "/ws?topics=topic-with-a-long-name-7")
-	readJSON(t, plain)
+	testsupport.ReadJSON(t, plain)
 	publish(t, s, "topic-with-a-long-name-7", data)
-	if m := readJSON(t, plain); m["seq"] != 4.0 {
+	if m := testsupport.ReadJSON(t, plain); m["seq"] != 4.0 {
 		t.Fatalf("plain subscriber got %v", m)
 	}
-	if m := readJSON(t, c); m["seq"] != 4.0 {
+	if m := testsupport.ReadJSON(t, c); m["seq"] != 4.0 {
 		t.Fatalf("compressed subscriber got %v", m)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestNoGoroutinePerConnection holds 5,000 WebSocket connections and checks
@@ -45,7 +47,7 @@ func TestNoGoroutinePerConnection(t *testing.T) {
 			t.Fatalf("handshake %d: %v %v", i, resp, err)
 		}
 	}
-	waitFor(t, "5,000 connections", func() bool { return s.Conns() == n })
+	testsupport.WaitFor(t, "5,000 connections", func() bool { return s.Conns() == n })
 	if res := s.hub.Stats(); res.Subscriptions != n {
 		t.Fatalf("%d subscriptions, want %d", res.Subscriptions, n)
 	}

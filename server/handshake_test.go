@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // The key of RFC 6455 section 1.3 and the accept value it calls for.
@@ -270,7 +272,7 @@ func TestHandshakeMaxConns(t *testing.T) {
 		t.Fatalf("GET / at MaxConns: %d, want 200", resp.StatusCode)
 	}
 	first.Close()
-	waitFor(t, "the first connection to be gone", func() bool { return s.Conns() == 0 })
+	testsupport.WaitFor(t, "the first connection to be gone", func() bool { return s.Conns() == 0 })
 	third := dialRaw(t, s)
 	third.upgrade(t, "/ws")
 	if n := s.Conns(); n != 1 {
@@ -299,7 +301,7 @@ func testHandshakeTimeout(t *testing.T, tr transport) {
 			hsExpectEOF(t, c)
 			// The server closes its socket too, even with the client still
 			// holding its end.
-			waitFor(t, "the server to close the socket", func() bool { return s.tcpConns() == 0 })
+			testsupport.WaitFor(t, "the server to close the socket", func() bool { return s.tcpConns() == 0 })
 		})
 	}
 }

@@ -2,17 +2,13 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -100,15 +96,7 @@ func mustPKI(t testing.TB) *testpki.PKI {
 func writeTestCert(t testing.TB) (certFile, keyFile string) {
 	t.Helper()
 	p := mustPKI(t)
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, p.CertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, p.KeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
+	return testsupport.WriteCertPair(t, t.TempDir(), p.CertPEM, p.KeyPEM)
 }
 
 // clientTLS is the TLS client configuration that trusts the test CA only.
@@ -148,25 +136,6 @@ func dial(t testing.TB, s *Server, pathAndQuery string) *websocket.Conn {
 	return c
 }
 
-// readJSON reads one text message into a map.
-func readJSON(t testing.TB, c *websocket.Conn) map[string]any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	typ, b, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if typ != websocket.MessageText {
-		t.Fatalf("got a %v message, want text", typ)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("message %q is not JSON: %v", b, err)
-	}
-	return m
-}
-
 func sendJSON(t testing.TB, c *websocket.Conn, v string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -180,46 +149,40 @@ func sendJSON(t testing.TB, c *websocket.Conn, v string) {
 // the decoded answer.
 func publish(t testing.TB, s *Server, topic, body string, header ...string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.adminURL("/publish?topic="+topic), strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// As a backend sends it: a browser cannot send application/json across
-	// sites without a preflight (TestPublishFromBrowserContextRefused).
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		t.Fatalf("publish answer: %v", err)
-	}
-	return resp.StatusCode, m
+	return testsupport.Publish(t, s.AdminAddr(), topic, body, header...)
 }
 
 // adminGet GETs pathAndQuery on the admin port, with the bearer token when
 // token is not empty, and returns the status.
 func adminGet(t testing.TB, s *Server, pathAndQuery, token string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, s.adminURL(pathAndQuery), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var header []string
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		header = []string{"Authorization", "Bearer " + token}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", pathAndQuery, err)
-	}
+	resp := adminRequest(t, s, http.MethodGet, pathAndQuery, header...)
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// adminRequest sends a request without a body to the admin API, with the
+// header lines given as name, value pairs, and returns the answer; the
+// caller closes its body.
+func adminRequest(t testing.TB, s *Server, method, pathAndQuery string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.adminURL(pathAndQuery), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, pathAndQuery, err)
+	}
+	return resp
 }
 
 // rawConn is a plain TCP client for what a WebSocket library will not do:
@@ -337,37 +300,9 @@ func (c *rawConn) closeCode(t testing.TB) int {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes: for state that
-// changes on another goroutine, never for timing.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // logBuffer collects a server's log lines (debug level with logger), for the
 // tests that check what the log says, or never says.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ testsupport.SyncBuffer }
 
 func (l *logBuffer) contains(s string) bool { return strings.Contains(l.String(), s) }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
+	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/netpoll"
 )
 
@@ -71,11 +72,11 @@ func maxQueued(s *Server) int {
 func roundTrip(t *testing.T, s *Server, topic string) {
 	t.Helper()
 	c := dial(t, s, "/ws?topics="+topic)
-	readJSON(t, c) // subscribed
+	testsupport.ReadJSON(t, c) // subscribed
 	if status, _ := publish(t, s, topic, `"hello"`); status != 200 {
 		t.Fatalf("publish: %d", status)
 	}
-	if m := readJSON(t, c); m["data"] != "hello" {
+	if m := testsupport.ReadJSON(t, c); m["data"] != "hello" {
 		t.Fatalf("push: %v", m)
 	}
 	c.Close(websocket.StatusNormalClosure, "")
@@ -149,7 +150,7 @@ func TestUnknownOpIsNotEchoedWhole(t *testing.T) {
 	s := startServer(t, Config{})
 	c := dial(t, s, "/ws")
 	sendJSON(t, c, `{"op":"`+strings.Repeat("<", 100<<10)+`"}`)
-	m := readJSON(t, c)
+	m := testsupport.ReadJSON(t, c)
 	if e, _ := m["error"].(string); m["op"] != "error" || len(e) > 200 || !strings.HasPrefix(e, "unknown op") {
 		t.Fatalf("answer %.200v (%d bytes of error)", m, len(e))
 	}
@@ -170,7 +171,7 @@ func TestPendingBytesAreBounded(t *testing.T) {
 		p.Write(frame[:len(frame)-10]) // all but the last 10 bytes
 		peers = append(peers, p)
 	}
-	waitFor(t, "the partial messages to be held", func() bool { return s.loops[0].pending.Load() >= 4*int64(len(frame)-10-freeHold) })
+	testsupport.WaitFor(t, "the partial messages to be held", func() bool { return s.loops[0].pending.Load() >= 4*int64(len(frame)-10-freeHold) })
 	// A small partial frame is not refused though the budget is full.
 	small := dialRaw(t, s)
 	small.upgrade(t, "/echo")
@@ -197,7 +198,7 @@ func TestPendingBytesAreBounded(t *testing.T) {
 			t.Fatalf("peer %d: %v", i, err)
 		}
 	}
-	waitFor(t, "the pending bytes to be released", func() bool { return s.loops[0].pending.Load() == 0 })
+	testsupport.WaitFor(t, "the pending bytes to be released", func() bool { return s.loops[0].pending.Load() == 0 })
 }
 
 // TestSlowMessageIsClosed: a message that does not complete within
@@ -264,7 +265,7 @@ func TestClientPublishRefusedWhenALoopIsFull(t *testing.T) {
 		l.Post(func() {})
 	}
 	sendJSON(t, c, `{"op":"pub","topic":"t","data":1}`)
-	m := readJSON(t, c)
+	m := testsupport.ReadJSON(t, c)
 	if e, _ := m["error"].(string); m["op"] != "error" || !strings.Contains(e, "busy") {
 		t.Fatalf("answer %v, want a busy error", m)
 	}
@@ -272,11 +273,11 @@ func TestClientPublishRefusedWhenALoopIsFull(t *testing.T) {
 		t.Fatalf("wspush_loop_tasks_refused_total = %v", n)
 	}
 	close(release)
-	waitFor(t, "the loop to take its tasks", l.HasRoom)
+	testsupport.WaitFor(t, "the loop to take its tasks", l.HasRoom)
 	sub := dial(t, s, "/ws?topics=t")
-	readJSON(t, sub)
+	testsupport.ReadJSON(t, sub)
 	sendJSON(t, c, `{"op":"pub","topic":"t","data":2}`)
-	if m := readJSON(t, sub); m["data"] != float64(2) {
+	if m := testsupport.ReadJSON(t, sub); m["data"] != float64(2) {
 		t.Fatalf("push after the loop caught up: %v", m)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/netpoll"
 )
 
@@ -27,10 +28,10 @@ func TestLoopConnectionsMetric(t *testing.T) {
 	for i := range conns {
 		conns[i] = dial(t, s, "/ws")
 	}
-	waitFor(t, "5 connections over the loops", func() bool { return perLoop() == 5 })
+	testsupport.WaitFor(t, "5 connections over the loops", func() bool { return perLoop() == 5 })
 	conns[0].CloseNow()
 	conns[1].CloseNow()
-	waitFor(t, "3 connections over the loops", func() bool { return perLoop() == 3 })
+	testsupport.WaitFor(t, "3 connections over the loops", func() bool { return perLoop() == 3 })
 }
 
 // TestPushLatencyHistogram: one observation per message that reached
@@ -43,7 +44,7 @@ func TestPushLatencyHistogram(t *testing.T) {
 	var subs []*websocket.Conn
 	for len(subs) < 40 {
 		subs = append(subs, dial(t, s, "/ws?topics=lat"))
-		readJSON(t, subs[len(subs)-1]) // subscribed
+		testsupport.ReadJSON(t, subs[len(subs)-1]) // subscribed
 		if s.group.Loops()[0].Stats.Conns.Load() > 0 && s.group.Loops()[1].Stats.Conns.Load() > 0 {
 			break
 		}
@@ -60,7 +61,7 @@ func TestPushLatencyHistogram(t *testing.T) {
 	publish(t, s, "nobody", `1`, "Content-Type", "application/json")
 	for _, c := range subs {
 		for range messages {
-			readJSON(t, c)
+			testsupport.ReadJSON(t, c)
 		}
 	}
 	// Every push has been read; the observation follows the writev on the

@@ -5,11 +5,9 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -18,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // idleClientsEnv makes the test binary, re-executed, hold idle WebSocket
@@ -32,28 +32,22 @@ const idleTokenEnv = "WSPUSH_IDLE_CLIENTS_TOKEN"
 const idleClientsTLSEnv = "WSPUSH_IDLE_CLIENTS_TLS"
 
 func TestMain(m *testing.M) {
-	if addr := os.Getenv(idleClientsEnv); addr != "" {
-		if err := holdIdleClients(addr, os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "idle clients:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testsupport.ChildMain(idleClientsEnv, idleClients)
 	os.Exit(m.Run())
 }
 
-// holdIdleClients reads lines "N" from in, opens WebSocket connections until
-// it holds N, answers "ok N", and keeps them until in closes. Plain
-// descriptors, no Go objects per connection; source addresses 127.0.0.2 and
-// up spread the connections over many port ranges.
-func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
+// idleClients is the child's Holder for a server at addr: WebSocket
+// connections, plain descriptors with no Go objects per connection (Go's
+// TLS client's when idleClientsTLSEnv is set); source addresses 127.0.0.2
+// and up spread the connections over many port ranges.
+func idleClients(addr string) (testsupport.Holder, error) {
 	host, portStr, _ := strings.Cut(addr, ":")
 	port, _ := strconv.Atoi(portStr)
 	var dst unix.SockaddrInet4
 	dst.Port = port
 	copy(dst.Addr[:], []byte{127, 0, 0, 1})
 	if host != "127.0.0.1" {
-		return fmt.Errorf("want a 127.0.0.1 address, got %s", addr)
+		return nil, fmt.Errorf("want a 127.0.0.1 address, got %s", addr)
 	}
 	target := "/ws"
 	if tok := os.Getenv(idleTokenEnv); tok != "" {
@@ -64,53 +58,46 @@ func holdIdleClients(addr string, in io.Reader, out io.Writer) error {
 	var fds []int
 	var conns []net.Conn // the TLS clients, kept alive
 	buf := make([]byte, 512)
-	sc := bufio.NewScanner(in)
-	for sc.Scan() {
-		want, err := strconv.Atoi(sc.Text())
-		if err != nil {
-			return err
-		}
+	return func(want int) (int, error) {
 		for len(fds) < want {
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 			if err != nil {
-				return fmt.Errorf("socket after %d: %w", len(fds), err)
+				return len(fds), fmt.Errorf("socket after %d: %w", len(fds), err)
 			}
 			src := &unix.SockaddrInet4{Addr: [4]byte{127, 0, byte(len(fds) / 250 / 250), byte(2 + len(fds)/250%250)}}
 			if err := unix.Bind(fd, src); err != nil {
-				return fmt.Errorf("bind: %w", err)
+				return len(fds), fmt.Errorf("bind: %w", err)
 			}
 			if err := unix.Connect(fd, &dst); err != nil {
-				return fmt.Errorf("connect after %d: %w", len(fds), err)
+				return len(fds), fmt.Errorf("connect after %d: %w", len(fds), err)
 			}
 			if os.Getenv(idleClientsTLSEnv) == "1" {
 				c, err := upgradeTLS(fd, req)
 				if err != nil {
-					return fmt.Errorf("wss:// after %d: %w", len(fds), err)
+					return len(fds), fmt.Errorf("wss:// after %d: %w", len(fds), err)
 				}
 				conns = append(conns, c)
 				fds = append(fds, fd)
 				continue
 			}
 			if _, err := unix.Write(fd, req); err != nil {
-				return err
+				return len(fds), err
 			}
 			var resp []byte
 			for !bytes.Contains(resp, []byte("\r\n\r\n")) {
 				n, err := unix.Read(fd, buf)
 				if err != nil || n <= 0 {
-					return fmt.Errorf("handshake read after %d: %v", len(fds), err)
+					return len(fds), fmt.Errorf("handshake read after %d: %v", len(fds), err)
 				}
 				resp = append(resp, buf[:n]...)
 			}
 			if !bytes.HasPrefix(resp, []byte("HTTP/1.1 101")) {
-				return fmt.Errorf("handshake answered %q", resp)
+				return len(fds), fmt.Errorf("handshake answered %q", resp)
 			}
 			fds = append(fds, fd)
 		}
-		fmt.Fprintf(out, "ok %d\n", len(fds))
-	}
-	runtime.KeepAlive(conns)
-	return nil
+		return len(fds), nil
+	}, nil
 }
 
 // upgradeTLS runs a TLS handshake (Go's client, no verification: only the
@@ -162,37 +149,25 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
 	cfg.Loops, cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout = 2, time.Minute, time.Hour, 2*time.Hour
 	s := startServer(b, tr.config(b, cfg))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idleClientsEnv+"="+s.Addr().String(), idleTokenEnv+"="+token,
+	child := testsupport.StartChild(b, idleClientsEnv+"="+s.Addr().String(), idleTokenEnv+"="+token,
 		fmt.Sprintf("%s=%d", idleClientsTLSEnv, map[bool]int{false: 0, true: 1}[tr.tls]))
-	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	replies := bufio.NewScanner(stdout)
+	defer child.Stop()
 	type sample struct{ conns, heap, rss, scavenged float64 }
 	var samples []sample
 	for _, n := range []int{0, 5000, 10000, 15000, 19000} {
-		fmt.Fprintln(stdin, n)
-		if !replies.Scan() {
+		if !child.Hold(n) {
 			b.Fatalf("idle clients stopped before %d connections", n)
 		}
-		waitFor(b, "the server to count the connections", func() bool { return s.Conns() == n })
+		testsupport.WaitFor(b, "the server to count the connections", func() bool { return s.Conns() == n })
 		time.Sleep(200 * time.Millisecond) // let the loops go idle
 		runtime.GC()
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		before := float64(rss(b))
+		before := float64(testsupport.RSS(b))
 		debug.FreeOSMemory() // what the runtime's scavenger returns over time anyway
-		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), before, float64(rss(b))})
-		b.Logf("%6d connections: heap %7.1f MiB, RSS %7.1f MiB, %7.1f MiB after FreeOSMemory", n, float64(ms.HeapAlloc)/(1<<20), before/(1<<20), float64(rss(b))/(1<<20))
+		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), before, float64(testsupport.RSS(b))})
+		b.Logf("%6d connections: heap %7.1f MiB, RSS %7.1f MiB, %7.1f MiB after FreeOSMemory", n, float64(ms.HeapAlloc)/(1<<20), before/(1<<20), float64(testsupport.RSS(b))/(1<<20))
 	}
 	at0, at10k, at19k := samples[0], samples[2], samples[4]
 	b.ReportMetric((at10k.heap-at0.heap)/at10k.conns, "heap-B/conn@10k")
@@ -201,15 +176,4 @@ func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
 	b.ReportMetric((at19k.rss-at10k.rss)/(at19k.conns-at10k.conns), "rss-B/conn-slope")
 	b.ReportMetric((at10k.scavenged-at0.scavenged)/at10k.conns, "scavenged-rss-B/conn@10k")
 	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines@19k")
-}
-
-// rss reads this process's resident set size from /proc/self/statm.
-func rss(tb testing.TB) int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := strings.Fields(string(b))
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // dialFrom opens a WebSocket with coder/websocket from the source address
@@ -45,7 +47,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 		defer c.Close()
 		idle = append(idle, c)
 	}
-	waitFor(t, "the idle connections to be counted", func() bool { return s.tcpConns() == 2 })
+	testsupport.WaitFor(t, "the idle connections to be counted", func() bool { return s.tcpConns() == 2 })
 	if _, code := dialFrom(t, s, "127.0.0.1"); code != http.StatusSwitchingProtocols {
 		t.Fatalf("third connection of 127.0.0.1: %d, want 101", code)
 	}
@@ -66,7 +68,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 	// limit is still a descriptor).
 	refused.Close()
 	idle[0].Close()
-	waitFor(t, "two connections of 127.0.0.1 to close", func() bool { return s.tcpConns() == 3 })
+	testsupport.WaitFor(t, "two connections of 127.0.0.1 to close", func() bool { return s.tcpConns() == 3 })
 	if resp, body, _ := hsExchange(t, s, hsWS("/ws")); resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("after a close, 127.0.0.1 got %d %q, want 101", resp.StatusCode, body)
 	}
@@ -84,9 +86,9 @@ func TestPeerTableHoldsOnlyOpenAddresses(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	waitFor(t, "5 addresses", func() bool { return s.peers.addresses() == 5 })
+	testsupport.WaitFor(t, "5 addresses", func() bool { return s.peers.addresses() == 5 })
 	for _, c := range conns {
 		c.CloseNow()
 	}
-	waitFor(t, "the table to empty", func() bool { return s.peers.addresses() == 0 })
+	testsupport.WaitFor(t, "the table to empty", func() bool { return s.peers.addresses() == 0 })
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestPublishInvalidUTF8Refused: a publish that is not valid UTF-8 would be
@@ -17,7 +19,7 @@ import (
 func TestPublishInvalidUTF8Refused(t *testing.T) {
 	s := startServer(t, Config{})
 	sub := dial(t, s, "/ws?topics=news")
-	readJSON(t, sub)
+	testsupport.ReadJSON(t, sub)
 	for _, body := range []string{"\"\xff\"", "\xff", `{"a":"ok` + "\xc0\xaf" + `"}`, "\"\xed\xa0\x80\""} {
 		code, res := publish(t, s, "news", body)
 		if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(res["error"]), "UTF-8") {
@@ -27,7 +29,7 @@ func TestPublishInvalidUTF8Refused(t *testing.T) {
 	if code, _ := publish(t, s, "news", `"é ✓"`); code != 200 {
 		t.Fatalf("valid UTF-8 publish: %d", code)
 	}
-	if m := readJSON(t, sub); m["seq"] != 1.0 || m["data"] != "é ✓" {
+	if m := testsupport.ReadJSON(t, sub); m["seq"] != 1.0 || m["data"] != "é ✓" {
 		t.Fatalf("first push %v, want the valid one with seq 1", m)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // RFC 6455 conformance of the WebSocket side, on /echo, with a raw client
@@ -176,7 +178,7 @@ func testProtocolCloseHandshake(t *testing.T, tr transport) {
 			// ...and frees its socket with the client still holding its end.
 			// (The socket count drops just before Handler.Close gives back
 			// the WebSocket's slot: wait for both.)
-			waitFor(t, "the server to close the socket and free its slot", func() bool { return s.tcpConns() == 0 && s.Conns() == 0 })
+			testsupport.WaitFor(t, "the server to close the socket and free its slot", func() bool { return s.tcpConns() == 0 && s.Conns() == 0 })
 		})
 	}
 
@@ -303,7 +305,7 @@ func testProtocolViolations(t *testing.T, tr transport) {
 		})
 	}
 	// Every one of those sockets is freed.
-	waitFor(t, "all connections to be closed", func() bool { return s.tcpConns() == 0 })
+	testsupport.WaitFor(t, "all connections to be closed", func() bool { return s.tcpConns() == 0 })
 	if n := s.Conns(); n != 0 {
 		t.Fatalf("Conns() = %d, want 0", n)
 	}
@@ -526,7 +528,7 @@ func testProtocolBadPeersDoNotHurtOthers(t *testing.T, tr transport) {
 
 	// The server frees the garbage peer's socket (after CloseTimeout) even
 	// though the peer never hangs up; the others stay.
-	waitFor(t, "the garbage peer's socket to be freed", func() bool { return s.tcpConns() == 3 })
+	testsupport.WaitFor(t, "the garbage peer's socket to be freed", func() bool { return s.tcpConns() == 3 })
 
 	// The staller's half header was kept: the rest of its frame completes it.
 	protoSend(t, staller, chunks(stalled[1:]))

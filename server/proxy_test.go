@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wspush/wspush/internal/haproxytest"
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // dialProxied opens a TCP connection to s, sends header, then over TLS if
@@ -57,7 +58,7 @@ func testProxyProtocol(t *testing.T, tr transport) {
 	t.Run("v1 header: the client's address", func(t *testing.T) {
 		c := dialProxied(t, s, "PROXY TCP4 203.0.113.7 127.0.0.1 50123 443\r\n")
 		c.upgrade(t, "/ws")
-		waitFor(t, "the log line with the client's address", func() bool {
+		testsupport.WaitFor(t, "the log line with the client's address", func() bool {
 			return log.contains(`msg="websocket opened" client=203.0.113.7:50123`)
 		})
 	})
@@ -66,7 +67,7 @@ func testProxyProtocol(t *testing.T, tr transport) {
 		c := dialProxied(t, s, local)
 		c.upgrade(t, "/ws")
 		want := fmt.Sprintf(`msg="websocket opened" client=%s`, c.tcp.LocalAddr())
-		waitFor(t, "the log line with the socket's address", func() bool { return log.contains(want) })
+		testsupport.WaitFor(t, "the log line with the socket's address", func() bool { return log.contains(want) })
 	})
 	for _, tc := range []struct{ name, send, reason string }{
 		{"no header", hsWS("/ws"), "no_header"},
@@ -83,14 +84,14 @@ func testProxyProtocol(t *testing.T, tr transport) {
 			defer c.Close()
 			io.WriteString(c, tc.send)
 			expectClosed(t, c)
-			waitFor(t, "the failure to be counted", func() bool {
+			testsupport.WaitFor(t, "the failure to be counted", func() bool {
 				return metricValue(t, s, `wspush_proxy_header_failures_total{reason="`+tc.reason+`"}`) == before+1
 			})
 		})
 	}
-	waitFor(t, "every socket to be freed", func() bool { return s.tcpConns() == 0 })
+	testsupport.WaitFor(t, "every socket to be freed", func() bool { return s.tcpConns() == 0 })
 	if s.TLS() {
-		waitFor(t, "the handshake slots of the refused ones to be free", func() bool {
+		testsupport.WaitFor(t, "the handshake slots of the refused ones to be free", func() bool {
 			return metricValue(t, s, "wspush_tls_handshakes_in_flight") == 0
 		})
 	}
@@ -105,7 +106,7 @@ func TestProxyProtocolUntrustedPeerRefused(t *testing.T) {
 	defer c.Close()
 	io.WriteString(c, "PROXY TCP4 203.0.113.7 127.0.0.1 50123 443\r\n"+hsWS("/ws"))
 	expectClosed(t, c)
-	waitFor(t, "the refusal to be counted", func() bool {
+	testsupport.WaitFor(t, "the refusal to be counted", func() bool {
 		return metricValue(t, s, `wspush_proxy_header_failures_total{reason="untrusted"}`) == 1
 	})
 }
@@ -159,7 +160,7 @@ func TestProxyProtocolBehindHAProxy(t *testing.T) {
 		cancel()
 		defer c.CloseNow()
 		want := `msg="websocket opened" client=` + local.String()
-		waitFor(t, "the server to log "+want, func() bool { return log.contains(want) })
+		testsupport.WaitFor(t, "the server to log "+want, func() bool { return log.contains(want) })
 	}
 	if log.contains(`msg="websocket opened" client=127.0.0.1:`) {
 		t.Fatal("the server saw HAProxy's address as a client's")

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
+	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/pubsub"
 )
 
@@ -24,7 +25,7 @@ func testSubscribeByQueryThenPublish(t *testing.T, tr transport) {
 	s := startServer(t, tr.config(t, Config{}))
 	c := dial(t, s, "/ws?topics=a,b%2Cc")
 	for _, topic := range []string{"a", "b", "c"} {
-		m := readJSON(t, c)
+		m := testsupport.ReadJSON(t, c)
 		if m["op"] != "subscribed" || m["topic"] != topic || m["seq"] != 0.0 {
 			t.Fatalf("got %v, want subscribed %s seq 0", m, topic)
 		}
@@ -33,7 +34,7 @@ func testSubscribeByQueryThenPublish(t *testing.T, tr transport) {
 	if code != http.StatusOK || res["topic"] != "b" || res["seq"] != 1.0 || res["subscribers"] != 1.0 {
 		t.Fatalf("publish answered %d %v", code, res)
 	}
-	m := readJSON(t, c)
+	m := testsupport.ReadJSON(t, c)
 	if m["topic"] != "b" || m["seq"] != 1.0 || fmt.Sprint(m["data"]) != "map[hello:world]" || len(m) != 3 {
 		t.Fatalf("push %v", m)
 	}
@@ -87,7 +88,7 @@ func testCommands(t *testing.T, tr transport) {
 	for _, tt := range tests {
 		sendJSON(t, c, tt.send)
 		for _, want := range tt.want {
-			m := readJSON(t, c)
+			m := testsupport.ReadJSON(t, c)
 			if e, ok := m["epoch"].(string); ok && pubsub.ValidEpoch(e) {
 				m["epoch"] = "E" // every subscribed answer names a valid epoch (v1.1)
 			}
@@ -101,11 +102,11 @@ func testCommands(t *testing.T, tr transport) {
 	// Binary is answered, and the connection stays open.
 	ctx := context.Background()
 	c.Write(ctx, websocket.MessageBinary, []byte{1, 2})
-	if m := readJSON(t, c); m["op"] != "error" {
+	if m := testsupport.ReadJSON(t, c); m["op"] != "error" {
 		t.Fatalf("binary message answered %v", m)
 	}
 	publish(t, s, "x", `"still here"`)
-	if m := readJSON(t, c); m["data"] != "still here" {
+	if m := testsupport.ReadJSON(t, c); m["data"] != "still here" {
 		t.Fatalf("push after errors: %v", m)
 	}
 }
@@ -115,15 +116,15 @@ func TestUnsubscribeStopsPushes(t *testing.T) { eachTransport(t, testUnsubscribe
 func testUnsubscribeStopsPushes(t *testing.T, tr transport) {
 	s := startServer(t, tr.config(t, Config{}))
 	c := dial(t, s, "/ws?topics=a,b")
-	readJSON(t, c)
-	readJSON(t, c)
+	testsupport.ReadJSON(t, c)
+	testsupport.ReadJSON(t, c)
 	sendJSON(t, c, `{"op":"unsub","topics":["a"]}`)
-	readJSON(t, c)
+	testsupport.ReadJSON(t, c)
 	if _, res := publish(t, s, "a", `1`); res["subscribers"] != 0.0 {
 		t.Fatalf("publish to an unsubscribed topic reached %v", res["subscribers"])
 	}
 	publish(t, s, "b", `2`)
-	if m := readJSON(t, c); m["topic"] != "b" {
+	if m := testsupport.ReadJSON(t, c); m["topic"] != "b" {
 		t.Fatalf("got %v, want the push on b only", m)
 	}
 }
@@ -132,17 +133,17 @@ func TestClientPublish(t *testing.T) {
 	s := startServer(t, Config{ClientPublish: true})
 	sub := dial(t, s, "/ws?topics=room")
 	pub := dial(t, s, "/ws")
-	readJSON(t, sub)
+	testsupport.ReadJSON(t, sub)
 	sendJSON(t, pub, `{"op":"pub","topic":"room","data":{"msg":"hi"}}`)
-	if m := readJSON(t, sub); m["seq"] != 1.0 || fmt.Sprint(m["data"]) != "map[msg:hi]" {
+	if m := testsupport.ReadJSON(t, sub); m["seq"] != 1.0 || fmt.Sprint(m["data"]) != "map[msg:hi]" {
 		t.Fatalf("push %v", m)
 	}
 	sendJSON(t, pub, `{"op":"pub","topic":"room"}`)
-	if m := readJSON(t, pub); m["op"] != "error" {
+	if m := testsupport.ReadJSON(t, pub); m["op"] != "error" {
 		t.Fatalf("pub without data answered %v", m)
 	}
 	sendJSON(t, pub, `{"op":"pub","topic":"no space","data":1}`)
-	if m := readJSON(t, pub); m["op"] != "error" {
+	if m := testsupport.ReadJSON(t, pub); m["op"] != "error" {
 		t.Fatalf("pub to a bad topic answered %v", m)
 	}
 }
@@ -153,7 +154,7 @@ func TestSeqStrictlyIncreasingUnderConcurrentPublishers(t *testing.T) {
 	conns := make([]*websocket.Conn, subs)
 	for i := range conns {
 		conns[i] = dial(t, s, "/ws?topics=seq")
-		readJSON(t, conns[i])
+		testsupport.ReadJSON(t, conns[i])
 	}
 	var wg sync.WaitGroup
 	for p := 0; p < publishers; p++ {
@@ -171,7 +172,7 @@ func TestSeqStrictlyIncreasingUnderConcurrentPublishers(t *testing.T) {
 	wg.Wait()
 	for i, c := range conns {
 		for want := 1.0; want <= publishers*each; want++ {
-			if m := readJSON(t, c); m["seq"] != want {
+			if m := testsupport.ReadJSON(t, c); m["seq"] != want {
 				t.Fatalf("subscriber %d: got seq %v, want %v", i, m["seq"], want)
 			}
 		}
@@ -225,7 +226,7 @@ func testSlowConsumerIsDroppedAndOthersKeepUp(t *testing.T, tr transport) {
 	const maxBuffered = 64 << 10
 	s := startServer(t, tr.config(t, Config{Loops: 1, MaxBuffered: maxBuffered, SendBuffer: 8 << 10}))
 	fast := dial(t, s, "/ws?topics=firehose")
-	readJSON(t, fast)
+	testsupport.ReadJSON(t, fast)
 	// The slow one never reads, with a small receive window so the kernel
 	// cannot hide the backlog.
 	slow := dialRaw(t, s)
@@ -239,17 +240,17 @@ func testSlowConsumerIsDroppedAndOthersKeepUp(t *testing.T, tr transport) {
 			t.Fatalf("no slow consumer dropped after %d pushes of 4 KB (max-buffered %d)", i, maxBuffered)
 		}
 		publish(t, s, "firehose", payload)
-		if m := readJSON(t, fast); m["seq"] != float64(i) {
+		if m := testsupport.ReadJSON(t, fast); m["seq"] != float64(i) {
 			t.Fatalf("fast subscriber got seq %v, want %d", m["seq"], i)
 		}
 		received++
 	}
-	waitFor(t, "the slow consumer's socket to close", func() bool { return s.Conns() == 1 })
+	testsupport.WaitFor(t, "the slow consumer's socket to close", func() bool { return s.Conns() == 1 })
 	// Its subscription is gone too: the next publish reaches only the fast one.
 	if _, res := publish(t, s, "firehose", `1`); res["subscribers"] != 1.0 {
 		t.Fatalf("after the drop the topic has %v subscribers", res["subscribers"])
 	}
-	readJSON(t, fast)
+	testsupport.ReadJSON(t, fast)
 	// Reading the slow socket ends: in whatever was buffered, then EOF or reset.
 	slow.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 64<<10)
@@ -279,7 +280,7 @@ func testPingThenIdleTimeout(t *testing.T, tr transport) {
 	}
 	// A library client answers pings on its own and so stays open.
 	live := dial(t, s, "/ws?topics=alive")
-	readJSON(t, live)
+	testsupport.ReadJSON(t, live)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -301,7 +302,7 @@ func testGracefulShutdownSends1001(t *testing.T, tr transport) {
 	conns := make([]*websocket.Conn, 3)
 	for i := range conns {
 		conns[i] = dial(t, s, "/ws?topics=t")
-		readJSON(t, conns[i])
+		testsupport.ReadJSON(t, conns[i])
 	}
 	errs := make(chan error, len(conns))
 	for _, c := range conns {
@@ -377,12 +378,12 @@ func TestNothingLeftBehindAfterSubscribeChurn(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, "connections to close", func() bool { return s.Conns() == 0 && s.tcpConns() == 0 })
-	waitFor(t, "the sweeper to forget the topics", func() bool { return s.hub.Stats().Topics == base.Topics })
+	testsupport.WaitFor(t, "connections to close", func() bool { return s.Conns() == 0 && s.tcpConns() == 0 })
+	testsupport.WaitFor(t, "the sweeper to forget the topics", func() bool { return s.hub.Stats().Topics == base.Topics })
 	if st := s.hub.Stats(); st.Topics != base.Topics || st.Subscriptions != base.Subscriptions {
 		t.Fatalf("after churn: %d topics, %d subscriptions; at start %d, %d", st.Topics, st.Subscriptions, base.Topics, base.Subscriptions)
 	}
-	waitFor(t, "goroutines to return to their starting count", func() bool {
+	testsupport.WaitFor(t, "goroutines to return to their starting count", func() bool {
 		return runtime.NumGoroutine() <= goroutines
 	})
 }

@@ -268,7 +268,7 @@ func TestRecoveryAnswers(t *testing.T) {
 		}},
 		{"expired by ttl", Config{HistoryTTL: ttl}, func(t *testing.T, s *Server, epoch string) (uint64, bool, []uint64) {
 			publishN(t, s, "r", 2)
-			waitFor(t, "the messages to expire", func() bool { return s.hub.HistoryStats().Evicted[pubsub.EvictedTTL] == 2 })
+			testsupport.WaitFor(t, "the messages to expire", func() bool { return s.hub.HistoryStats().Evicted[pubsub.EvictedTTL] == 2 })
 			return 1, false, nil
 		}},
 		{"evicted by bytes", Config{HistoryMaxBytes: 3 * (1000 + 200)}, func(t *testing.T, s *Server, epoch string) (uint64, bool, []uint64) {
@@ -353,7 +353,7 @@ func lastSeq(t testing.TB, s *Server, topic string) (uint64, string) {
 func TestForgottenTopicStartsANewEpoch(t *testing.T) {
 	s := startServer(t, Config{HistoryTTL: 100 * time.Millisecond})
 	_, old := publishSeq(t, s, "gone", `1`)
-	waitFor(t, "the sweeper to forget the topic", func() bool { return s.hub.Stats().Topics == 0 })
+	testsupport.WaitFor(t, "the sweeper to forget the topic", func() bool { return s.hub.Stats().Topics == 0 })
 	c := dial(t, s, "/ws")
 	a := resubscribe(t, c, "gone", old, 1)
 	if *a.Recovered || a.Seq != 0 || a.Epoch == old || !pubsub.ValidEpoch(a.Epoch) {
@@ -484,14 +484,7 @@ type historyBody struct {
 
 func getHistory(t testing.TB, s *Server, query string, header ...string) (int, historyBody) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.adminURL("/history?"+query), nil)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := adminRequest(t, s, http.MethodGet, "/history?"+query, header...)
 	defer resp.Body.Close()
 	var h historyBody
 	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
@@ -597,7 +590,7 @@ func TestDropConnectionsKeepsTheHistory(t *testing.T) {
 	if _, _, err := c.Read(context.Background()); err == nil {
 		t.Fatal("the connection is still open")
 	}
-	waitFor(t, "the server to drop the subscriber", func() bool { return s.Conns() == 0 })
+	testsupport.WaitFor(t, "the server to drop the subscriber", func() bool { return s.Conns() == 0 })
 	publishN(t, s, "d", 2)
 	c2 := dial(t, s, "/ws")
 	if a := resubscribe(t, c2, "d", epoch, 0); !*a.Recovered {

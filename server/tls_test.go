@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wspush/wspush/internal/testpki"
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // startTLSServer starts a server on native TLS with the test PKI.
@@ -159,7 +160,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	})
 	t.Run("file change is picked up", func(t *testing.T) {
 		write(fresh.CertPEM, fresh.KeyPEM)
-		waitFor(t, "the watcher to load the new pair", func() bool { return signedBy(served(), fresh) })
+		testsupport.WaitFor(t, "the watcher to load the new pair", func() bool { return signedBy(served(), fresh) })
 	})
 	t.Run("ReloadTLS", func(t *testing.T) {
 		write(old.CertPEM, old.KeyPEM)
@@ -223,7 +224,7 @@ func TestTLSBadClientsDoNotHurtOthers(t *testing.T) {
 			t.Fatalf("plain HTTP was answered in clear: %q", b)
 		}
 	}
-	waitFor(t, "three failed handshakes", func() bool {
+	testsupport.WaitFor(t, "three failed handshakes", func() bool {
 		return metricValue(t, s, "wspush_tls_handshake_failures_total") >= 3
 	})
 	for i := range 50 {
@@ -242,10 +243,10 @@ func TestTLSBadClientsDoNotHurtOthers(t *testing.T) {
 		t.Fatalf("handshakes in flight = %v, want 1 (the half hello)", n)
 	}
 	half.Close()
-	waitFor(t, "the half hello's handshake to be aborted", func() bool {
+	testsupport.WaitFor(t, "the half hello's handshake to be aborted", func() bool {
 		return metricValue(t, s, "wspush_tls_handshakes_in_flight") == 0
 	})
-	waitFor(t, "the bad peers' sockets to be freed", func() bool { return s.tcpConns() == 1 })
+	testsupport.WaitFor(t, "the bad peers' sockets to be freed", func() bool { return s.tcpConns() == 1 })
 }
 
 // TestTLSHandshakePoolPausesAccept: with every handshake slot taken, new
@@ -258,7 +259,7 @@ func TestTLSHandshakePoolPausesAccept(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer holder.Close()
-	waitFor(t, "the holder's handshake to start", func() bool {
+	testsupport.WaitFor(t, "the holder's handshake to start", func() bool {
 		return metricValue(t, s, "wspush_tls_handshakes_in_flight") == 1
 	})
 	type result struct {
@@ -270,7 +271,7 @@ func TestTLSHandshakePoolPausesAccept(t *testing.T) {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", s.Addr().String(), clientTLS(t))
 		done <- result{c, err}
 	}()
-	waitFor(t, "the loop to pause accepting", func() bool {
+	testsupport.WaitFor(t, "the loop to pause accepting", func() bool {
 		return metricValue(t, s, "wspush_tls_accept_paused_total") >= 1
 	})
 	if n := s.tcpConns(); n != 1 {
@@ -320,9 +321,9 @@ func TestTLSMaxConnsPerIPBeforeHandshake(t *testing.T) {
 			c.Close()
 			t.Fatalf("connection %d over the limit completed a TLS handshake", i)
 		}
-		waitFor(t, "the refusal to be counted", func() bool { return metricValue(t, s, label) == float64(i) })
+		testsupport.WaitFor(t, "the refusal to be counted", func() bool { return metricValue(t, s, label) == float64(i) })
 	}
 	first.CloseNow()
-	waitFor(t, "the first connection to be freed", func() bool { return s.tcpConns() == 0 })
+	testsupport.WaitFor(t, "the first connection to be freed", func() bool { return s.tcpConns() == 0 })
 	dial(t, s, "/echo") // the only slot was not leaked by the refusals
 }

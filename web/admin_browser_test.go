@@ -13,24 +13,20 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
+	"github.com/wspush/wspush/internal/browsertest"
 	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // adminWaitFor polls the JavaScript condition on the admin page until it is
-// true, and fails with what the page shows when it is not within 20 seconds.
+// true, and fails with what the page shows when it is not within
+// browsertest.WaitTimeout.
 func adminWaitFor(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !eval[bool](t, ctx, "!!("+cond+")") {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (%s)\nstatus %q, error %q, connections %q, publish result %q", what, cond,
-				eval[string](t, ctx, `document.getElementById("status").textContent`),
-				eval[string](t, ctx, `document.getElementById("error").textContent`),
-				eval[string](t, ctx, `document.getElementById("connections").dataset.value || ""`),
-				eval[string](t, ctx, `document.getElementById("publish-result").textContent`))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	browsertest.WaitFor(t, ctx, what, cond,
+		"status", `document.getElementById("status").textContent`,
+		"error", `document.getElementById("error").textContent`,
+		"connections", `document.getElementById("connections").dataset.value || ""`,
+		"publish result", `document.getElementById("publish-result").textContent`)
 }
 
 // shownConnections is a condition: the page's connection count is n.
@@ -45,16 +41,16 @@ func shownConnections(n int) string {
 // publish from the page's form reaches a subscriber.
 func TestBrowserAdminPage(t *testing.T) {
 	const token = "admin-page-test-token"
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	srv := startServer(t, serverBinary(t), "-publish-token", token, "-loops", "2")
 
-	do(t, ctx, chromedp.Navigate("http://"+srv.admin+"/admin/"))
+	browsertest.Do(t, ctx, chromedp.Navigate("http://"+srv.admin+"/admin/"))
 	adminWaitFor(t, ctx, "the token prompt", `!document.getElementById("auth").hidden && document.getElementById("status").dataset.status === "unauthorized"`)
-	do(t, ctx,
+	browsertest.Do(t, ctx,
 		chromedp.SetValue(chromedp.CSS("#token"), "wrong"),
 		chromedp.Click(chromedp.CSS("#token-use")))
 	adminWaitFor(t, ctx, "the wrong token to be refused", `document.getElementById("auth-reason").textContent.includes("refused")`)
-	do(t, ctx,
+	browsertest.Do(t, ctx,
 		chromedp.SetValue(chromedp.CSS("#token"), token),
 		chromedp.Click(chromedp.CSS("#token-use")))
 	adminWaitFor(t, ctx, "the stats with the token", `document.getElementById("status").dataset.status === "ok" && document.getElementById("auth").hidden`)
@@ -78,11 +74,11 @@ func TestBrowserAdminPage(t *testing.T) {
 	}
 	adminWaitFor(t, ctx, "the page to count the connections", shownConnections(n))
 	adminWaitFor(t, ctx, "both loops in the table", `document.querySelectorAll("#loops tbody tr").length === 2`)
-	if sum := eval[int](t, ctx, `[...document.querySelectorAll("#loops td.connections")].reduce((a, td) => a + Number(td.textContent), 0)`); sum != n {
+	if sum := browsertest.Eval[int](t, ctx, `[...document.querySelectorAll("#loops td.connections")].reduce((a, td) => a + Number(td.textContent), 0)`); sum != n {
 		t.Errorf("the loops hold %d connections in the table, want %d", sum, n)
 	}
 	adminWaitFor(t, ctx, "the top topics", `document.querySelector('#top-topics tr[data-topic="room-0"] td.subscribers')?.textContent === "3"`)
-	if got := eval[string](t, ctx, `document.getElementById("subscriptions").dataset.value`); got != "7" {
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById("subscriptions").dataset.value`); got != "7" {
 		t.Errorf("subscriptions shown %q, want 7", got)
 	}
 
@@ -95,13 +91,13 @@ func TestBrowserAdminPage(t *testing.T) {
 
 	// A value that is not JSON is refused by the page before any request;
 	// then a publish from the page's form reaches conns[0], subscribed to news.
-	do(t, ctx,
+	browsertest.Do(t, ctx,
 		chromedp.SetValue(chromedp.CSS("#pub-topic"), "news"),
 		chromedp.SetValue(chromedp.CSS("#pub-data"), `{not json`),
 		chromedp.Click(chromedp.CSS("#publish")))
 	adminWaitFor(t, ctx, "the page to refuse a body that is not JSON", `document.getElementById("publish-result").dataset.ok === "false"`)
 
-	do(t, ctx,
+	browsertest.Do(t, ctx,
 		chromedp.SetValue(chromedp.CSS("#pub-data"), `{"text":"from the admin page","n":42}`),
 		chromedp.Click(chromedp.CSS("#publish")))
 	readCtx, cancelRead := context.WithTimeout(context.Background(), 20*time.Second)
@@ -132,7 +128,7 @@ func TestBrowserAdminPage(t *testing.T) {
 
 	// A few more, so the page's rate shows them.
 	for seq := 2; seq <= 4; seq++ {
-		do(t, ctx, chromedp.Click(chromedp.CSS("#publish")))
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#publish")))
 		adminWaitFor(t, ctx, "publish "+strconv.Itoa(seq), fmt.Sprintf(`document.getElementById("publish-result").dataset.seq === "%d"`, seq))
 	}
 	adminWaitFor(t, ctx, "a publish rate", `Number(document.getElementById("publishes").dataset.value) > 0`)
@@ -166,11 +162,11 @@ func saveAdminScreenshot(t *testing.T, ctx context.Context, name string) {
 // broker's state, and follows it when NATS goes away (status degraded, not
 // connected, the reason).
 func TestBrowserAdminPageCluster(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	ns := testsupport.StartNATS(t, -1, t.TempDir())
 	srv := startServer(t, serverBinary(t), "-broker", ns.ClientURL())
 
-	do(t, ctx, chromedp.Navigate("http://"+srv.admin+"/admin/"))
+	browsertest.Do(t, ctx, chromedp.Navigate("http://"+srv.admin+"/admin/"))
 	adminWaitFor(t, ctx, "the cluster broker connected", `document.getElementById("status").dataset.status === "ok" &&
 		document.getElementById("broker").textContent.includes("cluster (NATS JetStream)") &&
 		document.querySelector("#broker dd.ok")?.textContent === "yes"`)

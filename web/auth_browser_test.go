@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wspush/wspush/internal/browsertest"
 )
 
 // tokenBackend is the page's backend: it serves the test page and mints
@@ -102,19 +104,19 @@ func TestBrowserTokenRefreshAndExpiry(t *testing.T) {
 	if err := os.WriteFile(keyFile, secret, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	var srv *server
 	backend := newTokenBackend(t, secret, 3*time.Second, func() string { return fmt.Sprintf(authPage, srv.addr) })
 	// The page comes from the backend's origin, not the server's.
 	srv = startServer(t, serverBinary(t), "-auth-hmac-secret-file", keyFile, "-allowed-origins", backend.URL)
 
-	do(t, ctx, chromedp.Navigate(backend.URL+"/"))
+	browsertest.Do(t, ctx, chromedp.Navigate(backend.URL+"/"))
 	waitFor(t, ctx, "the subscription", `window.events.some(e => e.event === "subscribed" && e.topic === "auth.t")`)
 	waitFor(t, ctx, "the refused topic", `window.events.some(e => e.event === "denied" && e.topic === "secret.x" && e.reason === "forbidden")`)
 
 	// Two refreshes on the open connection: no close, pushes still arrive.
 	waitFor(t, ctx, "two refreshes", count("refreshed", 0)+" >= 2")
-	if n := eval[int](t, ctx, count("close", 0)); n != 0 {
+	if n := browsertest.Eval[int](t, ctx, count("close", 0)); n != 0 {
 		t.Fatalf("%d closes across the refreshes, want 0", n)
 	}
 	if n := srv.publish("auth.t", "after two refreshes"); n != 1 {
@@ -133,7 +135,7 @@ func TestBrowserTokenRefreshAndExpiry(t *testing.T) {
 		t.Fatalf("publish after the reconnect reached %d subscribers, want 1", n)
 	}
 	waitFor(t, ctx, "the push after the reconnect", `window.pushes.includes("after the expiry")`)
-	if n := eval[int](t, ctx, count("close", 0)); n != 1 {
+	if n := browsertest.Eval[int](t, ctx, count("close", 0)); n != 1 {
 		t.Fatalf("%d closes, want only the 4001", n)
 	}
 }

@@ -12,72 +12,22 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/wspush/wspush/internal/browsertest"
 )
 
-const chromiumPath = "/usr/bin/chromium"
-
-// newBrowser starts headless Chromium and returns a context for one tab;
-// extra options come after the defaults.
-func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
-	t.Helper()
-	needTool(t, chromiumPath, "apt-get install -y chromium")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 860)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// eval evaluates a JavaScript expression in the page.
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(cctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// waitFor polls the JavaScript condition until it is true, and fails the
-// test with what the page shows when it is not within 20 seconds.
+// waitFor polls the JavaScript condition on the demo page until it is true,
+// and fails the test with the page's state and event log when it is not
+// within browsertest.WaitTimeout.
 func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !eval[bool](t, ctx, "!!("+cond+")") {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (%s)\npage state: %s\nevent log:\n%s", what, cond,
-				eval[string](t, ctx, `document.getElementById("state").textContent`),
-				eval[string](t, ctx, `[...document.querySelectorAll("#log li")].map(li => li.textContent).join("\n")`))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	browsertest.WaitFor(t, ctx, what, cond,
+		"page state", `document.getElementById("state").textContent`,
+		"event log", demoLog)
 }
 
-func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(cctx, steps...); err != nil {
-		t.Fatal(err)
-	}
-}
+// demoLog is the demo page's event log, a line an event.
+const demoLog = `[...document.querySelectorAll("#log li")].map(li => li.textContent).join("\n")`
 
 // rowWith is a condition: a push row of topic with seq whose text contains text.
 func rowWith(topic string, seq int, text string) string {
@@ -94,13 +44,13 @@ func logCount(text string) string {
 // resubscribe after the server is killed and restarted, and close code 1001
 // when it shuts down.
 func TestBrowserDemo(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	srv := startServer(t, serverBinary(t), "-client-publish")
 	nowMs := func() int64 { return time.Now().UnixMilli() }
 
-	do(t, ctx, chromedp.Navigate("http://"+srv.addr+"/"))
+	browsertest.Do(t, ctx, chromedp.Navigate("http://"+srv.addr+"/"))
 	waitFor(t, ctx, "the page to connect", `document.getElementById("state").dataset.state === "open"`)
-	if got := eval[string](t, ctx, `document.getElementById("url").value`); got != "ws://"+srv.addr+"/ws" {
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById("url").value`); got != "ws://"+srv.addr+"/ws" {
 		t.Errorf("default URL = %q, want ws://%s/ws", got, srv.addr)
 	}
 
@@ -113,7 +63,7 @@ func TestBrowserDemo(t *testing.T) {
 		t.Errorf("import(\"/wspush.mjs\"): same class %v, error %v", same, err)
 	}
 
-	do(t, ctx,
+	browsertest.Do(t, ctx,
 		chromedp.SetValue(chromedp.CSS("#topic"), "news"),
 		chromedp.Click(chromedp.CSS("#subscribe")))
 	waitFor(t, ctx, "the subscribed answer", logCount("subscribed to news")+" === 1")
@@ -122,13 +72,13 @@ func TestBrowserDemo(t *testing.T) {
 		t.Fatalf("publish reached %d subscribers, want 1", n)
 	}
 	waitFor(t, ctx, "the admin push in the table", rowWith("news", 1, "hello from the admin API"))
-	latency := eval[string](t, ctx, `document.querySelector('#messages tr[data-seq="1"] td.latency').textContent`)
+	latency := browsertest.Eval[string](t, ctx, `document.querySelector('#messages tr[data-seq="1"] td.latency').textContent`)
 	if !strings.HasSuffix(latency, " ms") {
 		t.Errorf("latency cell = %q, want a number of ms", latency)
 	}
 
 	// Publish from the page itself, with the pub op.
-	do(t, ctx,
+	browsertest.Do(t, ctx,
 		chromedp.SetValue(chromedp.CSS("#pub-topic"), "news"),
 		chromedp.SetValue(chromedp.CSS("#pub-name"), "bob"),
 		chromedp.SetValue(chromedp.CSS("#pub-text"), "hi from the browser"),
@@ -137,7 +87,7 @@ func TestBrowserDemo(t *testing.T) {
 
 	srv.publish("news", map[string]any{"symbol": "WSP", "price": 101.25})
 	waitFor(t, ctx, "a push without timestamp", rowWith("news", 3, "101.25"))
-	if got := eval[string](t, ctx, `document.querySelector('#messages tr[data-seq="3"] td.latency').textContent`); got != "—" {
+	if got := browsertest.Eval[string](t, ctx, `document.querySelector('#messages tr[data-seq="3"] td.latency').textContent`); got != "—" {
 		t.Errorf("latency without t = %q, want —", got)
 	}
 
@@ -168,24 +118,24 @@ func TestBrowserDemo(t *testing.T) {
 // server refuses because it runs without -client-publish, and the page's
 // Disconnect/Connect button.
 func TestBrowserPublishRefused(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	srv := startServer(t, serverBinary(t))
-	do(t, ctx, chromedp.Navigate("http://"+srv.addr+"/?topics=room"))
+	browsertest.Do(t, ctx, chromedp.Navigate("http://"+srv.addr+"/?topics=room"))
 	waitFor(t, ctx, "the subscription from the page URL", logCount("subscribed to room")+" === 1")
-	do(t, ctx,
+	browsertest.Do(t, ctx,
 		chromedp.SetValue(chromedp.CSS("#pub-text"), "will be refused"),
 		chromedp.Click(chromedp.CSS("#publish")))
 	waitFor(t, ctx, "the refusal notice", `!document.getElementById("notice").hidden && document.getElementById("notice").textContent.includes("-client-publish")`)
-	if got := eval[int](t, ctx, `document.querySelectorAll("#messages tbody tr").length`); got != 0 {
+	if got := browsertest.Eval[int](t, ctx, `document.querySelectorAll("#messages tbody tr").length`); got != 0 {
 		t.Errorf("%d rows in the table after a refused pub, want 0", got)
 	}
 	saveScreenshot(t, ctx, "refused.png")
 
 	// Disconnect closes with 1000 and stays closed; Connect comes back with
 	// the same topics.
-	do(t, ctx, chromedp.Click(chromedp.CSS("#connect")))
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#connect")))
 	waitFor(t, ctx, "the disconnect", `document.getElementById("state").dataset.state === "closed" && document.getElementById("last-close").dataset.code === "1000"`)
-	do(t, ctx, chromedp.Click(chromedp.CSS("#connect")))
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#connect")))
 	waitFor(t, ctx, "the new connection's subscription", logCount("subscribed to room")+" === 2")
 }
 

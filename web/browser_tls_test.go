@@ -9,7 +9,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wspush/wspush/internal/browsertest"
 	"github.com/wspush/wspush/internal/testpki"
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 const certutilPath = "/usr/bin/certutil"
@@ -20,7 +22,7 @@ const certutilPath = "/usr/bin/certutil"
 // CA for Chromium (certutil, from libnss3-tools).
 func trustingHome(t *testing.T, pki *testpki.PKI) string {
 	t.Helper()
-	needTool(t, certutilPath, "apt-get install -y libnss3-tools")
+	testsupport.NeedTool(t, certutilPath, "apt-get install -y libnss3-tools")
 	home := t.TempDir()
 	db := filepath.Join(home, ".pki", "nssdb")
 	if err := os.MkdirAll(db, 0o700); err != nil {
@@ -51,24 +53,17 @@ func TestBrowserDemoOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(cert, pki.CertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pki.KeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cert, key := testsupport.WriteCertPair(t, t.TempDir(), pki.CertPEM, pki.KeyPEM)
 	home := trustingHome(t, pki)
-	ctx := newBrowser(t, chromedp.Env("HOME="+home))
+	ctx := browsertest.New(t, chromedp.Env("HOME="+home))
 	srv := startServer(t, serverBinary(t), "-tls-cert", cert, "-tls-key", key)
 
-	do(t, ctx, chromedp.Navigate("https://"+srv.addr+"/?topics=news"))
-	if got := eval[string](t, ctx, `location.protocol`); got != "https:" {
+	browsertest.Do(t, ctx, chromedp.Navigate("https://"+srv.addr+"/?topics=news"))
+	if got := browsertest.Eval[string](t, ctx, `location.protocol`); got != "https:" {
 		t.Fatalf("page protocol %q, want https:", got)
 	}
 	waitFor(t, ctx, "the page to connect", `document.getElementById("state").dataset.state === "open"`)
-	if got := eval[string](t, ctx, `document.getElementById("url").value`); got != "wss://"+srv.addr+"/ws" {
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById("url").value`); got != "wss://"+srv.addr+"/ws" {
 		t.Errorf("URL = %q, want wss://%s/ws", got, srv.addr)
 	}
 	waitFor(t, ctx, "the subscription", logCount("subscribed to news")+" === 1")

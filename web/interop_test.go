@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestNodeInterop runs the Node test suite in interop/ (node --test): the
@@ -16,13 +18,13 @@ import (
 // unit tests of wspush.js. It starts two servers, one with -client-publish
 // and one without; the suite stops the first with SIGTERM at the end.
 func TestNodeInterop(t *testing.T) {
-	needTool(t, "node", "apt-get install -y nodejs npm")
+	testsupport.NeedTool(t, "node", "apt-get install -y nodejs npm")
 	dir, err := filepath.Abs("interop")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ws", "package.json")); err != nil {
-		needTool(t, "npm", "apt-get install -y npm")
+		testsupport.NeedTool(t, "npm", "apt-get install -y npm")
 		t.Log("interop/node_modules is missing: running npm ci")
 		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 		npm.Dir = dir

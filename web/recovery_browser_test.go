@@ -8,19 +8,16 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wspush/wspush/internal/browsertest"
 	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/server"
 )
-
-const chromium = "/usr/bin/chromium"
 
 func startInProcess(t *testing.T, listen string) *server.Server {
 	t.Helper()
@@ -32,44 +29,14 @@ func startInProcess(t *testing.T, listen string) *server.Server {
 	return s
 }
 
-func tab(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := exec.LookPath(chromium); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found; install it with: apt-get install -y chromium", chromium)
-		}
-		t.Skipf("%s not found; install it with: apt-get install -y chromium (this fails instead of skipping when CI is set)", chromium)
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()))
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	return ctx
-}
-
-func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(cctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
+// until polls the JavaScript condition on the demo page until it is true,
+// and fails with the event log and the news rows when it is not within
+// browsertest.WaitTimeout.
 func until(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !evalJS[bool](t, ctx, "!!("+cond+")") {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (%s)\nevent log:\n%s\nrows: %s", what, cond,
-				evalJS[string](t, ctx, `[...document.querySelectorAll("#log li")].map(li => li.textContent).join("\n")`),
-				evalJS[string](t, ctx, newsSeqs))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	browsertest.WaitFor(t, ctx, what, cond,
+		"event log", `[...document.querySelectorAll("#log li")].map(li => li.textContent).join("\n")`,
+		"rows", newsSeqs)
 }
 
 // newsSeqs lists the seqs of the table's news rows, oldest first (the page
@@ -93,7 +60,7 @@ func seqList(from, to int) string {
 // reconnect it shows recovered:true and all of them, in order, once. A
 // server restart shows recovered:false.
 func TestBrowserRecovery(t *testing.T) {
-	ctx := tab(t)
+	ctx := browsertest.New(t)
 	s := startInProcess(t, "127.0.0.1:0")
 	pub := func(s *server.Server, i int) {
 		t.Helper()
@@ -123,7 +90,7 @@ func TestBrowserRecovery(t *testing.T) {
 	}
 	until(t, ctx, "the recovery", recoveryLog(true)+" === 1")
 	until(t, ctx, "every push once, in order", newsSeqs+` === "`+seqList(1, 23)+`"`)
-	if got := evalJS[int](t, ctx, recoveryLog(false)); got != 0 {
+	if got := browsertest.Eval[int](t, ctx, recoveryLog(false)); got != 0 {
 		t.Fatalf("%d unrecovered events after a drop", got)
 	}
 

@@ -3,37 +3,23 @@ package web
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // This file starts real wspush servers for the end-to-end tests.
 //
 // WSPUSH_BIN, when set, names a server binary to use instead of building
 // ./cmd/wspush.
-
-// needTool fails the test when path is missing and CI is set, and skips it
-// otherwise.
-func needTool(t *testing.T, path, install string) {
-	t.Helper()
-	if _, err := exec.LookPath(path); err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s not found; install it with: %s", path, install)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + " (this fails instead of skipping when CI is set)")
-}
 
 // moduleRoot is the directory of the module's go.mod.
 func moduleRoot(t *testing.T) string {
@@ -83,8 +69,7 @@ type server struct {
 	args        []string
 	cmd         *exec.Cmd
 	exited      chan struct{}
-	mu          sync.Mutex
-	output      bytes.Buffer
+	output      testsupport.SyncBuffer
 }
 
 // startServer runs bin on fresh loopback ports with the extra args and waits
@@ -104,14 +89,10 @@ func startServer(t *testing.T, bin string, args ...string) *server {
 }
 
 func (s *server) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.output.Write(p)
 }
 
 func (s *server) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.output.String()
 }
 

@@ -32,7 +32,7 @@ func runFloor(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	for _, r := range splitList(rates) {
+	for _, r := range bench.SplitList(rates) {
 		v, err := strconv.ParseFloat(r, 64)
 		if err != nil || v < 0 {
 			return fmt.Errorf("-rates: %q is not a rate", r)

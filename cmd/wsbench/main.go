@@ -178,7 +178,7 @@ func parse(cmd string, args []string) (*flags, error) {
 		return nil, fmt.Errorf("-steps: %w", err)
 	}
 	c.Steps = steps
-	c.URLs = splitList(f.url)
+	c.URLs = bench.SplitList(f.url)
 	if f.src != "" {
 		src, err := bench.ParseSrcRange(f.src)
 		if err != nil {
@@ -193,16 +193,6 @@ func parse(cmd string, args []string) (*flags, error) {
 		}
 	}
 	return f, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func run(ctx context.Context, cmd string, args []string, log *slog.Logger) error {
@@ -242,8 +232,8 @@ func run(ctx context.Context, cmd string, args []string, log *slog.Logger) error
 	}
 	a, b := cfg, cfg
 	a.Scenario, b.Scenario = f.scenario, f.scenario
-	a.URLs, a.Admin, a.ServerPID = splitList(f.aURL), f.aAdmin, f.aPID
-	b.URLs, b.Admin, b.ServerPID = splitList(f.bURL), f.bAdmin, f.bPID
+	a.URLs, a.Admin, a.ServerPID = bench.SplitList(f.aURL), f.aAdmin, f.aPID
+	b.URLs, b.Admin, b.ServerPID = bench.SplitList(f.bURL), f.bAdmin, f.bPID
 	a.ServerCmd, b.ServerCmd = bench.SplitCommand(f.aCmd), bench.SplitCommand(f.bCmd)
 	a.Label, b.Label = f.aName, f.bName
 	c, err := bench.Compare(ctx, a, b, f.rounds)

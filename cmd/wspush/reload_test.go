@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wspush/wspush/internal/testpki"
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestSIGHUPReloadsTheCertificate runs the built binary with native TLS and
@@ -31,17 +32,11 @@ func TestSIGHUPReloadsTheCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	write := func(p *testpki.PKI) {
+	write := func(p *testpki.PKI) (cert, key string) {
 		t.Helper()
-		if err := os.WriteFile(key, p.KeyPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cert, p.CertPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		return testsupport.WriteCertPair(t, dir, p.CertPEM, p.KeyPEM)
 	}
-	write(first)
+	cert, key := write(first)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 const ioTimeout = 10 * time.Second
@@ -17,25 +19,10 @@ const ioTimeout = 10 * time.Second
 // startEcho runs a TCP server that echoes each line back.
 func startEcho(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(ioTimeout))
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testsupport.ServeTCP(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(ioTimeout))
+		_, _ = io.Copy(c, c)
+	})
 }
 
 // TestPassthroughAndStop relays a line through a plain TCP frontend, then

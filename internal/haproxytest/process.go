@@ -1,7 +1,6 @@
 package haproxytest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 const (
@@ -28,7 +29,7 @@ const (
 // HAProxy is a running haproxy process, owned by the test that started it.
 type HAProxy struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testsupport.SyncBuffer
 	exited chan struct{}
 	addrs  map[string]string
 	stop   sync.Once
@@ -63,7 +64,7 @@ frontend haproxytest_ready
 		t.Fatalf("haproxytest: haproxy -c: %v\n%s\nconfiguration:\n%s", err, out, numbered(text))
 	}
 
-	h := &HAProxy{out: &syncBuffer{}, exited: make(chan struct{})}
+	h := &HAProxy{out: &testsupport.SyncBuffer{}, exited: make(chan struct{})}
 	h.cmd = exec.Command(bin, "-db", "-f", path)
 	h.cmd.Env = env
 	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
@@ -144,24 +145,6 @@ func (h *HAProxy) Stop() {
 
 // Exited is closed when the haproxy process has ended.
 func (h *HAProxy) Exited() <-chan struct{} { return h.exited }
-
-// syncBuffer collects the output of the process while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // numbered prefixes lines with their numbers, as haproxy's messages cite
 // them.

@@ -1,14 +1,13 @@
 package looptls
 
 import (
-	"bufio"
 	"crypto/tls"
 	"fmt"
-	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // BenchmarkWrite encrypts 128-byte frames on an established TLS 1.3 Conn,
@@ -37,7 +36,7 @@ func BenchmarkWrite(b *testing.B) {
 			var out int
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
-			srv.loop.do(func() { // the loop owns the Conn; nothing else runs on it meanwhile
+			srv.loop.Do(func() { // the loop owns the Conn; nothing else runs on it meanwhile
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					if _, err := sc.tc.Write(frame); err != nil {
@@ -77,26 +76,14 @@ func BenchmarkHandshake(b *testing.B) {
 			s := bc.start()
 			defer s.close()
 			src := fmt.Sprintf("127.0.%d.%d", 10+i, 2+round) // fresh source ports for every round
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), idleChildEnv+"="+s.addr()+" tls "+src)
-			cmd.Stderr = os.Stderr
-			stdin, _ := cmd.StdinPipe()
-			stdout, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			defer func() {
-				stdin.Close()
-				cmd.Wait()
-			}()
-			replies := bufio.NewScanner(stdout)
+			child := testsupport.StartChild(b, idleChildEnv+"="+s.addr()+" tls "+src)
+			defer child.Stop()
 			cpu0 := cpuTime(b)
 			b.ResetTimer()
-			fmt.Fprintln(stdin, b.N)
-			if !replies.Scan() {
+			if !child.Hold(b.N) {
 				b.Fatal("the clients stopped")
 			}
-			waitFor(b, "the server to answer every connection", func() bool { return s.ready() == int64(b.N) })
+			testsupport.WaitFor(b, "the server to answer every connection", func() bool { return s.ready() == int64(b.N) })
 			b.StopTimer()
 			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "server-cpu-µs/conn")
 		})

@@ -77,7 +77,7 @@ func TestBufferSizes(t *testing.T) {
 	client.DynamicRecordSizingDisabled = true // full-size records from the first
 	sc, cc := handshakeAndEcho(t, srv, client, idleRequest)
 	var raw, hand, send int
-	srv.loop.do(func() { raw, hand, send = tlsBuffers(sc.tc.tc) })
+	srv.loop.Do(func() { raw, hand, send = tlsBuffers(sc.tc.tc) })
 	t.Logf("after the handshake and a %d-byte request: rawInput %d, hand %d, sendBuf %d", len(idleRequest), raw, hand, send)
 	if raw > 576 || send != 0 {
 		t.Fatalf("rawInput %d (want at most 576), sendBuf %d (want 0)", raw, send)
@@ -85,7 +85,7 @@ func TestBufferSizes(t *testing.T) {
 
 	big := make([]byte, 20*16384) // read 64 KiB at a time: several records per read
 	echo(t, cc, big)
-	srv.loop.do(func() { raw, _, _ = tlsBuffers(sc.tc.tc) })
+	srv.loop.Do(func() { raw, _, _ = tlsBuffers(sc.tc.tc) })
 	naive := naiveRawInput(t, cert, client, big)
 	t.Logf("after 16 KiB records: rawInput %d; with an adapter handing over whole reads: %d", raw, naive)
 	if raw > 18432 { // the size class of 576 + 16406 + 512 - 576

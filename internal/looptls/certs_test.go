@@ -1,35 +1,17 @@
 package looptls
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
-
-// syncBuffer is a log sink safe for the Watch goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // servedSerial handshakes with the server (trusting every pair given) and
 // returns the serial number of the certificate it presented.
@@ -55,7 +37,7 @@ func TestCertReload(t *testing.T) {
 	a, b := newTestCert(t, time.Now().Add(time.Hour)), newTestCert(t, time.Now().Add(time.Hour))
 	expired := newTestCert(t, time.Now().Add(-time.Minute))
 	certFile, keyFile := a.write(t, dir)
-	var logs syncBuffer
+	var logs testsupport.SyncBuffer
 	certs, err := LoadCerts(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +91,7 @@ func TestCertWatch(t *testing.T) {
 	dir := t.TempDir()
 	a, b := newTestCert(t, time.Now().Add(time.Hour)), newTestCert(t, time.Now().Add(time.Hour))
 	certFile, keyFile := a.write(t, dir)
-	certs, err := LoadCerts(certFile, keyFile, slog.New(slog.NewTextHandler(&syncBuffer{}, nil)))
+	certs, err := LoadCerts(certFile, keyFile, slog.New(slog.NewTextHandler(&testsupport.SyncBuffer{}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +116,7 @@ func TestCertWatch(t *testing.T) {
 	go certs.Watch(ctx, 10*time.Millisecond)
 	os.WriteFile(keyFile, b.keyPEM, 0o600) // the renewal completes
 	touch(t, keyFile, time.Now().Add(2*time.Second))
-	waitFor(t, "the watcher to load the new pair", func() bool {
+	testsupport.WaitFor(t, "the watcher to load the new pair", func() bool {
 		return certs.Current().Leaf.SerialNumber.Int64() == b.serialNo
 	})
 }

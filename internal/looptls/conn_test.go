@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestEcho runs real crypto/tls clients against Conns driven by the test
@@ -51,7 +53,7 @@ func TestEcho(t *testing.T) {
 					t.Fatalf("version %x ALPN %q, want %x %q", st.Version, st.NegotiatedProtocol, ver.v, ALPNHTTP11)
 				}
 				var srvState tls.ConnectionState
-				srv.loop.do(func() { srvState = sc.tc.ConnectionState() })
+				srv.loop.Do(func() { srvState = sc.tc.ConnectionState() })
 				if srvState.NegotiatedProtocol != ALPNHTTP11 || !srvState.HandshakeComplete {
 					t.Fatalf("server state: ALPN %q complete %v", srvState.NegotiatedProtocol, srvState.HandshakeComplete)
 				}
@@ -139,7 +141,7 @@ func TestPoolFull(t *testing.T) {
 		defer c.Close()
 		stallers = append(stallers, c)
 	}
-	waitFor(t, "both slots taken", func() bool { return pool.Stats.InFlight.Load() == 2 })
+	testsupport.WaitFor(t, "both slots taken", func() bool { return pool.Stats.InFlight.Load() == 2 })
 	done := make(chan error, 1)
 	go func() {
 		cc, err := tls.Dial("tcp", srv.addr(), clientConfig(cert, tls.VersionTLS13))
@@ -150,7 +152,7 @@ func TestPoolFull(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitFor(t, "the accept loop to be refused a slot", func() bool { return pool.Stats.Refused.Load() >= 1 })
+	testsupport.WaitFor(t, "the accept loop to be refused a slot", func() bool { return pool.Stats.Refused.Load() >= 1 })
 	// Refused, the accept loop waits for a slot: the third connection is in
 	// the kernel's backlog, not accepted.
 	if got := srv.accepted.Load(); got != 2 {
@@ -244,7 +246,7 @@ func TestBadClients(t *testing.T) {
 			if _, err := io.ReadAll(c); err != nil {
 				t.Fatalf("connection not closed: %v", err)
 			}
-			waitFor(t, "the slot to be free", func() bool { return pool.Stats.InFlight.Load() == 0 })
+			testsupport.WaitFor(t, "the slot to be free", func() bool { return pool.Stats.InFlight.Load() == 0 })
 		})
 	}
 
@@ -370,10 +372,10 @@ func TestCloseDuringHandshake(t *testing.T) {
 	}
 	defer c.Close()
 	sc := srv.next(t)
-	waitFor(t, "the handshake to start", func() bool { return pool.Stats.InFlight.Load() == 1 })
-	srv.loop.do(func() { sc.close(errors.New("owner gave up")) })
-	waitFor(t, "the slot to be free", func() bool { return pool.Stats.InFlight.Load() == 0 })
-	srv.loop.do(func() {}) // the handshake's done task, if any, has run
+	testsupport.WaitFor(t, "the handshake to start", func() bool { return pool.Stats.InFlight.Load() == 1 })
+	srv.loop.Do(func() { sc.close(errors.New("owner gave up")) })
+	testsupport.WaitFor(t, "the slot to be free", func() bool { return pool.Stats.InFlight.Load() == 0 })
+	srv.loop.Do(func() {}) // the handshake's done task, if any, has run
 	select {
 	case err := <-sc.handshake:
 		t.Fatalf("TLSHandshakeDone called after Close: %v", err)

@@ -11,69 +11,12 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
-
-// testLoop stands in for an event loop: one goroutine running posted tasks
-// in order. Post never blocks, like netpoll's.
-type testLoop struct {
-	mu      sync.Mutex
-	cond    sync.Cond
-	tasks   []func()
-	stopped bool
-}
-
-func newTestLoop(tb testing.TB) *testLoop {
-	l := &testLoop{}
-	l.cond.L = &l.mu
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			l.mu.Lock()
-			for len(l.tasks) == 0 && !l.stopped {
-				l.cond.Wait()
-			}
-			if l.stopped {
-				l.mu.Unlock()
-				return
-			}
-			run := l.tasks
-			l.tasks = nil
-			l.mu.Unlock()
-			for _, fn := range run {
-				fn()
-			}
-		}
-	}()
-	tb.Cleanup(func() {
-		l.mu.Lock()
-		l.stopped = true
-		l.cond.Broadcast()
-		l.mu.Unlock()
-		<-done
-	})
-	return l
-}
-
-func (l *testLoop) Post(fn func()) {
-	l.mu.Lock()
-	l.tasks = append(l.tasks, fn)
-	l.cond.Broadcast()
-	l.mu.Unlock()
-}
-
-// do runs fn on the loop and waits for it.
-func (l *testLoop) do(fn func()) {
-	done := make(chan struct{})
-	l.Post(func() { fn(); close(done) })
-	<-done
-}
 
 // feedMode shapes how the bytes read from a socket are handed to Conn.Read.
 type feedMode struct {
@@ -89,7 +32,7 @@ type feedMode struct {
 type testServer struct {
 	tb       testing.TB
 	ln       net.Listener
-	loop     *testLoop
+	loop     *testsupport.Serial // stands in for the event loop
 	pool     *Pool
 	cfg      *tls.Config
 	mode     feedMode
@@ -103,7 +46,7 @@ func startTestServer(tb testing.TB, cfg *tls.Config, pool *Pool, mode feedMode) 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &testServer{tb: tb, ln: ln, loop: newTestLoop(tb), pool: pool, cfg: cfg, mode: mode, echo: true,
+	s := &testServer{tb: tb, ln: ln, loop: testsupport.NewSerial(tb), pool: pool, cfg: cfg, mode: mode, echo: true,
 		conns: make(chan *serverConn, 1024)}
 	tb.Cleanup(func() { ln.Close() })
 	go s.acceptLoop()
@@ -327,14 +270,8 @@ func newTestCert(tb testing.TB, notAfter time.Time) *testCert {
 
 // write stores the pair as cert.pem and key.pem in dir.
 func (c *testCert) write(tb testing.TB, dir string) (certFile, keyFile string) {
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, c.certPEM, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, c.keyPEM, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return certFile, keyFile
+	tb.Helper()
+	return testsupport.WriteCertPair(tb, dir, c.certPEM, c.keyPEM)
 }
 
 // serverConfig serves c with the package's defaults.
@@ -353,18 +290,6 @@ func clientConfig(c *testCert, version uint16) *tls.Config {
 		NextProtos: []string{"h2", ALPNHTTP11},
 		MinVersion: version,
 		MaxVersion: version,
-	}
-}
-
-// waitFor polls cond until it holds or ten seconds have passed.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

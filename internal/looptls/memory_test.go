@@ -1,14 +1,12 @@
 package looptls
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"reflect"
 	"runtime"
 	"runtime/debug"
@@ -21,6 +19,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/netpoll"
 )
 
@@ -49,23 +48,17 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(idleChildEnv); spec != "" {
-		if err := holdIdleClients(spec, os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "idle clients:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testsupport.ChildMain(idleChildEnv, idleClients)
 	os.Exit(m.Run())
 }
 
-// holdIdleClients reads lines "N" from in, opens connections until it holds
-// N (each: TLS handshake if asked, the request, the whole answer), answers
-// "ok N", and keeps them until in closes. No goroutine stays per connection.
-func holdIdleClients(spec string, in io.Reader, out io.Writer) error {
+// idleClients is the child's Holder for spec "addr mode src": each
+// connection has had a TLS handshake if asked, the request and the whole
+// answer. No goroutine stays per connection.
+func idleClients(spec string) (testsupport.Holder, error) {
 	f := strings.Fields(spec)
 	if len(f) != 3 {
-		return fmt.Errorf("want \"addr mode src\", got %q", spec)
+		return nil, fmt.Errorf("want \"addr mode src\", got %q", spec)
 	}
 	addr, useTLS, src := f[0], f[1] == "tls", net.ParseIP(f[2])
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 30 * time.Second}
@@ -92,12 +85,7 @@ func holdIdleClients(spec string, in io.Reader, out io.Writer) error {
 		return c, nil
 	}
 	var held []net.Conn
-	sc := bufio.NewScanner(in)
-	for sc.Scan() {
-		want, err := strconv.Atoi(sc.Text())
-		if err != nil {
-			return err
-		}
+	return func(want int) (int, error) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		var firstErr error
@@ -124,12 +112,8 @@ func holdIdleClients(spec string, in io.Reader, out io.Writer) error {
 			}()
 		}
 		wg.Wait()
-		if firstErr != nil {
-			return firstErr
-		}
-		fmt.Fprintf(out, "ok %d\n", len(held))
-	}
-	return nil
+		return len(held), firstErr
+	}, nil
 }
 
 // idleServer is one of the servers compared: it counts the connections
@@ -160,15 +144,21 @@ type loopTLSConn struct {
 
 func newLoopTLS(tb testing.TB, cfg *tls.Config) *loopTLS {
 	s := &loopTLS{cfg: cfg, pool: NewPool(64, time.Minute)}
-	g, err := netpoll.Listen(netpoll.Config{Addr: "127.0.0.1:0", Loops: 2, Handler: s})
+	s.g = startLoops(tb, s)
+	return s
+}
+
+// startLoops starts two netpoll loops serving h on a loopback port; the
+// server that owns them closes them.
+func startLoops(tb testing.TB, h netpoll.Handler) *netpoll.Group {
+	g, err := netpoll.Listen(netpoll.Config{Addr: "127.0.0.1:0", Loops: 2, Handler: h})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s.g = g
 	if err := g.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	return s
+	return g
 }
 
 func (s *loopTLS) addr() string { return s.g.Addr().String() }
@@ -235,14 +225,7 @@ type loopPlain struct {
 
 func newLoopPlain(tb testing.TB) *loopPlain {
 	s := &loopPlain{}
-	g, err := netpoll.Listen(netpoll.Config{Addr: "127.0.0.1:0", Loops: 2, Handler: s})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.g = g
-	if err := g.Start(); err != nil {
-		tb.Fatal(err)
-	}
+	s.g = startLoops(tb, s)
 	return s
 }
 
@@ -356,7 +339,7 @@ func measureIdle(b *testing.B, n int, useTLS bool, src string, start func() idle
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		return sample{float64(conns), float64(ms.HeapAlloc), float64(rss(b)), float64(ms.StackInuse)}
+		return sample{float64(conns), float64(ms.HeapAlloc), float64(testsupport.RSS(b)), float64(ms.StackInuse)}
 	}
 	before := read(0) // before the server exists: its listener and loops count
 	s := start()
@@ -365,26 +348,14 @@ func measureIdle(b *testing.B, n int, useTLS bool, src string, start func() idle
 	if useTLS {
 		mode = "tls"
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idleChildEnv+"="+s.addr()+" "+mode+" "+src)
-	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	replies := bufio.NewScanner(stdout)
+	child := testsupport.StartChild(b, idleChildEnv+"="+s.addr()+" "+mode+" "+src)
+	defer child.Stop()
 	samples := []sample{before}
 	for _, k := range []int{n / 2, n} {
-		fmt.Fprintln(stdin, k)
-		if !replies.Scan() {
+		if !child.Hold(k) {
 			b.Fatalf("idle clients stopped before %d connections", k)
 		}
-		waitFor(b, "the server to answer every connection", func() bool { return s.ready() == int64(k) })
+		testsupport.WaitFor(b, "the server to answer every connection", func() bool { return s.ready() == int64(k) })
 		time.Sleep(200 * time.Millisecond) // let handshake goroutines exit
 		samples = append(samples, read(k))
 		last := samples[len(samples)-1]
@@ -457,15 +428,4 @@ func writeHeapProfile(b *testing.B, name string) {
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// rss reads this process's resident set size from /proc/self/statm.
-func rss(tb testing.TB) int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := strings.Fields(string(b))
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
 }

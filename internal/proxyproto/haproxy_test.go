@@ -19,6 +19,7 @@ import (
 	"github.com/wspush/wspush/internal/haproxytest"
 	"github.com/wspush/wspush/internal/proxyproto"
 	"github.com/wspush/wspush/internal/testpki"
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // Every wait in these tests is bounded by this; HAProxy answers in
@@ -48,29 +49,14 @@ type accepted struct {
 // reports what it saw.
 func startBackend(t *testing.T, trusted proxyproto.Trusted) (string, <-chan accepted) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	got := make(chan accepted, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				a := serveBackendConn(c, trusted)
-				select {
-				case got <- a:
-				default: // nobody is listening for more (health checks)
-				}
-			}()
+	addr := testsupport.ServeTCP(t, func(c net.Conn) {
+		select {
+		case got <- serveBackendConn(c, trusted):
+		default: // nobody is listening for more (health checks)
 		}
-	}()
-	return ln.Addr().String(), got
+	})
+	return addr, got
 }
 
 func serveBackendConn(c net.Conn, trusted proxyproto.Trusted) accepted {

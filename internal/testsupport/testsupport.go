@@ -1,7 +1,17 @@
 // Package testsupport holds what the tests of several packages share: a real
-// NATS server with JetStream, the tests' logger, an inline and a serial
-// executor, and a TCP forwarder that delays bytes (delayproxy.go). It is
-// imported by tests only, never by the server itself.
+// NATS server with JetStream and the count of its subscriptions to a subject
+// (NATSSubs), the tests' logger, an inline and a serial executor, a TCP
+// forwarder that delays bytes (delayproxy.go), a stand-in TCP server
+// (ServeTCP), the poll for a condition (WaitFor), a WebSocket client's read
+// of a JSON message (ReadJSON), a backend's publish over the admin API
+// (Publish) and its minting of tokens (Mint, WithClaims), certificate files
+// for a server (WriteCertPair), a buffer a logger and a test share
+// (SyncBuffer), the rule for a missing tool (NeedTool: skip, or fail on CI),
+// and the child process that holds idle connections for the memory
+// measurements, with the RSS reading they take (child.go, rss.go). It is
+// imported by tests and the test harnesses (internal/haproxytest,
+// internal/browsertest) only, never by the server itself, and imports no
+// package of this module, so any package's tests can use it.
 package testsupport
 
 import (

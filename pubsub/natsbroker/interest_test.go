@@ -19,30 +19,7 @@ import (
 // messages.
 func natsSubs(t testing.TB, ns *natsserver.Server, topic string) int {
 	t.Helper()
-	cz, err := ns.Connz(&natsserver.ConnzOptions{Subscriptions: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, c := range cz.Conns {
-		for _, s := range c.Subs {
-			if s == outPrefix+Subject(topic) {
-				n++
-			}
-		}
-	}
-	return n
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return testsupport.NATSSubs(t, ns, outPrefix+Subject(topic))
 }
 
 // slowNode is a node whose NATS connection goes through a DelayProxy; the
@@ -201,7 +178,7 @@ func TestUnsubscribeWhilePending(t *testing.T) {
 		t.Fatal("the second subscriber was never confirmed")
 	}
 	proxy.SetDelay(0)
-	waitFor(t, "one NATS subscription for x", func() bool { return natsSubs(t, ns, "x") == 1 })
+	testsupport.WaitFor(t, "one NATS subscription for x", func() bool { return natsSubs(t, ns, "x") == 1 })
 	res, err := n.Publish(context.Background(), "x", []byte(`1`))
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +199,7 @@ func TestUnsubscribeWhilePending(t *testing.T) {
 	default:
 	}
 	n.unsubscribe(second, top2)
-	waitFor(t, "x's NATS subscription to go", func() bool { return natsSubs(t, ns, "x") == 0 })
+	testsupport.WaitFor(t, "x's NATS subscription to go", func() bool { return natsSubs(t, ns, "x") == 0 })
 }
 
 // TestInterestChurn: loops subscribe and unsubscribe a few topics at random
@@ -248,7 +225,7 @@ func TestInterestChurn(t *testing.T) {
 	}
 	hub := pubsub.NewHub(execs, b.SetInterest)
 	b.Attach(hub)
-	waitFor(t, "healthy", func() bool { return b.Healthy() == nil })
+	testsupport.WaitFor(t, "healthy", func() bool { return b.Healthy() == nil })
 
 	type held struct {
 		r   *recorder
@@ -297,13 +274,13 @@ func TestInterestChurn(t *testing.T) {
 	for topic := range nTopics {
 		name := fmt.Sprintf("c%d", topic)
 		wantSubs := min(want[name], 1)
-		waitFor(t, fmt.Sprintf("%s: %d NATS subscriptions", name, wantSubs), func() bool { return natsSubs(t, ns, name) == wantSubs })
+		testsupport.WaitFor(t, fmt.Sprintf("%s: %d NATS subscriptions", name, wantSubs), func() bool { return natsSubs(t, ns, name) == wantSubs })
 	}
 	// Every remaining subscriber is confirmed (or was in place at once).
 	for i := range nLoops {
 		for topic, hs := range subs[i] {
 			for _, h := range hs {
-				waitFor(t, "confirmation of "+topic, func() bool {
+				testsupport.WaitFor(t, "confirmation of "+topic, func() bool {
 					w := true
 					loops[i].Do(func() { w = h.top.Waiting(i, h.r) })
 					return !w
@@ -365,7 +342,7 @@ func TestIngestBackpressure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "drops to be counted", func() bool {
+	testsupport.WaitFor(t, "drops to be counted", func() bool {
 		st := n.Stats()
 		// Held: inFlight tasks, the message the ingest goroutine waits
 		// with, and the channel.
@@ -377,7 +354,7 @@ func TestIngestBackpressure(t *testing.T) {
 	release()
 	dropped := n.Stats().Dropped
 	got := 0
-	waitFor(t, "the held messages", func() bool {
+	testsupport.WaitFor(t, "the held messages", func() bool {
 		for {
 			select {
 			case <-rec.pushes:
