@@ -110,16 +110,18 @@ func (c Config) withDefaults() Config {
 // Broker is one node's connection to the cluster. It implements
 // pubsub.Broker.
 type Broker struct {
-	cfg  Config
-	log  *slog.Logger
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	hub  *pubsub.Hub    // set once by Attach, before the ingest goroutine starts
-	msgs chan *nats.Msg // every topic subscription's messages, for ingestLoop
-	kick chan struct{}  // (re)create the stream
-	done chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	cfg Config
+	log *slog.Logger
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	hub *pubsub.Hub // set once by Attach, before the ingest goroutine starts
+	// attached is hub for streamLoop, which starts before Attach: nil until then.
+	attached atomic.Pointer[pubsub.Hub]
+	msgs     chan *nats.Msg // every topic subscription's messages, for ingestLoop
+	kick     chan struct{}  // (re)create the stream
+	done     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
 
 	interest interestState // the Hub's interest changes, for interestLoop
 
@@ -131,6 +133,7 @@ type Broker struct {
 	errMu     sync.Mutex
 	streamErr error            // the last stream creation's outcome
 	stream    jetstream.Stream // the stream once it is ready, for position queries
+	epoch     string           // the stream's epoch (epoch.go), "" before it was ready
 
 	published       atomic.Uint64
 	publishFailures atomic.Uint64
@@ -224,6 +227,8 @@ func New(cfg Config) (*Broker, error) {
 // subscribers.
 func (b *Broker) Attach(hub *pubsub.Hub) {
 	b.hub = hub
+	hub.SetStreamEpoch(b.Epoch)
+	b.attached.Store(hub)
 	b.wg.Add(2)
 	go b.ingestLoop()
 	go b.interestLoop()
@@ -262,12 +267,13 @@ func (b *Broker) publish(ctx context.Context, topic string, data []byte, msgID s
 		b.publishFailures.Add(1)
 		return pubsub.Published{}, fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, topic, err)
 	}
+	epoch := b.Epoch()
 	if ack.Duplicate {
 		b.duplicates.Add(1)
-		return pubsub.Published{Topic: topic, Seq: ack.Sequence, Duplicate: true}, nil
+		return pubsub.Published{Topic: topic, Seq: ack.Sequence, Epoch: epoch, Duplicate: true}, nil
 	}
 	b.published.Add(1)
-	return pubsub.Published{Topic: topic, Seq: ack.Sequence}, nil
+	return pubsub.Published{Topic: topic, Seq: ack.Sequence, Epoch: epoch}, nil
 }
 
 // Healthy returns nil when the node is connected to NATS and the stream is in
@@ -332,16 +338,34 @@ func (b *Broker) ingestLoop() {
 // ingest hands one republished message to Hub.Ingest with the stream's
 // sequence number.
 func (b *Broker) ingest(ctx context.Context, m *nats.Msg) {
+	if m.Subject == checkSubject {
+		b.check(m) // gaps.go
+		return
+	}
 	topic, err := Topic(strings.TrimPrefix(m.Subject, outPrefix))
 	if err == nil {
 		var seq uint64
 		seq, err = strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err == nil {
-			b.hub.IngestWait(ctx, topic, seq, m.Data) // fails only when the Broker closes
+			b.hub.IngestAfter(ctx, topic, seq, prevSeq(m), m.Data) // fails only when the Broker closes
 			return
 		}
 	}
 	b.log.Warn("dropping a message the stream did not republish", "subject", m.Subject, "err", err)
+}
+
+// lastSequenceHeader is the header in which the stream's republish says
+// the seq of the subject's message before this one (0 for the first).
+const lastSequenceHeader = "Nats-Last-Sequence"
+
+// prevSeq is the seq of the topic's message before m in the stream,
+// pubsub.NoPrev when m does not say.
+func prevSeq(m *nats.Msg) uint64 {
+	prev, err := strconv.ParseUint(m.Header.Get(lastSequenceHeader), 10, 64)
+	if err != nil {
+		return pubsub.NoPrev
+	}
+	return prev
 }
 
 // streamLoop creates or updates the stream after every (re)connect, retrying
@@ -361,6 +385,7 @@ func (b *Broker) streamLoop() {
 			b.streamErr = err
 			b.errMu.Unlock()
 			if err == nil {
+				b.checkGaps()
 				break
 			}
 			b.log.Warn("cannot create the stream; retrying", "stream", b.cfg.Stream, "attempt", attempt, "err", err)
@@ -408,10 +433,15 @@ func (b *Broker) ensureStream() error {
 	if err != nil {
 		return err
 	}
+	epoch := streamEpoch(stream.CachedInfo().Created)
 	b.errMu.Lock()
-	b.stream = stream
+	old := b.epoch
+	b.stream, b.epoch = stream, epoch
 	b.errMu.Unlock()
-	b.log.Info("stream ready", "stream", want.Name)
+	b.log.Info("stream ready", "stream", want.Name, "epoch", epoch)
+	if old != "" && old != epoch {
+		b.streamReplaced(old, epoch)
+	}
 	return nil
 }
 
