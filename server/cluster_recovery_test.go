@@ -292,4 +292,3 @@ func TestClusterRecoveryAfterNATSOutage(t *testing.T) {
 		t.Errorf("wspush_broker_gaps_total = %v, want >= 1", v)
 	}
 }
-
