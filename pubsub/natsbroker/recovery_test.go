@@ -143,7 +143,7 @@ func TestReadSince(t *testing.T) {
 		{pubsub.Position{Seq: seqs[2]}, 100, true, seqs[3:], false}, // the stream's own epoch
 		{pubsub.Position{Epoch: epoch, Seq: seqs[2]}, 2, true, seqs[3:5], true},
 		{pubsub.Position{Epoch: epoch, Seq: last}, 100, true, nil, false},
-		{pubsub.Position{Epoch: epoch, Seq: seqs[1]}, 100, false, nil, false}, // dropped by MaxPerTopic
+		{pubsub.Position{Epoch: epoch, Seq: seqs[1]}, 100, false, nil, false},     // dropped by MaxPerTopic
 		{pubsub.Position{Epoch: epoch, Seq: seqs[2] + 1}, 100, false, nil, false}, // another topic's message
 		{pubsub.Position{Epoch: epoch, Seq: last + 10}, 100, false, nil, false},
 		{pubsub.Position{Epoch: "other", Seq: seqs[2]}, 100, false, nil, false},
