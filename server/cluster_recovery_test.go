@@ -292,3 +292,47 @@ func TestClusterRecoveryAfterNATSOutage(t *testing.T) {
 		t.Errorf("wspush_broker_gaps_total = %v, want >= 1", v)
 	}
 }
+
+// TestClusterListenOnlyOrder: a listen-only resume of several topics on a
+// cluster node answers as a single node does: every subscribed answer in
+// the order of topics (recovered or not), then the replays in that order,
+// then live pushes.
+func TestClusterListenOnlyOrder(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	nodes := startNodes(t, ns.ClientURL(), 2)
+	a, b := nodes[0], nodes[1]
+	first := map[string]uint64{}
+	var epoch string
+	for _, topic := range []string{"x", "y", "z"} {
+		first[topic], epoch = publishSeq(t, a, topic, `0`)
+	}
+	missed := map[string][]uint64{}
+	for i := range 3 {
+		for _, topic := range []string{"x", "z"} {
+			seq, _ := publishSeq(t, a, topic, fmt.Sprint(i+1))
+			missed[topic] = append(missed[topic], seq)
+		}
+	}
+	since := fmt.Sprintf(`{"x":{"epoch":%q,"seq":%d},"z":{"epoch":%q,"seq":%d}}`, epoch, first["x"], epoch, first["z"])
+	c := dial(t, b, "/ws?topics=x,y,z&since="+url.QueryEscape(since))
+	for _, want := range []struct {
+		topic     string
+		recovered *bool
+		seq       uint64
+	}{{"x", ptr(true), first["x"]}, {"y", nil, first["y"]}, {"z", ptr(true), first["z"]}} {
+		ans := readAnswer(t, c)
+		if ans.Op != "subscribed" || ans.Topic != want.topic || ans.Seq != want.seq || (ans.Recovered == nil) != (want.recovered == nil) ||
+			(want.recovered != nil && *ans.Recovered != *want.recovered) || ans.Epoch != epoch {
+			t.Fatalf("answer %+v, want %s at %d (recovered %v)", ans, want.topic, want.seq, want.recovered)
+		}
+	}
+	for _, topic := range []string{"x", "z"} {
+		if got := collect(t, c, topic, missed[topic][2]); !slices.Equal(got, missed[topic]) {
+			t.Fatalf("replay of %s: %v, want %v", topic, got, missed[topic])
+		}
+	}
+	live, _ := publishSeq(t, a, "y", `"live"`)
+	if p := readPush(t, c); p.Topic != "y" || p.Seq != live {
+		t.Fatalf("live push %+v, want y %d", p, live)
+	}
+}

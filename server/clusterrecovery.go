@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"net/http"
-	"slices"
 	"time"
 
 	"github.com/wspush/wspush/pubsub"
@@ -56,6 +53,11 @@ type clusterRecovery struct {
 	msgs  []natsbroker.StreamMessage
 	bytes int // their frames' size, against -max-buffered
 	reads int
+
+	join *joinRecovery // the handshake's recoveries it is one of (clusterjoin.go); nil for a sub command's
+	end  uint64        // join: the read's end, when done and not failed
+	done bool          // join: no read in flight
+	fail bool          // join: not recoverable
 }
 
 // recoveryRead is one read handed to a worker: values only.
@@ -139,43 +141,42 @@ func (s *session) subscribeFromStream(topic string, from pubsub.Position) {
 func (s *session) startRecovery(at uint64) {
 	r := s.pend.recov
 	r.at = at
-	if r.from.Epoch != r.t.Epoch() {
-		s.endRecovery(r, false, 0) // another stream's position: nothing to read
-		return
+	if r.from.Epoch != r.t.Epoch() || !s.readMore(r, r.from) {
+		s.endRecovery(r, false, 0) // another stream's position, or no worker free
 	}
-	s.readMore(r, r.from)
 }
 
-// readMore hands the next read of r to a worker, or ends r unrecovered when
-// none can take it now.
-func (s *session) readMore(r *clusterRecovery, after pubsub.Position) {
+// readMore hands the next read of r, from after, to a worker; false when
+// none can take it now (the queue is full).
+func (s *session) readMore(r *clusterRecovery, after pubsub.Position) bool {
 	r.reads++
 	rd := recoveryRead{s: s, r: r, topic: r.t.Name(), after: after,
 		limit: max(int(s.srv.cfg.streamPerTopic())-len(r.msgs), 1), maxBytes: s.srv.cfg.MaxBuffered - r.bytes}
 	select {
 	case s.srv.recoveries <- rd:
+		return true
 	default:
 		s.srv.log.Debug("recovery queue full: answered recovered:false", "topic", r.t.Name())
-		s.endRecovery(r, false, 0)
+		return false
 	}
 }
 
 // recoveryRead is a worker's read, on the session's loop.
 func (s *session) recoveryRead(r *clusterRecovery, res natsbroker.Read, err error) {
-	if s.pend.recov != r || s.state != stateOpen || s.c.Closed() {
+	current := s.pend.recov == r || r.join != nil && s.pend.joinRec == r.join
+	if !current || s.state != stateOpen || s.c.Closed() {
 		return // the connection left or is closing meanwhile
 	}
-	if err != nil || !res.Recovered || res.Truncated || res.Epoch != r.from.Epoch {
-		if err != nil {
-			s.srv.log.Debug("recovery read failed: answered recovered:false", "topic", r.t.Name(), "err", err)
-		}
+	ok := s.took(r, res, err)
+	if r.join != nil {
+		r.done, r.fail, r.end = true, !ok, res.End
+		s.settleJoin()
+		return
+	}
+	if !ok {
 		s.endRecovery(r, false, 0)
 		return
 	}
-	for _, m := range res.Messages {
-		r.bytes += len(m.Data) + len(r.t.Name()) + ingestFrameOverhead
-	}
-	r.msgs = append(r.msgs, res.Messages...)
 	loop := s.c.Loop().ID()
 	live := max(r.at, r.t.LoopLast(loop))
 	switch {
@@ -184,9 +185,25 @@ func (s *session) recoveryRead(r *clusterRecovery, res natsbroker.Read, err erro
 	case r.reads >= maxRecoveryReads:
 		s.srv.log.Debug("recovery did not catch up with live pushes: answered recovered:false", "topic", r.t.Name())
 		s.endRecovery(r, false, 0)
-	default:
-		s.readMore(r, pubsub.Position{Epoch: r.from.Epoch, Seq: res.End})
+	case !s.readMore(r, pubsub.Position{Epoch: r.from.Epoch, Seq: res.End}):
+		s.endRecovery(r, false, 0)
 	}
+}
+
+// took adds a read's messages to r and reports whether r is still
+// recoverable.
+func (s *session) took(r *clusterRecovery, res natsbroker.Read, err error) bool {
+	if err != nil || !res.Recovered || res.Truncated || res.Epoch != r.from.Epoch {
+		if err != nil {
+			s.srv.log.Debug("recovery read failed: answered recovered:false", "topic", r.t.Name(), "err", err)
+		}
+		return false
+	}
+	for _, m := range res.Messages {
+		r.bytes += len(m.Data) + len(r.t.Name()) + ingestFrameOverhead
+	}
+	r.msgs = append(r.msgs, res.Messages...)
+	return true
 }
 
 // ingestFrameOverhead is what a push frame adds to a message's data and
@@ -213,6 +230,12 @@ func (s *session) endRecovery(r *clusterRecovery, recovered bool, end uint64) {
 	}
 	r.t.Release(loop, s, end)
 	s.reply(subscribedReply(r.t.Name(), r.from, true))
+	s.replayStream(r)
+	s.resumeHeld()
+}
+
+// replayStream queues r's messages as ordinary pushes and lets them go.
+func (s *session) replayStream(r *clusterRecovery) {
 	for _, m := range r.msgs {
 		if s.gone() {
 			return
@@ -220,7 +243,7 @@ func (s *session) endRecovery(r *clusterRecovery, recovered bool, end uint64) {
 		s.Push(s.srv.hub.NewPush(r.t.Name(), m.Seq, m.Data))
 	}
 	s.srv.metrics.replayed.Add(float64(len(r.msgs)))
-	s.resumeHeld()
+	r.msgs = nil
 }
 
 // Missed is the Hub's word that messages of t did not reach this node
@@ -235,88 +258,4 @@ func (s *session) Missed(t *pubsub.Topic) {
 	case stateJoining:
 		s.c.Close(errMissed) // no answer out yet: the client retries
 	}
-}
-
-// streamPerTopic is the stream's max_msgs_per_subject: -history-size, the
-// messages a recovery can replay per topic, as on a single node. With
-// history off (-history-size 0) the stream still keeps each topic's last
-// message, which is its position.
-func (c Config) streamPerTopic() int64 {
-	return int64(max(c.historyConfig().Size, 1))
-}
-
-// streamMaxAge is the stream's max_age: -broker-max-age, raised to
-// -history-ttl so that a message stays recoverable at least as long as on a
-// single node.
-func (c Config) streamMaxAge() time.Duration {
-	return max(c.BrokerMaxAge, c.HistoryTTL)
-}
-
-// holdAnswers defers the answers of a handshake's topics, the first of
-// them to be recovered from the stream: each is held (no push before its
-// answer) until answerNext gets to it, in order, and the recoveries run one
-// at a time.
-func (s *session) holdAnswers(topics []string, since map[string]pubsub.Position) {
-	loop := s.c.Loop().ID()
-	s.pend.answers = slices.Clone(topics)
-	s.pend.since = maps.Clone(since)
-	s.pend.heldAt = make(map[string]uint64, len(topics))
-	for _, name := range topics {
-		if t := s.topic(name); t != nil {
-			s.pend.heldAt[name] = t.Hold(loop, s)
-		}
-	}
-}
-
-// answerNext answers the next deferred handshake topic: at once, released
-// at its live position, or by a recovery that starts now.
-func (s *session) answerNext() {
-	name := s.pend.answers[0]
-	s.pend.answers = s.pend.answers[1:]
-	at := s.pend.heldAt[name]
-	delete(s.pend.heldAt, name)
-	from, recover := s.pend.since[name]
-	if len(s.pend.answers) == 0 {
-		s.pend.heldAt, s.pend.since = nil, nil
-	}
-	t := s.topic(name)
-	if t == nil {
-		return
-	}
-	if recover {
-		s.pend.waitOn, s.pend.recov = t, &clusterRecovery{t: t, from: from}
-		s.startRecovery(at)
-		return
-	}
-	loop := s.c.Loop().ID()
-	pos := max(at, t.LoopLast(loop))
-	t.Release(loop, s, pos)
-	s.reply(reply{Op: "subscribed", Topic: name, Seq: &pos, Epoch: t.Epoch()})
-}
-
-// maxHistoryReadBytes bounds the data of one GET /history answer in cluster
-// mode; a reader pages on with since.
-const maxHistoryReadBytes = 4 << 20
-
-// clusterHistory is GET /history in cluster mode: read from the stream, on
-// the admin request's goroutine (never a loop).
-func (s *Server) clusterHistory(w http.ResponseWriter, ctx context.Context, topic string, from pubsub.Position, limit int) {
-	if err := pubsub.CheckTopic(topic); err != nil {
-		writeJSONError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, recoveryReadTimeout)
-	defer cancel()
-	read, err := s.nats.ReadSince(ctx, topic, from, limit, maxHistoryReadBytes)
-	if err != nil {
-		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
-	ans := historyAnswer{Topic: topic, Epoch: read.Epoch, Seq: read.Last, Recovered: read.Recovered,
-		Messages: make([]historyMessage, len(read.Messages))}
-	for i, m := range read.Messages {
-		ans.Messages[i] = historyMessage{Seq: m.Seq, Data: m.Data}
-		ans.Seq = max(ans.Seq, m.Seq) // stored after the last was read
-	}
-	writeJSON(w, http.StatusOK, ans)
 }

@@ -293,9 +293,8 @@ func (s *session) open(resp []byte, topics []string, since map[string]pubsub.Pos
 		}
 		if _, ok := since[name]; ok && s.srv.nats != nil {
 			// Recovered from the stream: this answer and those after it
-			// wait for it (clusterrecovery.go).
-			s.holdAnswers(topics[i:], since)
-			s.resumeHeld()
+			// wait for the reads (clusterjoin.go).
+			s.joinFromStream(topics[i:], since)
 			return
 		}
 		seq := t.Position(loop, s)

@@ -45,11 +45,9 @@ type pendingState struct {
 	// recov: waitOn is being recovered from the cluster stream
 	// (clusterrecovery.go); answered when that ends.
 	recov *clusterRecovery
-	// answers: the handshake's topics still to answer, in order, once a
-	// recovery before them ends (clusterrecovery.go); each is held at
-	// heldAt[topic] meanwhile.
-	answers []string
-	heldAt  map[string]uint64
+	// joinRec: the handshake's answers wait for recoveries from the
+	// cluster stream (clusterjoin.go).
+	joinRec *joinRecovery
 
 	join *joinState // the handshake's pending topics, nil if none
 }
@@ -110,8 +108,6 @@ func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
 func (s *session) resumeHeld() {
 	for s.state == stateOpen && !s.waiting() {
 		switch {
-		case len(s.pend.answers) > 0:
-			s.answerNext()
 		case len(s.pend.rest) > 0:
 			rest, since := s.pend.rest, s.pend.since
 			s.pend.rest, s.pend.since = nil, nil
