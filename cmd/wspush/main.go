@@ -101,7 +101,7 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "negotiate permessage-deflate with clients that offer it (pushes are compressed once per message)")
 	fs.StringVar(&cfg.PublishToken, "publish-token", cfg.PublishToken, "the admin `token`: Authorization: Bearer token required by every admin endpoint but /healthz (empty: none); prefer -publish-token-file or WSPUSH_PUBLISH_TOKEN")
 	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "cluster broker: comma-separated NATS `URLs` (nats://host:4222,...); empty: this node alone (docs/cluster.md)")
-	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "messages of history kept per topic for recovery with \"since\" (0: none, positions only; single node)")
+	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "messages of history kept per topic for recovery with \"since\" (0: none, positions only); cluster: the stream's max_msgs_per_subject (at least 1)")
 	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "life of a history message; a topic without subscribers is forgotten (new epoch) this long after its last publish")
 	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", cfg.HistoryMaxBytes, "`bytes` the history of all topics may hold (frame + 96 per message); past it the oldest messages go first")
 	fs.IntVar(&cfg.MaxTopics, "max-topics", cfg.MaxTopics, "topics past which a publish to a topic nobody subscribes is not kept (answered seq 0, as in v1); subscribed topics are always made")
@@ -126,7 +126,7 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.StringVar(&cfg.ProxyTrusted, "proxy-trusted", cfg.ProxyTrusted, "comma-separated `CIDRs` of the balancers allowed to send the PROXY header (required with -proxy-protocol); connections from anywhere else are refused")
 	// Cluster stream limits and retried publishes (docs/cluster.md).
 	fs.Int64Var(&cfg.BrokerMaxBytes, "broker-max-bytes", cfg.BrokerMaxBytes, "`bytes` the cluster stream may hold; past it the oldest messages are dropped (JetStream DiscardOld)")
-	fs.DurationVar(&cfg.BrokerMaxAge, "broker-max-age", cfg.BrokerMaxAge, "how long the cluster stream keeps a message")
+	fs.DurationVar(&cfg.BrokerMaxAge, "broker-max-age", cfg.BrokerMaxAge, "how long the cluster stream keeps a message (its max_age is the larger of this and -history-ttl)")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long a POST /publish Idempotency-Key is remembered (cluster: the stream's duplicate window)")
 	fs.Int64Var(&cfg.BrokerIngestBytes, "broker-ingest-bytes", cfg.BrokerIngestBytes, "`bytes` of cluster messages the event loops may hold at once; past it the node takes no more from NATS, whose client buffer then drops and counts")
 	fs.IntVar(&cfg.IdempotencyKeys, "idempotency-keys", cfg.IdempotencyKeys, "Idempotency-Keys a single node remembers within the window; past it the oldest are forgotten")

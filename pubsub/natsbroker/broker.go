@@ -400,9 +400,10 @@ func (b *Broker) streamLoop() {
 
 // ensureStream creates the stream when it is missing. An existing stream
 // keeps what an operator set that wspush has no setting for (replicas,
-// storage, message size...); the subjects, the republish rule and the limits
-// wspush is configured with (age, bytes, per topic, duplicate window,
-// DiscardOld) are put back when they differ.
+// storage, message size...); the subjects, the republish rule, direct gets
+// (allow_direct, for recoveries) and the limits wspush is configured with
+// (age, bytes, per topic, duplicate window, DiscardOld) are put back when
+// they differ.
 func (b *Broker) ensureStream() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
 	defer cancel()
@@ -413,6 +414,9 @@ func (b *Broker) ensureStream() error {
 		Replicas:  b.cfg.Replicas,
 		Retention: jetstream.LimitsPolicy,
 		RePublish: &jetstream.RePublish{Source: inPrefix + ">", Destination: outPrefix + ">"},
+		// Recoveries read a batch of a topic's messages per request
+		// (history.go).
+		AllowDirect: true,
 	}
 	b.applyLimits(&want)
 	stream, err := b.js.Stream(ctx, want.Name)
@@ -422,9 +426,10 @@ func (b *Broker) ensureStream() error {
 	case err == nil:
 		have := stream.CachedInfo().Config
 		fixed := have
-		fixed.Subjects, fixed.RePublish = want.Subjects, want.RePublish
+		fixed.Subjects, fixed.RePublish, fixed.AllowDirect = want.Subjects, want.RePublish, want.AllowDirect
 		b.applyLimits(&fixed)
-		if !slices.Equal(have.Subjects, fixed.Subjects) || have.RePublish == nil || *have.RePublish != *fixed.RePublish || !sameLimits(have, fixed) {
+		if !slices.Equal(have.Subjects, fixed.Subjects) || have.RePublish == nil || *have.RePublish != *fixed.RePublish ||
+			!have.AllowDirect || !sameLimits(have, fixed) {
 			b.log.Info("updating the stream's configuration", "stream", want.Name,
 				"max_age", fixed.MaxAge, "max_bytes", fixed.MaxBytes, "max_msgs_per_subject", fixed.MaxMsgsPerSubject, "duplicate_window", fixed.Duplicates)
 			stream, err = b.js.UpdateStream(ctx, fixed)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,9 +13,10 @@ import (
 )
 
 // The stream as every topic's history (v1.1, issue 11, docs/cluster.md
-// "Recovery"). Reads go to the stream on the caller's goroutine, one
-// JetStream request per message (a direct get of the topic's next message
-// from a seq): a reader never holds a lock or an event loop while it waits.
+// "Recovery"). Reads go to the stream on the caller's goroutine, a batch of
+// the topic's messages per JetStream direct get (the stream allows direct
+// gets: ensureStream): a reader never holds a lock or an event loop while it
+// waits.
 //
 // When is a position recoverable? The stream drops messages only at its
 // limits, and every limit wspush sets drops the oldest first: the oldest of
@@ -86,22 +88,76 @@ func (b *Broker) ReadSince(ctx context.Context, topic string, from pubsub.Positi
 			r.Truncated = true
 			break
 		}
-		m, err := stream.GetMsg(ctx, r.End+1, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+		msgs, err := b.directBatch(ctx, subject, r.End+1, limit-len(r.Messages), maxBytes-bytes)
+		if err != nil {
+			return Read{}, fmt.Errorf("%w: reading %q: %w", ErrUnavailable, topic, err)
+		}
+		if len(msgs) == 0 {
 			// Dropped since last was read: the rest is no longer whole.
 			r.Recovered, r.Messages, r.End = false, nil, from.Seq
 			break
 		}
-		if err != nil {
-			return Read{}, fmt.Errorf("%w: reading %q: %w", ErrUnavailable, topic, err)
+		for _, m := range msgs {
+			if json.Valid(m.Data) { // else not from a wspush node: never pushed live either (Hub.Ingest)
+				r.Messages = append(r.Messages, m)
+				bytes += len(m.Data)
+			}
+			r.End = m.Seq // may pass last: a message stored since, just as whole
 		}
-		if json.Valid(m.Data) { // else not from a wspush node: never pushed live either (Hub.Ingest)
-			r.Messages = append(r.Messages, StreamMessage{Seq: m.Sequence, Data: m.Data})
-			bytes += len(m.Data)
-		}
-		r.End = m.Sequence // may pass last: a message stored since, just as whole
 	}
 	return r, nil
+}
+
+// JetStream's direct get (the stream's allow_direct): its request subject,
+// and the statuses that end a batch's answers.
+const (
+	directGetPrefix = "$JS.API.DIRECT.GET."
+	statusHeader    = "Status"
+	statusEOB       = "204" // the batch is complete
+	statusNotFound  = "404" // no message from that seq on
+)
+
+// directBatch reads up to batch messages on subject from seq on, in seq
+// order, with one direct get request (a batch of answers ending with an
+// EOB), about maxBytes of them at most: none when there is none.
+func (b *Broker) directBatch(ctx context.Context, subject string, seq uint64, batch, maxBytes int) ([]StreamMessage, error) {
+	inbox := b.nc.NewInbox()
+	sub, err := b.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	req, _ := json.Marshal(directRequest{Seq: seq, NextFor: subject, Batch: max(batch, 1), MaxBytes: max(maxBytes, 1)})
+	if err := b.nc.PublishRequest(directGetPrefix+b.cfg.Stream, inbox, req); err != nil {
+		return nil, err
+	}
+	var msgs []StreamMessage
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch status := m.Header.Get(statusHeader); {
+		case status == statusEOB, status == statusNotFound:
+			return msgs, nil
+		case status != "" && len(m.Data) == 0:
+			return nil, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
+		}
+		n, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("direct get: %w", err)
+		}
+		msgs = append(msgs, StreamMessage{Seq: n, Data: m.Data})
+	}
+}
+
+// directRequest is a direct get request for a batch of one subject's
+// messages from a seq on.
+type directRequest struct {
+	Seq      uint64 `json:"seq"`
+	NextFor  string `json:"next_by_subj"`
+	Batch    int    `json:"batch"`
+	MaxBytes int    `json:"max_bytes"`
 }
 
 // lastSeq is the seq of the last message on subject, 0 when there is none.

@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/pubsub"
@@ -175,4 +177,83 @@ func TestReadSince(t *testing.T) {
 	if err != nil || !r.Recovered || len(r.Messages) != 1 {
 		t.Fatalf("from 0 in a fresh stream: %+v %v", r, err)
 	}
+}
+
+// nextMsg is the topic's first message from seq on, with one stream API
+// request (GetMsg): none when there is none. The benchmark's alternative to
+// directBatch.
+func nextMsg(ctx context.Context, stream jetstream.Stream, subject string, seq uint64) ([]StreamMessage, error) {
+	m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return []StreamMessage{{Seq: m.Sequence, Data: m.Data}}, nil
+}
+
+// BenchmarkReadSince50 reads 50 messages of one topic back from a local
+// in-process nats-server (file storage), as a recovery 50 messages back
+// does: one op is one whole ReadSince (position check and reads). The
+// perMessage and batch sub-benchmarks compare its two ways to read the
+// messages alone, one request per message (GetMsg) against one direct get
+// batch, side by side on the same stream.
+func BenchmarkReadSince50(b *testing.B) {
+	ns := testsupport.StartNATS(b, -1, b.TempDir())
+	br, err := New(Config{URLs: ns.ClientURL(), Logger: testsupport.Logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(br.Close)
+	for br.Healthy() != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx := context.Background()
+	var first uint64
+	for i := range 51 {
+		res, err := br.Publish(ctx, "bench", []byte(`{"n":12345,"text":"a push of about sixty bytes"}`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			first = res.Seq
+		}
+	}
+	from := pubsub.Position{Epoch: br.Epoch(), Seq: first}
+	b.Run("ReadSince", func(b *testing.B) {
+		for b.Loop() {
+			r, err := br.ReadSince(ctx, "bench", from, 100, 1<<20)
+			if err != nil || !r.Recovered || len(r.Messages) != 50 {
+				b.Fatalf("read %+v %v", r, err)
+			}
+		}
+	})
+	subject := inPrefix + "bench"
+	b.Run("perMessage", func(b *testing.B) {
+		for b.Loop() {
+			n := 0
+			for seq := first + 1; ; n++ {
+				msgs, err := nextMsg(ctx, br.stream, subject, seq)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(msgs) == 0 {
+					break
+				}
+				seq = msgs[0].Seq + 1
+			}
+			if n != 50 {
+				b.Fatalf("read %d messages", n)
+			}
+		}
+	})
+	b.Run("batch", func(b *testing.B) {
+		for b.Loop() {
+			msgs, err := br.directBatch(ctx, subject, first+1, 100, 1<<20)
+			if err != nil || len(msgs) != 50 {
+				b.Fatalf("read %d messages: %v", len(msgs), err)
+			}
+		}
+	})
 }
