@@ -335,4 +335,29 @@ func TestClusterListenOnlyOrder(t *testing.T) {
 	if p := readPush(t, c); p.Topic != "y" || p.Seq != live {
 		t.Fatalf("live push %+v, want y %d", p, live)
 	}
+
+	// The sub command answers each topic in order, each recovered answer
+	// followed at once by its replay; a command sent meanwhile waits.
+	cmd := dial(t, b, "/ws")
+	sendJSON(t, cmd, `{"op":"sub","topics":["x","y","z"],"since":`+since+`}`)
+	sendJSON(t, cmd, `{"op":"unsub","topics":["y"]}`)
+	expect := func(topic string, recovered *bool, seq uint64) {
+		t.Helper()
+		ans := readAnswer(t, cmd)
+		if ans.Op != "subscribed" || ans.Topic != topic || ans.Seq != seq || (ans.Recovered == nil) != (recovered == nil) {
+			t.Fatalf("answer %+v, want %s at %d (recovered %v)", ans, topic, seq, recovered)
+		}
+	}
+	expect("x", ptr(true), first["x"])
+	if got := collect(t, cmd, "x", missed["x"][2]); !slices.Equal(got, missed["x"]) {
+		t.Fatalf("command replay of x: %v, want %v", got, missed["x"])
+	}
+	expect("y", nil, live)
+	expect("z", ptr(true), first["z"])
+	if got := collect(t, cmd, "z", missed["z"][2]); !slices.Equal(got, missed["z"]) {
+		t.Fatalf("command replay of z: %v, want %v", got, missed["z"])
+	}
+	if ans := readAnswer(t, cmd); ans.Op != "unsubscribed" || ans.Topic != "y" {
+		t.Fatalf("the held command's answer: %+v", ans)
+	}
 }
