@@ -134,6 +134,8 @@ type Broker struct {
 	streamErr error            // the last stream creation's outcome
 	stream    jetstream.Stream // the stream once it is ready, for position queries
 	epoch     string           // the stream's epoch (epoch.go), "" before it was ready
+	droppedIn string           // the epoch of a stream known to have dropped a message (history.go)
+	drops     dropCheck        // neverDropped's shared requests (history.go)
 
 	published       atomic.Uint64
 	publishFailures atomic.Uint64

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,12 +169,23 @@ func TestReadSince(t *testing.T) {
 			}
 		})
 	}
+	// A small byte budget: the stream answers a few messages per request
+	// (it counts subjects too), each request anchored on the last message
+	// read, and the read still ends whole at the last message.
+	r, err := a.ReadSince(ctx, "r", pubsub.Position{Epoch: epoch, Seq: seqs[2]}, 100, 20)
+	var got []uint64
+	for _, m := range r.Messages {
+		got = append(got, m.Seq)
+	}
+	if err != nil || !r.Recovered || r.Truncated || r.End != last || !slices.Equal(got, seqs[3:]) {
+		t.Fatalf("read in small batches: %+v (seqs %v) %v, want %v whole", r, got, err, seqs[3:])
+	}
 	// A fresh stream that never dropped anything: position 0 is recoverable.
 	b := newNode(t, testsupport.StartNATS(t, -1, t.TempDir()).ClientURL())
 	if _, err := b.Publish(ctx, "z", []byte(`1`)); err != nil {
 		t.Fatal(err)
 	}
-	r, err := b.ReadSince(ctx, "z", pubsub.Position{Epoch: b.Epoch()}, 10, 1<<20)
+	r, err = b.ReadSince(ctx, "z", pubsub.Position{Epoch: b.Epoch()}, 10, 1<<20)
 	if err != nil || !r.Recovered || len(r.Messages) != 1 {
 		t.Fatalf("from 0 in a fresh stream: %+v %v", r, err)
 	}
@@ -250,10 +262,46 @@ func BenchmarkReadSince50(b *testing.B) {
 	})
 	b.Run("batch", func(b *testing.B) {
 		for b.Loop() {
-			msgs, err := br.directBatch(ctx, subject, first+1, 100, 1<<20)
+			msgs, _, err := br.directBatch(ctx, subject, first+1, 100, 1<<20)
 			if err != nil || len(msgs) != 50 {
 				b.Fatalf("read %d messages: %v", len(msgs), err)
 			}
 		}
 	})
+}
+
+// TestDropCheckShares: concurrent checks share requests, and each caller
+// gets the outcome of a request that started after it called.
+func TestDropCheckShares(t *testing.T) {
+	var c dropCheck
+	var mu sync.Mutex
+	calls, state := 0, true
+	request := func() (bool, error) {
+		mu.Lock()
+		calls++
+		ok := state
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		return ok, nil
+	}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ok, err := c.check(request); !ok || err != nil {
+				t.Errorf("check: %v %v", ok, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if calls > 3 {
+		t.Errorf("50 concurrent checks made %d requests, want at most 3", calls)
+	}
+	mu.Lock()
+	state = false // a drop: the next check must not take an older outcome
+	mu.Unlock()
+	if ok, _ := c.check(request); ok {
+		t.Fatal("a check after the change took an outcome from before it")
+	}
 }
