@@ -32,17 +32,14 @@ import (
 // from where this one ended, at most maxRecoveryReads in all.
 //
 // Bounds: one read at a time per connection (later commands wait), at most
-// recoveryQueue reads waiting for recoveryWorkers workers (past it the
+// -recovery-queue reads waiting for -recovery-workers workers (past it the
 // answer is recovered:false at once), at most -history-size messages and
 // -max-buffered bytes per recovery (past it, recovered:false, as on a
 // single node: a replay never drops the client as a slow consumer).
 
-// Bounds of the recovery workers.
-const (
-	recoveryWorkers  = 16   // reads in flight on NATS at once, for all loops
-	recoveryQueue    = 4096 // reads waiting for a worker; past it the answer is recovered:false
-	maxRecoveryReads = 4    // reads per recovery before giving up on catching up with live
-)
+// maxRecoveryReads bounds the reads of one recovery before it gives up on
+// catching up with live pushes (recovered:false).
+const maxRecoveryReads = 4
 
 // clusterRecovery is one subscription being recovered from the stream; it is
 // owned by the session's loop, never touched by a worker.
@@ -73,8 +70,8 @@ type recoveryRead struct {
 // startRecoveryWorkers starts the workers that read the stream for the
 // recoveries of every loop; they stop when done closes.
 func (s *Server) startRecoveryWorkers(done <-chan struct{}) {
-	s.recoveries = make(chan recoveryRead, recoveryQueue)
-	for range recoveryWorkers {
+	s.recoveries = make(chan recoveryRead, s.cfg.RecoveryQueue)
+	for range s.cfg.RecoveryWorkers {
 		go func() {
 			for {
 				select {

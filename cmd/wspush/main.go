@@ -128,6 +128,8 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.Int64Var(&cfg.BrokerMaxBytes, "broker-max-bytes", cfg.BrokerMaxBytes, "`bytes` the cluster stream may hold; past it the oldest messages are dropped (JetStream DiscardOld)")
 	fs.DurationVar(&cfg.BrokerMaxAge, "broker-max-age", cfg.BrokerMaxAge, "how long the cluster stream keeps a message (its max_age is the larger of this and -history-ttl)")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long a POST /publish Idempotency-Key is remembered (cluster: the stream's duplicate window)")
+	fs.IntVar(&cfg.RecoveryWorkers, "recovery-workers", cfg.RecoveryWorkers, "cluster: recoveries (since) reading the stream at once")
+	fs.IntVar(&cfg.RecoveryQueue, "recovery-queue", cfg.RecoveryQueue, "cluster: recovery reads waiting for a worker; past it a resume is answered recovered:false")
 	fs.Int64Var(&cfg.BrokerIngestBytes, "broker-ingest-bytes", cfg.BrokerIngestBytes, "`bytes` of cluster messages the event loops may hold at once; past it the node takes no more from NATS, whose client buffer then drops and counts")
 	fs.IntVar(&cfg.IdempotencyKeys, "idempotency-keys", cfg.IdempotencyKeys, "Idempotency-Keys a single node remembers within the window; past it the oldest are forgotten")
 	fs.IntVar(&cfg.MaxBatchBytes, "max-batch-bytes", cfg.MaxBatchBytes, "largest body of POST /publish/batch and /broadcast, in `bytes` (over it: HTTP 413)")
