@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -359,5 +360,32 @@ func TestClusterListenOnlyOrder(t *testing.T) {
 	}
 	if ans := readAnswer(t, cmd); ans.Op != "unsubscribed" || ans.Topic != "y" {
 		t.Fatalf("the held command's answer: %+v", ans)
+	}
+}
+
+// TestClusterReplayPastMaxBuffered: a replay from the stream that would take
+// the connection past -max-buffered is answered recovered:false at the live
+// position, as on a single node; a shorter one is replayed.
+func TestClusterReplayPastMaxBuffered(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	s := startClusterNode(t, ns.ClientURL(), Config{MaxBuffered: 4096})
+	value := `"` + strings.Repeat("v", 400) + `"`
+	var seqs []uint64
+	var epoch string
+	for range 20 {
+		var seq uint64
+		seq, epoch = publishSeq(t, s, "big", value)
+		seqs = append(seqs, seq)
+	}
+	c := dial(t, s, "/ws")
+	if a := resubscribe(t, c, "big", epoch, seqs[0]); *a.Recovered || a.Seq != seqs[19] {
+		t.Fatalf("19 pushes of 400 B past -max-buffered 4096: %+v, want unrecovered at %d", a, seqs[19])
+	}
+	c2 := dial(t, s, "/ws")
+	if a := resubscribe(t, c2, "big", epoch, seqs[16]); !*a.Recovered {
+		t.Fatalf("3 pushes back: %+v, want recovered", a)
+	}
+	if got := collect(t, c2, "big", seqs[19]); !slices.Equal(got, seqs[17:]) {
+		t.Fatalf("replay %v, want %v", got, seqs[17:])
 	}
 }
