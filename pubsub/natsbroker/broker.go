@@ -17,14 +17,17 @@
 // stream's order, as Hub.Ingest requires; it waits for the loops when they
 // fall behind (Hub.IngestWait), so the channel's bound is what nats.go's
 // slow-consumer protection applies (Stats.Dropped). A second goroutine
-// (re)creates the stream after each (re)connect, when missing, and keeps its
-// limits. SetInterest is called by the Hub under its lock, in order, from any
+// (re)creates the stream after each (re)connect, when missing, keeps its
+// limits, takes its epoch (epoch.go) and checks every subscribed topic's
+// position for messages missed meanwhile (gaps.go). SetInterest is called by the Hub under its lock, in order, from any
 // event loop: it only records the change for a third goroutine, which
 // (un)subscribes on NATS, waits for the round trip and tells the Hub
 // (Hub.InterestReady) that the interest is in place (interest.go): neither
 // the Hub's lock nor a loop ever waits on the network. Publish, Healthy and
 // Stats are safe from any goroutine. nats.go reconnects by itself and
-// re-sends the subscriptions.
+// re-sends the subscriptions. ReadSince (history.go) reads a topic's history
+// from the stream on its caller's goroutine (the server's recovery
+// workers, an admin request).
 package natsbroker
 
 import (
