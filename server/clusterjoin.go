@@ -92,6 +92,12 @@ func (s *session) answerJoin() {
 	planned := s.c.Buffered()
 	for _, jt := range j.topics {
 		r := jt.r
+		if s.topic(jt.t.Name()) != jt.t {
+			if r != nil {
+				r.fail = true // unsubscribed meanwhile (POST /unsubscribe): no answer, no replay
+			}
+			continue
+		}
 		if r != nil && !r.fail && planned+r.bytes <= s.srv.cfg.MaxBuffered {
 			planned += r.bytes
 			s.srv.metrics.recovery(true)

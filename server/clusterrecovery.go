@@ -165,6 +165,12 @@ func (s *session) recoveryRead(r *clusterRecovery, res natsbroker.Read, err erro
 		return // the connection left or is closing meanwhile
 	}
 	ok := s.took(r, res, err)
+	if r.join == nil && s.topic(r.t.Name()) != r.t {
+		// Unsubscribed meanwhile (POST /unsubscribe): nothing to answer.
+		s.pend.waitOn, s.pend.recov = nil, nil
+		s.resumeHeld()
+		return
+	}
 	if r.join != nil {
 		r.done, r.fail, r.end = true, !ok, res.End
 		s.settleJoin()
