@@ -97,3 +97,45 @@ func TestLoseForgetsTopicsWhileSubscribed(t *testing.T) {
 		t.Fatalf("after the last: %d topics, interest %v", h.Stats().Topics, interest)
 	}
 }
+
+// TestHoldRelease drives a cluster recovery's handover on one loop whose
+// tasks run only when the test says: a held subscriber gets no push, the
+// loop's last seq moves on, and after Release at E it gets exactly the
+// pushes above E, including those already queued.
+func TestHoldRelease(t *testing.T) {
+	var queued []func()
+	h := NewHub([]Executor{postFunc(func(fn func()) { queued = append(queued, fn) })}, nil)
+	run := func() {
+		for len(queued) > 0 {
+			fn := queued[0]
+			queued = queued[1:]
+			fn()
+		}
+	}
+	s := &confirmRecorder{}
+	top, at, _ := h.Subscribe(0, s, "t")
+	h.Ingest("t", 3, []byte(`3`))
+	run()
+	if pos := top.Hold(0, s); pos != 3 || at != 0 {
+		t.Fatalf("held at %d (subscribed at %d), want 3", pos, at)
+	}
+	h.Ingest("t", 5, []byte(`5`))
+	run()
+	if top.LoopLast(0) != 5 || len(s.seqs()) != 1 {
+		t.Fatalf("loop last %d, pushes %v: want 5 and only [3]", top.LoopLast(0), s.seqs())
+	}
+	h.Ingest("t", 7, []byte(`7`)) // queued, not run: in the replay up to 7
+	h.Ingest("t", 9, []byte(`9`)) // queued, above the replay: live
+	top.Release(0, s, 7)
+	run()
+	if !slices.Equal(s.seqs(), []uint64{3, 9}) {
+		t.Fatalf("pushes %v, want [3 9]", s.seqs())
+	}
+	h.Unsubscribe(0, s, top)
+	top.Release(0, s, 1) // gone: nothing
+	h.Ingest("t", 11, []byte(`11`))
+	run()
+	if !slices.Equal(s.seqs(), []uint64{3, 9}) {
+		t.Fatalf("after leaving: pushes %v", s.seqs())
+	}
+}
