@@ -125,11 +125,16 @@ func RunReconnect(ctx context.Context, cfg ReconnectConfig) (*ReconnectResult, e
 	// 2. Messages per topic while they are away.
 	start = time.Now()
 	value := []byte(`"` + strings.Repeat("x", max(cfg.Size-2, 0)) + `"`)
+	// Each topic's seqs as the publish answers give them: consecutive on a
+	// single node, with gaps on a cluster node (the stream's).
+	published := make([][]uint64, cfg.Topics)
 	err = forEach(ctx, cfg.Topics, 8, func(t int) error {
 		for m := 0; m < cfg.Messages; m++ {
-			if err := publishOnce(ctx, cfg.Admin, topic(t), value); err != nil {
+			seq, err := publishOnce(ctx, cfg.Admin, topic(t), value)
+			if err != nil {
 				return err
 			}
+			published[t] = append(published[t], seq)
 		}
 		return nil
 	})
@@ -155,7 +160,7 @@ func RunReconnect(ctx context.Context, cfg ReconnectConfig) (*ReconnectResult, e
 	start = time.Now()
 	forEach(ctx, cfg.Conns, cfg.Concurrency, func(i int) error {
 		var err error
-		back[i], err = resumeOne(ctx, cfg, topic(i), pos[i], &replayed)
+		back[i], err = resumeOne(ctx, cfg, topic(i), pos[i], published[i%cfg.Topics], &replayed)
 		switch {
 		case err == nil:
 			recovered.Add(1)
@@ -180,17 +185,18 @@ var errUnrecovered = errors.New("answered recovered:false")
 
 // resumeOne reconnects one client from p and checks its answer and
 // replay; the connection, if it opened, is the caller's to close.
-func resumeOne(ctx context.Context, cfg ReconnectConfig, topic string, p position, replayed *atomic.Int64) (*wsConn, error) {
+func resumeOne(ctx context.Context, cfg ReconnectConfig, topic string, p position, want []uint64, replayed *atomic.Int64) (*wsConn, error) {
 	since, _ := json.Marshal(map[string]position{topic: p})
 	c, err := dialWS(ctx, cfg.URL+"?topics="+url.QueryEscape(topic)+"&since="+url.QueryEscape(string(since)))
 	if err != nil {
 		return nil, err
 	}
-	return c, checkReplay(c, cfg, topic, p, replayed)
+	return c, checkReplay(c, topic, want, replayed)
 }
 
-// checkReplay reads the answer and the replay of a resume from p.
-func checkReplay(c *wsConn, cfg ReconnectConfig, topic string, p position, replayed *atomic.Int64) error {
+// checkReplay reads the answer and the replay of a resume: exactly the
+// seqs want, in order.
+func checkReplay(c *wsConn, topic string, want []uint64, replayed *atomic.Int64) error {
 	var a struct {
 		Op        string `json:"op"`
 		Seq       uint64 `json:"seq"`
@@ -205,7 +211,7 @@ func checkReplay(c *wsConn, cfg ReconnectConfig, topic string, p position, repla
 	case !*a.Recovered:
 		return errUnrecovered
 	}
-	for want := p.Seq + 1; want <= p.Seq+uint64(cfg.Messages); want++ {
+	for _, seq := range want {
 		var push struct {
 			Topic string `json:"topic"`
 			Seq   uint64 `json:"seq"`
@@ -213,8 +219,8 @@ func checkReplay(c *wsConn, cfg ReconnectConfig, topic string, p position, repla
 		if err := readJSONFrame(c, &push); err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
-		if push.Topic != topic || push.Seq != want {
-			return fmt.Errorf("replay: got %s/%d, want %s/%d", push.Topic, push.Seq, topic, want)
+		if push.Topic != topic || push.Seq != seq {
+			return fmt.Errorf("replay: got %s/%d, want %s/%d", push.Topic, push.Seq, topic, seq)
 		}
 		replayed.Add(1)
 	}
@@ -268,21 +274,27 @@ func readJSONFrame(c *wsConn, v any) error {
 	}
 }
 
-func publishOnce(ctx context.Context, admin, topic string, value []byte) error {
+func publishOnce(ctx context.Context, admin, topic string, value []byte) (uint64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, admin+"/publish?topic="+url.QueryEscape(topic), bytes.NewReader(value))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json") // a server without an admin token refuses other types (415)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("publish to %s: %s", topic, resp.Status)
+		return 0, fmt.Errorf("publish to %s: %s", topic, resp.Status)
 	}
-	return nil
+	var ans struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || ans.Seq == 0 {
+		return 0, fmt.Errorf("publish to %s: answer %+v, %v", topic, ans, err)
+	}
+	return ans.Seq, nil
 }
 
 // forEach runs fn(0..n-1) with at most par at once and returns the first

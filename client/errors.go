@@ -15,6 +15,7 @@ const (
 	CloseSlowConsumer  = 1013 // more than -max-buffered bytes were queued for this client
 	CloseTokenExpired  = 4001 // (v1.1) the token's exp passed without a refresh
 	CloseDisconnected  = 4002 // (v1.1) the server API disconnected this user
+	CloseMissed        = 4003 // (v1.1, cluster) pushes missed the client's node: reconnect and resubscribe with since
 )
 
 var (

@@ -23,5 +23,9 @@
 // With a cluster interest callback the Hub never waits for the network: a
 // topic's first local subscriber makes it pending, and its waiting
 // subscribers are confirmed on their loops when the interest's owner calls
-// InterestReady (interest.go).
+// InterestReady (interest.go). A cluster recovery (v1.1) holds a
+// subscription on its loop (Topic.Hold, Release) while the server reads the
+// stream elsewhere; messages that never reached the node are found by their
+// predecessor's seq and by CheckPosition, and the topic's subscribers are
+// told on their loops (gap.go).
 package pubsub

@@ -89,3 +89,10 @@ func digits(v uint64) int {
 	}
 	return n
 }
+
+// NewPush encodes one message of topic as a push for a replay from
+// elsewhere (a cluster node's recovery from the stream): the same frame a
+// fan-out would make, compressed on demand from the Hub's shared pool.
+func (h *Hub) NewPush(topic string, seq uint64, data []byte) *Push {
+	return &Push{Frame: PushFrame(topic, seq, data), deflaters: &h.deflaters}
+}

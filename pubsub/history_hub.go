@@ -49,7 +49,7 @@ func (h *Hub) newTopic(topic string) *Topic {
 		t.hist, _ = h.store.NewHistory(NewEpoch(), 0, time.Now()) // a new epoch is always valid
 		t.epoch = t.hist.Epoch()
 	} else {
-		t.epoch = NewEpoch()
+		t.epoch = h.clusterEpoch()
 	}
 	h.topics[topic] = t
 	if h.idle != nil {

@@ -55,6 +55,7 @@ var ErrInvalidJSON = errors.New("data is not valid JSON")
 type Hub struct {
 	loops    []Executor
 	interest func(topic string, active bool)
+	epochOf  func() string // the cluster stream's epoch (SetStreamEpoch); nil: each topic makes its own
 
 	mu     sync.Mutex
 	topics map[string]*Topic
@@ -72,6 +73,7 @@ type Hub struct {
 	published     atomic.Uint64
 	delivered     atomic.Uint64
 	subscriptions atomic.Int64
+	gaps          atomic.Uint64 // topics whose subscribers were told they missed messages (gap.go)
 }
 
 // NewHub returns a Hub fanning out over loops, indexed by loop ID. interest,
@@ -171,12 +173,13 @@ func callIf(fn func()) {
 // are. Calls for one topic must come in sequence order; older or repeated
 // numbers are dropped.
 func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
-	return h.ingest(topic, seq, data, nil)
+	return h.ingest(topic, seq, NoPrev, data, nil)
 }
 
-// ingest is Ingest; done, if not nil, is called once every loop has handed
-// the message out (at once when it is dropped or has no subscribers).
-func (h *Hub) ingest(topic string, seq uint64, data []byte, done func()) int {
+// ingest is Ingest, with the gap check of IngestAfter when prev is not
+// NoPrev; done, if not nil, is called once every loop has handed the message
+// out (at once when it is dropped or has no subscribers).
+func (h *Hub) ingest(topic string, seq, prev uint64, data []byte, done func()) int {
 	if checkData(data) != nil {
 		callIf(done)
 		return 0 // not from a wspush node: never pushed; subscribers see the seq gap
@@ -200,6 +203,9 @@ func (h *Hub) ingest(topic string, seq uint64, data []byte, done func()) int {
 	if seq <= t.seq {
 		callIf(done)
 		return 0
+	}
+	if h.gapBefore(t, prev) {
+		h.lose(t) // before this message's tasks, which the loops run after it
 	}
 	t.seq = seq
 	return h.fanOut(t, seq, data, done)
@@ -270,6 +276,7 @@ type Stats struct {
 	Published     uint64
 	Delivered     uint64
 	Unkept        uint64 // (v1.1) publishes to a topic without subscribers not kept: SetMaxTopics topics existed
+	Gaps          uint64 // (v1.1, cluster) times a topic's subscribers here were told they missed messages (gap.go)
 }
 
 // Stats reads the counters; safe from any goroutine.
@@ -283,5 +290,6 @@ func (h *Hub) Stats() Stats {
 		Published:     h.published.Load(),
 		Delivered:     h.delivered.Load(),
 		Unkept:        h.unkept.Load(),
+		Gaps:          h.gaps.Load(),
 	}
 }

@@ -77,9 +77,17 @@ func (h *Hub) IngestBytes() int64 { return h.ingestWin.bytes.Load() }
 // that many small messages still share each subscriber's writev. Not from
 // an event loop.
 func (h *Hub) IngestWait(ctx context.Context, topic string, seq uint64, data []byte) (int, error) {
+	return h.IngestAfter(ctx, topic, seq, NoPrev, data)
+}
+
+// IngestAfter is IngestWait for a message whose stream also says the seq of
+// the topic's message before it (prev; NoPrev when unknown): a prev above
+// the last seq this node took in means messages of the topic never reached
+// it, and the topic's subscribers here are told so (gap.go).
+func (h *Hub) IngestAfter(ctx context.Context, topic string, seq, prev uint64, data []byte) (int, error) {
 	n := int64(len(data) + len(topic) + ingestOverhead)
 	if err := h.ingestWin.acquire(ctx, n); err != nil {
 		return 0, err
 	}
-	return h.ingest(topic, seq, data, func() { h.ingestWin.release(n) }), nil
+	return h.ingest(topic, seq, prev, data, func() { h.ingestWin.release(n) }), nil
 }

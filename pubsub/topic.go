@@ -115,14 +115,47 @@ func (h *Hub) Unsubscribe(loop int, s Subscriber, t *Topic) {
 	h.mu.Lock()
 	t.refs--
 	if t.refs == 0 {
-		if t.hist == nil {
+		switch cur := h.topics[t.name]; {
+		case cur != t && cur != nil:
+			// Forgotten while subscribed (Lose): the name is a newer
+			// Topic's now, which has the interest.
+		case cur == nil:
+			h.tellInterest(t.name, false) // forgotten while subscribed: the interest is still ours
+		case t.hist == nil:
 			delete(h.topics, t.name) // no history to outlive its subscribers
-		} else {
+			h.tellInterest(t.name, false)
+		default:
 			h.idle[t] = struct{}{} // kept for the history's TTL: Sweep's to forget
-		}
-		if h.interest != nil {
-			h.interest(t.name, false)
+			h.tellInterest(t.name, false)
 		}
 	}
 	h.mu.Unlock()
+}
+
+// tellInterest calls the interest callback, if any. Called with h.mu held.
+func (h *Hub) tellInterest(topic string, active bool) {
+	if h.interest != nil {
+		h.interest(topic, active)
+	}
+}
+
+// Hold stops pushes to s, subscribed to t on loop and not pending, until
+// Release, and returns its position: a cluster recovery (server) replays
+// from the stream meanwhile. Call it on s's loop.
+func (t *Topic) Hold(loop int, s Subscriber) uint64 {
+	pos := t.Position(loop, s)
+	t.sets[loop].subs[s] = notYet
+	return pos
+}
+
+// LoopLast is the last seq of t this loop handed out (or skipped, for held
+// and waiting subscribers). Call it on the loop.
+func (t *Topic) LoopLast(loop int) uint64 { return t.sets[loop].last }
+
+// Release ends a Hold: s gets every push of t with a seq above seq that the
+// loop hands out from now on. Call it on s's loop; nothing if s left.
+func (t *Topic) Release(loop int, s Subscriber, seq uint64) {
+	if _, ok := t.sets[loop].subs[s]; ok {
+		t.sets[loop].subs[s] = seq
+	}
 }

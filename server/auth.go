@@ -27,9 +27,14 @@ const (
 	// closeDisconnected ends the connections of a user disconnected with
 	// POST /disconnect; clients do not reconnect after it.
 	closeDisconnected ws.StatusCode = 4002
+	// closeMissed ends a cluster connection some of whose pushes never
+	// reached its node (clusterrecovery.go); the client reconnects and
+	// resubscribes from its positions.
+	closeMissed ws.StatusCode = 4003
 
 	closeReasonTokenExpired = "token expired"
 	closeReasonDisconnected = "disconnected by the server"
+	closeReasonMissed       = "messages missed: resubscribe from your position"
 
 	// authorizationHeader carries "Bearer <JWT>".
 	authorizationHeader = "Authorization"

@@ -96,10 +96,7 @@ func (s *session) subscribeAll(topics iter.Seq[string], since map[string]pubsub.
 				s.subscribeSince(t, from)
 				continue
 			}
-			// Cluster recovery is pending (docs/cluster.md): the stream's
-			// position, live pushes only.
-			s.srv.metrics.recovery(false)
-			s.subscribeAs(t, true)
+			s.subscribeFromStream(t, from) // answered when the recovery ends
 			continue
 		}
 		s.subscribe(t)

@@ -83,6 +83,8 @@ type Config struct {
 	IdempotencyWindow time.Duration // how long an Idempotency-Key is remembered (the stream's duplicate window in cluster mode)
 	IdempotencyKeys   int           // Idempotency-Keys a single node remembers; past it the oldest are forgotten
 	BrokerIngestBytes int64         // bytes of cluster messages the loops may hold at once; past it the ingest goroutine waits
+	RecoveryWorkers   int           // (v1.1) cluster recoveries reading the stream at once (clusterrecovery.go)
+	RecoveryQueue     int           // (v1.1) cluster recovery reads waiting for a worker; past it a resume is answered recovered:false
 	// Batch publishing (v1.1): POST /publish/batch and POST /broadcast.
 	MaxBatchBytes int // bytes of a batch or broadcast body (413 over it)
 	MaxBatchItems int // items of a batch, topics of a broadcast (413 over it)
@@ -130,6 +132,8 @@ func Defaults() Config {
 		IdempotencyWindow: 2 * time.Minute,
 		IdempotencyKeys:   100_000,
 		BrokerIngestBytes: pubsub.DefaultMaxIngestBytes,
+		RecoveryWorkers:   16,
+		RecoveryQueue:     4096,
 		MaxBatchBytes:     4 << 20,
 		MaxBatchItems:     1000,
 	}

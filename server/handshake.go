@@ -284,10 +284,18 @@ func (s *session) open(resp []byte, topics []string, since map[string]pubsub.Pos
 	s.state = stateOpen
 	s.send(resp)
 	loop := s.c.Loop().ID()
-	for _, name := range topics {
+	s.lastRead = time.Now()
+	s.setOpenTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
+	for i, name := range topics {
 		t := s.topic(name)
 		if t == nil {
 			return // dropped while answering (limits.go)
+		}
+		if _, ok := since[name]; ok && s.srv.nats != nil {
+			// Recovered from the stream: this answer and those after it
+			// wait for the reads (clusterjoin.go).
+			s.joinFromStream(topics[i:], since)
+			return
 		}
 		seq := t.Position(loop, s)
 		r := reply{Op: "subscribed", Topic: name, Seq: &seq, Epoch: t.Epoch()}
@@ -297,8 +305,6 @@ func (s *session) open(resp []byte, topics []string, since map[string]pubsub.Pos
 		}
 		s.reply(r)
 	}
-	s.lastRead = time.Now()
-	s.setOpenTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
 }
 
 // fileResult answers a plain HTTP request on the public port: the demo page

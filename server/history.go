@@ -13,8 +13,8 @@ import (
 
 // The topic history of a single node (v1.1, issue 11): its configuration,
 // the sweeper that forgets idle topics, and the admin API's GET /history.
-// A cluster node keeps none: its history is the stream (docs/cluster.md),
-// and recovery there is still to come.
+// A cluster node keeps none: its history is the stream (docs/cluster.md,
+// clusterrecovery.go).
 
 // historyConfig is the history the flags ask for.
 func (c Config) historyConfig() pubsub.HistoryConfig {
@@ -129,6 +129,10 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.nats != nil {
+		s.clusterHistory(w, r.Context(), topic, from, limit)
+		return
+	}
 	read, err := s.hub.ReadHistory(topic, from, limit)
 	switch {
 	case errors.Is(err, pubsub.ErrTopicName):
@@ -136,9 +140,6 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, pubsub.ErrTooManyTopics):
 		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	case errors.Is(err, pubsub.ErrNoHistory):
-		writeJSONError(w, http.StatusNotImplemented, "a cluster node has no local history yet (docs/cluster.md)")
 		return
 	case err != nil:
 		writeJSONError(w, http.StatusInternalServerError, err.Error())

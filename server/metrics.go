@@ -26,6 +26,7 @@ type metrics struct {
 	// (v1.1) resubscribes from a position, and the pushes they replayed.
 	recovered, unrecovered prometheus.Counter
 	replayed               prometheus.Counter
+	missedClosed           prometheus.Counter // (v1.1, cluster) connections closed with 4003 (clusterrecovery.go)
 }
 
 func newMetrics(s *Server) *metrics {
@@ -102,6 +103,13 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.registerLoad(s)
 	m.reg.MustRegister(clusterCollectors(s)...)
+	m.missedClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wspush_missed_closes_total",
+		Help: "(v1.1, cluster) Connections closed with 4003 because pushes of one of their topics never reached this node: their clients resubscribe from their positions.",
+	})
+	if s.nats != nil {
+		m.reg.MustRegister(m.missedClosed)
+	}
 	for _, l := range s.group.Loops() {
 		id := strconv.Itoa(l.ID())
 		m.reg.MustRegister(

@@ -36,11 +36,18 @@ type pendingState struct {
 	waitOn *pubsub.Topic              // the pending subscription of a command, nil if none
 	rest   []string                   // the topics of that "sub" command after it
 	since  map[string]pubsub.Position // their positions, of that command's "since"
-	// unrecovered: the pending topic was named in since on a cluster node
-	// (recovery pending there): its answer says "recovered":false.
+	// unrecovered: the pending topic was named in since but cannot be
+	// recovered: its answer says "recovered":false.
 	unrecovered bool
 	held        [][]byte // commands received since, copied, in order
 	heldBytes   int
+
+	// recov: waitOn is being recovered from the cluster stream
+	// (clusterrecovery.go); answered when that ends.
+	recov *clusterRecovery
+	// joinRec: the handshake's answers wait for recoveries from the
+	// cluster stream (clusterjoin.go).
+	joinRec *joinRecovery
 
 	join *joinState // the handshake's pending topics, nil if none
 }
@@ -84,6 +91,8 @@ func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
 		}
 	case s.state != stateOpen:
 		s.pend = pendingState{}
+	case t == s.pend.waitOn && s.pend.recov != nil:
+		s.startRecovery(t.Hold(s.c.Loop().ID(), s)) // answered when it ends
 	case t == s.pend.waitOn:
 		r := reply{Op: "subscribed", Topic: t.Name(), Seq: &seq, Epoch: t.Epoch()}
 		if s.pend.unrecovered {

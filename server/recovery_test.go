@@ -456,7 +456,9 @@ func TestResubscribeAHeldTopic(t *testing.T) {
 	}
 }
 
-func TestClusterResubscribeIsUnrecovered(t *testing.T) {
+// TestClusterResubscribeOtherEpoch: a cluster resume from another epoch is
+// answered recovered:false at the stream's position, in the stream's epoch.
+func TestClusterResubscribeOtherEpoch(t *testing.T) {
 	ns := testsupport.StartNATS(t, -1, t.TempDir())
 	nodes := startNodes(t, ns.ClientURL(), 1)
 	c := subscribeTo(t, nodes[0], "cl")

@@ -19,16 +19,18 @@ import (
 
 // Server is a running wspush node.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	group   *netpoll.Group
-	loops   []*loopServer // indexed by loop ID
-	hub     *pubsub.Hub
-	broker  pubsub.Broker
-	nats    *natsbroker.Broker // the cluster broker with -broker, else nil
-	done    chan struct{}      // closed when the server stops: ends the client publishers
-	recent  *recentKeys        // a single node's Idempotency-Keys (idempotency.go); nil with a cluster broker
-	origins originPolicy       // who may open a WebSocket from a browser page (origin.go)
+	cfg    Config
+	log    *slog.Logger
+	group  *netpoll.Group
+	loops  []*loopServer // indexed by loop ID
+	hub    *pubsub.Hub
+	broker pubsub.Broker
+	nats   *natsbroker.Broker // the cluster broker with -broker, else nil
+	done   chan struct{}      // closed when the server stops: ends the client publishers and the recovery workers
+
+	recoveries chan recoveryRead // cluster recoveries' reads of the stream, for the workers (clusterrecovery.go)
+	recent     *recentKeys       // a single node's Idempotency-Keys (idempotency.go); nil with a cluster broker
+	origins    originPolicy      // who may open a WebSocket from a browser page (origin.go)
 
 	admin   *http.Server
 	adminLn net.Listener
@@ -106,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Broker != "" {
 		s.nats, err = natsbroker.New(natsbroker.Config{
 			URLs: cfg.Broker, Name: "wspush " + group.Addr().String(), Logger: s.log,
-			MaxBytes: cfg.BrokerMaxBytes, MaxAge: cfg.BrokerMaxAge, DedupWindow: cfg.IdempotencyWindow,
+			MaxBytes: cfg.BrokerMaxBytes, MaxAge: cfg.streamMaxAge(), MaxPerTopic: cfg.streamPerTopic(), DedupWindow: cfg.IdempotencyWindow,
 		})
 		if err != nil {
 			group.Close()
@@ -133,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 			ls.publishes = make(chan clientPublish, clientPublishQueue)
 			go ls.publishClients(s.done)
 		}
+		s.startRecoveryWorkers(s.done)
 	}
 	s.metrics = newMetrics(s)
 	s.metrics.registerTLSMetrics(s)

@@ -17,14 +17,17 @@
 // stream's order, as Hub.Ingest requires; it waits for the loops when they
 // fall behind (Hub.IngestWait), so the channel's bound is what nats.go's
 // slow-consumer protection applies (Stats.Dropped). A second goroutine
-// (re)creates the stream after each (re)connect, when missing, and keeps its
-// limits. SetInterest is called by the Hub under its lock, in order, from any
+// (re)creates the stream after each (re)connect, when missing, keeps its
+// limits, takes its epoch (epoch.go) and checks every subscribed topic's
+// position for messages missed meanwhile (gaps.go). SetInterest is called by the Hub under its lock, in order, from any
 // event loop: it only records the change for a third goroutine, which
 // (un)subscribes on NATS, waits for the round trip and tells the Hub
 // (Hub.InterestReady) that the interest is in place (interest.go): neither
 // the Hub's lock nor a loop ever waits on the network. Publish, Healthy and
 // Stats are safe from any goroutine. nats.go reconnects by itself and
-// re-sends the subscriptions.
+// re-sends the subscriptions. ReadSince (history.go) reads a topic's history
+// from the stream on its caller's goroutine (the server's recovery
+// workers, an admin request).
 package natsbroker
 
 import (
@@ -110,16 +113,18 @@ func (c Config) withDefaults() Config {
 // Broker is one node's connection to the cluster. It implements
 // pubsub.Broker.
 type Broker struct {
-	cfg  Config
-	log  *slog.Logger
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	hub  *pubsub.Hub    // set once by Attach, before the ingest goroutine starts
-	msgs chan *nats.Msg // every topic subscription's messages, for ingestLoop
-	kick chan struct{}  // (re)create the stream
-	done chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	cfg Config
+	log *slog.Logger
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	hub *pubsub.Hub // set once by Attach, before the ingest goroutine starts
+	// attached is hub for streamLoop, which starts before Attach: nil until then.
+	attached atomic.Pointer[pubsub.Hub]
+	msgs     chan *nats.Msg // every topic subscription's messages, for ingestLoop
+	kick     chan struct{}  // (re)create the stream
+	done     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
 
 	interest interestState // the Hub's interest changes, for interestLoop
 
@@ -131,6 +136,9 @@ type Broker struct {
 	errMu     sync.Mutex
 	streamErr error            // the last stream creation's outcome
 	stream    jetstream.Stream // the stream once it is ready, for position queries
+	epoch     string           // the stream's epoch (epoch.go), "" before it was ready
+	droppedIn string           // the epoch of a stream known to have dropped a message (history.go)
+	drops     dropCheck        // neverDropped's shared requests (history.go)
 
 	published       atomic.Uint64
 	publishFailures atomic.Uint64
@@ -224,6 +232,8 @@ func New(cfg Config) (*Broker, error) {
 // subscribers.
 func (b *Broker) Attach(hub *pubsub.Hub) {
 	b.hub = hub
+	hub.SetStreamEpoch(b.Epoch)
+	b.attached.Store(hub)
 	b.wg.Add(2)
 	go b.ingestLoop()
 	go b.interestLoop()
@@ -262,12 +272,13 @@ func (b *Broker) publish(ctx context.Context, topic string, data []byte, msgID s
 		b.publishFailures.Add(1)
 		return pubsub.Published{}, fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, topic, err)
 	}
+	epoch := b.Epoch()
 	if ack.Duplicate {
 		b.duplicates.Add(1)
-		return pubsub.Published{Topic: topic, Seq: ack.Sequence, Duplicate: true}, nil
+		return pubsub.Published{Topic: topic, Seq: ack.Sequence, Epoch: epoch, Duplicate: true}, nil
 	}
 	b.published.Add(1)
-	return pubsub.Published{Topic: topic, Seq: ack.Sequence}, nil
+	return pubsub.Published{Topic: topic, Seq: ack.Sequence, Epoch: epoch}, nil
 }
 
 // Healthy returns nil when the node is connected to NATS and the stream is in
@@ -332,16 +343,34 @@ func (b *Broker) ingestLoop() {
 // ingest hands one republished message to Hub.Ingest with the stream's
 // sequence number.
 func (b *Broker) ingest(ctx context.Context, m *nats.Msg) {
+	if m.Subject == checkSubject {
+		b.check(m) // gaps.go
+		return
+	}
 	topic, err := Topic(strings.TrimPrefix(m.Subject, outPrefix))
 	if err == nil {
 		var seq uint64
 		seq, err = strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err == nil {
-			b.hub.IngestWait(ctx, topic, seq, m.Data) // fails only when the Broker closes
+			b.hub.IngestAfter(ctx, topic, seq, prevSeq(m), m.Data) // fails only when the Broker closes
 			return
 		}
 	}
 	b.log.Warn("dropping a message the stream did not republish", "subject", m.Subject, "err", err)
+}
+
+// lastSequenceHeader is the header in which the stream's republish says
+// the seq of the subject's message before this one (0 for the first).
+const lastSequenceHeader = "Nats-Last-Sequence"
+
+// prevSeq is the seq of the topic's message before m in the stream,
+// pubsub.NoPrev when m does not say.
+func prevSeq(m *nats.Msg) uint64 {
+	prev, err := strconv.ParseUint(m.Header.Get(lastSequenceHeader), 10, 64)
+	if err != nil {
+		return pubsub.NoPrev
+	}
+	return prev
 }
 
 // streamLoop creates or updates the stream after every (re)connect, retrying
@@ -361,6 +390,7 @@ func (b *Broker) streamLoop() {
 			b.streamErr = err
 			b.errMu.Unlock()
 			if err == nil {
+				b.checkGaps()
 				break
 			}
 			b.log.Warn("cannot create the stream; retrying", "stream", b.cfg.Stream, "attempt", attempt, "err", err)
@@ -375,9 +405,10 @@ func (b *Broker) streamLoop() {
 
 // ensureStream creates the stream when it is missing. An existing stream
 // keeps what an operator set that wspush has no setting for (replicas,
-// storage, message size...); the subjects, the republish rule and the limits
-// wspush is configured with (age, bytes, per topic, duplicate window,
-// DiscardOld) are put back when they differ.
+// storage, message size...); the subjects, the republish rule, direct gets
+// (allow_direct, for recoveries) and the limits wspush is configured with
+// (age, bytes, per topic, duplicate window, DiscardOld) are put back when
+// they differ.
 func (b *Broker) ensureStream() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
 	defer cancel()
@@ -388,6 +419,9 @@ func (b *Broker) ensureStream() error {
 		Replicas:  b.cfg.Replicas,
 		Retention: jetstream.LimitsPolicy,
 		RePublish: &jetstream.RePublish{Source: inPrefix + ">", Destination: outPrefix + ">"},
+		// Recoveries read a batch of a topic's messages per request
+		// (history.go).
+		AllowDirect: true,
 	}
 	b.applyLimits(&want)
 	stream, err := b.js.Stream(ctx, want.Name)
@@ -397,9 +431,10 @@ func (b *Broker) ensureStream() error {
 	case err == nil:
 		have := stream.CachedInfo().Config
 		fixed := have
-		fixed.Subjects, fixed.RePublish = want.Subjects, want.RePublish
+		fixed.Subjects, fixed.RePublish, fixed.AllowDirect = want.Subjects, want.RePublish, want.AllowDirect
 		b.applyLimits(&fixed)
-		if !slices.Equal(have.Subjects, fixed.Subjects) || have.RePublish == nil || *have.RePublish != *fixed.RePublish || !sameLimits(have, fixed) {
+		if !slices.Equal(have.Subjects, fixed.Subjects) || have.RePublish == nil || *have.RePublish != *fixed.RePublish ||
+			!have.AllowDirect || !sameLimits(have, fixed) {
 			b.log.Info("updating the stream's configuration", "stream", want.Name,
 				"max_age", fixed.MaxAge, "max_bytes", fixed.MaxBytes, "max_msgs_per_subject", fixed.MaxMsgsPerSubject, "duplicate_window", fixed.Duplicates)
 			stream, err = b.js.UpdateStream(ctx, fixed)
@@ -408,10 +443,15 @@ func (b *Broker) ensureStream() error {
 	if err != nil {
 		return err
 	}
+	epoch := streamEpoch(stream.CachedInfo().Created)
 	b.errMu.Lock()
-	b.stream = stream
+	old := b.epoch
+	b.stream, b.epoch = stream, epoch
 	b.errMu.Unlock()
-	b.log.Info("stream ready", "stream", want.Name)
+	b.log.Info("stream ready", "stream", want.Name, "epoch", epoch)
+	if old != "" && old != epoch {
+		b.streamReplaced(old, epoch)
+	}
 	return nil
 }
 

@@ -20,11 +20,14 @@ import (
 type recorder struct {
 	pushes     chan []byte
 	subscribed chan uint64
+	missed     chan string // topics it was told it missed messages of (pubsub.Misser)
 }
 
 func newRecorder() *recorder {
-	return &recorder{pushes: make(chan []byte, 1000), subscribed: make(chan uint64, 100)}
+	return &recorder{pushes: make(chan []byte, 1000), subscribed: make(chan uint64, 100), missed: make(chan string, 100)}
 }
+
+func (r *recorder) Missed(t *pubsub.Topic) { r.missed <- t.Name() }
 
 func (r *recorder) Push(p *pubsub.Push) {
 	_, n, _ := frames.ParseHeader(p.Frame)

@@ -1,0 +1,391 @@
+package server
+
+// Tests of recovery in cluster mode (v1.1, issue 11): the stream is the
+// history, with a real nats-server and real sockets.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/wspush/wspush/internal/testsupport"
+	"github.com/wspush/wspush/pubsub"
+)
+
+// startClusterNode starts one node on the NATS server at natsURL with cfg
+// and waits until it is healthy.
+func startClusterNode(t *testing.T, natsURL string, cfg Config) *Server {
+	t.Helper()
+	cfg.Broker = natsURL
+	s := startServer(t, cfg)
+	waitFor(t, "node healthy", func() bool { code, _ := health(t, s); return code == http.StatusOK })
+	return s
+}
+
+// sinceQuery is the ?topics=&since= of a listen-only resume of one topic.
+func sinceQuery(topic, epoch string, seq uint64) string {
+	since := fmt.Sprintf(`{%q:{"epoch":%q,"seq":%d}}`, topic, epoch, seq)
+	return "/ws?topics=" + url.QueryEscape(topic) + "&since=" + url.QueryEscape(since)
+}
+
+// collect reads pushes of topic from c until one has seq last, failing on
+// anything else.
+func collect(t *testing.T, c *websocket.Conn, topic string, last uint64) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	for len(seqs) == 0 || seqs[len(seqs)-1] < last {
+		p := readPush(t, c)
+		if p.Topic != topic {
+			t.Fatalf("push of %q, want %q", p.Topic, topic)
+		}
+		seqs = append(seqs, p.Seq)
+	}
+	return seqs
+}
+
+// TestClusterRecoveryAfterNodeChange: three nodes and a real nats-server; a
+// client connected to node A is moved to node B (A is stopped) and recovers
+// every message published meanwhile, while more are published during its
+// replay: every seq once, in order, under the stream's epoch, the same on
+// every node. Both forms: the listen-only ?since= and the sub command.
+func TestClusterRecoveryAfterNodeChange(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	for _, form := range []string{"query", "command"} {
+		t.Run(form, func(t *testing.T) {
+			nodes := startNodes(t, ns.ClientURL(), 3)
+			a, b, c := nodes[0], nodes[1], nodes[2]
+			topic := "move-" + form
+
+			ca := dial(t, a, "/ws?topics="+topic)
+			sub := readAnswer(t, ca)
+			if sub.Op != "subscribed" || !pubsub.ValidEpoch(sub.Epoch) {
+				t.Fatalf("first answer %+v", sub)
+			}
+			var seqs []uint64
+			for i := range 3 {
+				seq, epoch := publishSeq(t, c, topic, fmt.Sprint(i))
+				if epoch != sub.Epoch {
+					t.Fatalf("publish answered epoch %q, the subscribed answer %q: not the stream's", epoch, sub.Epoch)
+				}
+				seqs = append(seqs, seq)
+			}
+			got := collect(t, ca, topic, seqs[2])
+			pos := got[len(got)-1]
+
+			a.Close() // node A goes away with the client's connection
+			var missed []uint64
+			for i := range 20 {
+				seq, _ := publishSeq(t, c, topic, fmt.Sprint(100+i))
+				missed = append(missed, seq)
+			}
+
+			// More publishes race with the replay, from node C and B.
+			var mu sync.Mutex
+			var racing []uint64
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 20 {
+					s := []*Server{b, c}[i%2]
+					res, err := s.Publish(context.Background(), topic, []byte(fmt.Sprint(200+i)))
+					if err != nil {
+						t.Errorf("racing publish: %v", err)
+						return
+					}
+					mu.Lock()
+					racing = append(racing, res.Seq)
+					mu.Unlock()
+				}
+			}()
+			var cb *websocket.Conn
+			var ans answer
+			if form == "query" {
+				cb = dial(t, b, sinceQuery(topic, sub.Epoch, pos))
+				ans = readAnswer(t, cb)
+			} else {
+				cb = dial(t, b, "/ws")
+				ans = resubscribe(t, cb, topic, sub.Epoch, pos)
+			}
+			if ans.Op != "subscribed" || ans.Recovered == nil || !*ans.Recovered || ans.Seq != pos || ans.Epoch != sub.Epoch {
+				t.Fatalf("resume on node B: %+v, want recovered at %d in %q", ans, pos, sub.Epoch)
+			}
+			wg.Wait()
+			want := append(slices.Clone(missed), racing...)
+			slices.Sort(want)
+			if got := collect(t, cb, topic, want[len(want)-1]); !slices.Equal(got, want) {
+				t.Fatalf("node B replayed and pushed %v\nwant every seq after %d once, in order: %v", got, pos, want)
+			}
+			// And live from then on, nothing twice.
+			end, _ := publishSeq(t, c, topic, `"end"`)
+			if p := readPush(t, cb); p.Seq != end {
+				t.Fatalf("after the replay: push %d, want %d", p.Seq, end)
+			}
+			if v := metricLabelled(t, b, `wspush_recoveries_total{result="recovered"}`); v != 1 {
+				t.Errorf("node B recovered %v, want 1", v)
+			}
+			if v := metricValue(t, b, "wspush_messages_replayed_total"); v < float64(len(missed)) {
+				t.Errorf("node B replayed %v pushes, want at least %d", v, len(missed))
+			}
+		})
+	}
+}
+
+// TestClusterRecoveryUnrecoverable: positions the stream cannot serve are
+// answered recovered:false at the live position, with live pushes only:
+// another epoch, a position whose message the per-topic limit
+// (-history-size) dropped, a position past the topic's last.
+func TestClusterRecoveryUnrecoverable(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	s := startClusterNode(t, ns.ClientURL(), Config{HistorySize: 3})
+	var seqs []uint64
+	var epoch string
+	for i := range 6 {
+		var seq uint64
+		seq, epoch = publishSeq(t, s, "u", fmt.Sprint(i))
+		seqs = append(seqs, seq)
+	}
+	last := seqs[5]
+	kept := func(back int) func() uint64 { return func() uint64 { return seqs[len(seqs)-back] } }
+	for _, tt := range []struct {
+		name      string
+		epoch     string
+		seq       func() uint64
+		recovered bool
+	}{
+		{"other epoch", "other", kept(2), false},
+		{"dropped by -history-size", epoch, kept(5), false},
+		{"past the last", epoch, func() uint64 { return last + 100 }, false},
+		{"oldest kept", epoch, kept(3), true},
+		{"at the last", epoch, kept(1), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			from := tt.seq()
+			c := dial(t, s, "/ws")
+			a := resubscribe(t, c, "u", tt.epoch, from)
+			if *a.Recovered != tt.recovered || a.Epoch != epoch {
+				t.Fatalf("answer %+v from %d, want recovered %v in epoch %q", a, from, tt.recovered, epoch)
+			}
+			if !tt.recovered && a.Seq != last {
+				t.Fatalf("unrecovered at %d, want the live position %d", a.Seq, last)
+			}
+			var want []uint64
+			if tt.recovered {
+				for _, seq := range seqs {
+					if seq > from {
+						want = append(want, seq)
+					}
+				}
+			}
+			next, _ := publishSeq(t, s, "u", `"next"`)
+			seqs, last = append(seqs, next), next
+			want = append(want, next)
+			if got := collect(t, c, "u", next); !slices.Equal(got, want) {
+				t.Fatalf("pushes %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestClusterHistory: GET /history reads the stream in cluster mode.
+func TestClusterHistory(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	nodes := startNodes(t, ns.ClientURL(), 2)
+	var seqs []uint64
+	var epoch string
+	for i := range 5 {
+		var seq uint64
+		seq, epoch = publishSeq(t, nodes[i%2], "h", fmt.Sprintf(`{"n":%d}`, i))
+		publishSeq(t, nodes[0], "other", `0`) // gaps in h's seqs
+		seqs = append(seqs, seq)
+	}
+	for _, tt := range []struct {
+		query     string
+		recovered bool
+		seqs      []uint64
+	}{
+		{fmt.Sprintf("topic=h&since=%d", seqs[1]), true, seqs[2:]},
+		{fmt.Sprintf("topic=h&since=%d&limit=2", seqs[0]), true, seqs[1:3]},
+		{"topic=h", true, seqs}, // nothing ever dropped from this stream
+		{fmt.Sprintf("topic=h&since=%d&epoch=%s", seqs[3], epoch), true, seqs[4:]},
+		{fmt.Sprintf("topic=h&since=%d&epoch=other", seqs[3]), false, nil},
+		{fmt.Sprintf("topic=h&since=%d", seqs[4]+1), false, nil}, // another topic's seq
+	} {
+		for _, s := range nodes {
+			code, h := getHistory(t, s, tt.query)
+			if code != http.StatusOK || h.Topic != "h" || h.Epoch != epoch || h.Seq != seqs[4] || h.Recovered != tt.recovered || len(h.Messages) != len(tt.seqs) {
+				t.Fatalf("%s: %d %+v, want recovered %v with %v in epoch %q", tt.query, code, h, tt.recovered, tt.seqs, epoch)
+			}
+			for i, m := range h.Messages {
+				if m.Seq != tt.seqs[i] || string(m.Data) != fmt.Sprintf(`{"n":%d}`, slices.Index(seqs, m.Seq)) {
+					t.Fatalf("%s: message %d is %d %s", tt.query, i, m.Seq, m.Data)
+				}
+			}
+		}
+	}
+	if code, h := getHistory(t, nodes[0], "topic="); code != http.StatusBadRequest || h.Error == "" {
+		t.Fatalf("empty topic: %d %+v", code, h)
+	}
+}
+
+// TestClusterRecoveryAfterNATSOutage: node A is cut off from NATS while
+// node B publishes. When A is back, its subscribers of the topic that
+// missed messages are closed with 4003 (never a silent gap), and the client
+// resubscribing from its position recovers every missed message; a topic
+// that missed nothing keeps its subscribers.
+func TestClusterRecoveryAfterNATSOutage(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
+	a := startClusterNode(t, "nats://"+proxy.Addr(), Config{})
+	b := startClusterNode(t, ns.ClientURL(), Config{})
+
+	ca := dial(t, a, "/ws?topics=out")
+	sub := readAnswer(t, ca)
+	quiet := dial(t, a, "/ws?topics=quiet")
+	readAnswer(t, quiet)
+	first, _ := publishSeq(t, b, "out", `1`)
+	if p := readPush(t, ca); p.Seq != first {
+		t.Fatalf("push %d, want %d", p.Seq, first)
+	}
+
+	proxy.SetDown(true)
+	waitFor(t, "node A cut off", func() bool { code, _ := health(t, a); return code != http.StatusOK })
+	var missed []uint64
+	for i := range 5 {
+		seq, _ := publishSeq(t, b, "out", fmt.Sprint(10+i))
+		missed = append(missed, seq)
+	}
+	proxy.SetDown(false)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, msg, err := ca.Read(ctx)
+	if status := websocket.CloseStatus(err); int(status) != int(closeMissed) {
+		t.Fatalf("node A's subscriber of a topic that missed messages: read %q, %v; want close %d", msg, err, closeMissed)
+	}
+	waitFor(t, "node A healthy again", func() bool { code, _ := health(t, a); return code == http.StatusOK })
+
+	// The client resumes from its position, on node A again.
+	cr := dial(t, a, sinceQuery("out", sub.Epoch, first))
+	if ans := readAnswer(t, cr); ans.Recovered == nil || !*ans.Recovered || ans.Seq != first {
+		t.Fatalf("resume after the outage: %+v, want recovered at %d", ans, first)
+	}
+	if got := collect(t, cr, "out", missed[4]); !slices.Equal(got, missed) {
+		t.Fatalf("replayed %v, want %v", got, missed)
+	}
+	// The quiet topic missed nothing: its subscriber is still there.
+	seq, _ := publishSeq(t, b, "quiet", `"still"`)
+	if p := readPush(t, quiet); p.Seq != seq {
+		t.Fatalf("quiet topic: push %d, want %d", p.Seq, seq)
+	}
+	if v := metricValue(t, a, "wspush_missed_closes_total"); v != 1 {
+		t.Errorf("wspush_missed_closes_total = %v, want 1", v)
+	}
+	if v := metricValue(t, a, "wspush_broker_gaps_total"); v < 1 {
+		t.Errorf("wspush_broker_gaps_total = %v, want >= 1", v)
+	}
+}
+
+// TestClusterListenOnlyOrder: a listen-only resume of several topics on a
+// cluster node answers as a single node does: every subscribed answer in
+// the order of topics (recovered or not), then the replays in that order,
+// then live pushes.
+func TestClusterListenOnlyOrder(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	nodes := startNodes(t, ns.ClientURL(), 2)
+	a, b := nodes[0], nodes[1]
+	first := map[string]uint64{}
+	var epoch string
+	for _, topic := range []string{"x", "y", "z"} {
+		first[topic], epoch = publishSeq(t, a, topic, `0`)
+	}
+	missed := map[string][]uint64{}
+	for i := range 3 {
+		for _, topic := range []string{"x", "z"} {
+			seq, _ := publishSeq(t, a, topic, fmt.Sprint(i+1))
+			missed[topic] = append(missed[topic], seq)
+		}
+	}
+	since := fmt.Sprintf(`{"x":{"epoch":%q,"seq":%d},"z":{"epoch":%q,"seq":%d}}`, epoch, first["x"], epoch, first["z"])
+	c := dial(t, b, "/ws?topics=x,y,z&since="+url.QueryEscape(since))
+	for _, want := range []struct {
+		topic     string
+		recovered *bool
+		seq       uint64
+	}{{"x", ptr(true), first["x"]}, {"y", nil, first["y"]}, {"z", ptr(true), first["z"]}} {
+		ans := readAnswer(t, c)
+		if ans.Op != "subscribed" || ans.Topic != want.topic || ans.Seq != want.seq || (ans.Recovered == nil) != (want.recovered == nil) ||
+			(want.recovered != nil && *ans.Recovered != *want.recovered) || ans.Epoch != epoch {
+			t.Fatalf("answer %+v, want %s at %d (recovered %v)", ans, want.topic, want.seq, want.recovered)
+		}
+	}
+	for _, topic := range []string{"x", "z"} {
+		if got := collect(t, c, topic, missed[topic][2]); !slices.Equal(got, missed[topic]) {
+			t.Fatalf("replay of %s: %v, want %v", topic, got, missed[topic])
+		}
+	}
+	live, _ := publishSeq(t, a, "y", `"live"`)
+	if p := readPush(t, c); p.Topic != "y" || p.Seq != live {
+		t.Fatalf("live push %+v, want y %d", p, live)
+	}
+
+	// The sub command answers each topic in order, each recovered answer
+	// followed at once by its replay; a command sent meanwhile waits.
+	cmd := dial(t, b, "/ws")
+	sendJSON(t, cmd, `{"op":"sub","topics":["x","y","z"],"since":`+since+`}`)
+	sendJSON(t, cmd, `{"op":"unsub","topics":["y"]}`)
+	expect := func(topic string, recovered *bool, seq uint64) {
+		t.Helper()
+		ans := readAnswer(t, cmd)
+		if ans.Op != "subscribed" || ans.Topic != topic || ans.Seq != seq || (ans.Recovered == nil) != (recovered == nil) {
+			t.Fatalf("answer %+v, want %s at %d (recovered %v)", ans, topic, seq, recovered)
+		}
+	}
+	expect("x", ptr(true), first["x"])
+	if got := collect(t, cmd, "x", missed["x"][2]); !slices.Equal(got, missed["x"]) {
+		t.Fatalf("command replay of x: %v, want %v", got, missed["x"])
+	}
+	expect("y", nil, live)
+	expect("z", ptr(true), first["z"])
+	if got := collect(t, cmd, "z", missed["z"][2]); !slices.Equal(got, missed["z"]) {
+		t.Fatalf("command replay of z: %v, want %v", got, missed["z"])
+	}
+	if ans := readAnswer(t, cmd); ans.Op != "unsubscribed" || ans.Topic != "y" {
+		t.Fatalf("the held command's answer: %+v", ans)
+	}
+}
+
+// TestClusterReplayPastMaxBuffered: a replay from the stream that would take
+// the connection past -max-buffered is answered recovered:false at the live
+// position, as on a single node; a shorter one is replayed.
+func TestClusterReplayPastMaxBuffered(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	s := startClusterNode(t, ns.ClientURL(), Config{MaxBuffered: 4096})
+	value := `"` + strings.Repeat("v", 400) + `"`
+	var seqs []uint64
+	var epoch string
+	for range 20 {
+		var seq uint64
+		seq, epoch = publishSeq(t, s, "big", value)
+		seqs = append(seqs, seq)
+	}
+	c := dial(t, s, "/ws")
+	if a := resubscribe(t, c, "big", epoch, seqs[0]); *a.Recovered || a.Seq != seqs[19] {
+		t.Fatalf("19 pushes of 400 B past -max-buffered 4096: %+v, want unrecovered at %d", a, seqs[19])
+	}
+	c2 := dial(t, s, "/ws")
+	if a := resubscribe(t, c2, "big", epoch, seqs[16]); !*a.Recovered {
+		t.Fatalf("3 pushes back: %+v, want recovered", a)
+	}
+	if got := collect(t, c2, "big", seqs[19]); !slices.Equal(got, seqs[17:]) {
+		t.Fatalf("replay %v, want %v", got, seqs[17:])
+	}
+}

@@ -1,0 +1,124 @@
+package server
+
+import "github.com/wspush/wspush/pubsub"
+
+// A listen-only resume in cluster mode (v1.1, issue 11): GET /ws?topics=&since=
+// on a cluster node. As on a single node (since.go, upgradeSince), the 101
+// comes first, then every subscribed answer in the order of topics, then
+// the replays in that order. The answers from the first topic named in
+// since on wait for the stream reads (clusterrecovery.go), all of them run
+// at once on the workers; every topic of the wait is held (no push before
+// its answer). When no read is in flight, each recovered topic's read must
+// reach its loop's live position in that same loop turn; those that fall
+// behind read on (at most maxRecoveryReads each), and the answers wait
+// again. Then, in one loop turn, the answers, the replays, and every topic
+// released: a recovered one at its read's end, the others at their live
+// position. Commands the client sends meanwhile wait (pending.go).
+
+// joinRecovery is a handshake's answers waiting for recoveries.
+type joinRecovery struct {
+	topics []joinTopic
+}
+
+// joinTopic is one held topic of a joinRecovery.
+type joinTopic struct {
+	t  *pubsub.Topic
+	at uint64           // its position when held
+	r  *clusterRecovery // nil: not named in since
+}
+
+// joinFromStream holds the handshake's topics names, already subscribed,
+// and starts the reads of those named in since.
+func (s *session) joinFromStream(names []string, since map[string]pubsub.Position) {
+	loop := s.c.Loop().ID()
+	j := &joinRecovery{}
+	for _, name := range names {
+		t := s.topic(name)
+		if t == nil {
+			continue
+		}
+		jt := joinTopic{t: t, at: t.Hold(loop, s)}
+		if from, ok := since[name]; ok {
+			jt.r = &clusterRecovery{t: t, from: from, at: jt.at, join: j}
+			if from.Epoch != t.Epoch() || !s.readMore(jt.r, from) {
+				jt.r.done, jt.r.fail = true, true // another stream's position, or no worker free
+			}
+		}
+		j.topics = append(j.topics, jt)
+	}
+	if len(j.topics) == 0 {
+		return
+	}
+	s.pend.joinRec, s.pend.waitOn = j, j.topics[0].t // later commands wait
+	s.settleJoin()
+}
+
+// settleJoin answers the handshake once no read is in flight and every
+// recovered topic has caught up with its loop, reading on for those that
+// have not.
+func (s *session) settleJoin() {
+	j := s.pend.joinRec
+	for _, jt := range j.topics {
+		if jt.r != nil && !jt.r.done {
+			return
+		}
+	}
+	loop := s.c.Loop().ID()
+	again := false
+	for _, jt := range j.topics {
+		r := jt.r
+		if r == nil || r.fail || r.end >= max(r.at, r.t.LoopLast(loop)) {
+			continue
+		}
+		if r.reads >= maxRecoveryReads || !s.readMore(r, pubsub.Position{Epoch: r.from.Epoch, Seq: r.end}) {
+			s.srv.log.Debug("recovery did not catch up with live pushes: answered recovered:false", "topic", r.t.Name())
+			r.fail = true
+			continue
+		}
+		r.done, again = false, true
+	}
+	if !again {
+		s.answerJoin()
+	}
+}
+
+// answerJoin sends the held answers, then the replays, and releases every
+// topic, in this loop turn. A replay that would take the connection past
+// -max-buffered is answered recovered:false instead, as on a single node.
+func (s *session) answerJoin() {
+	j := s.pend.joinRec
+	s.pend.joinRec, s.pend.waitOn = nil, nil
+	loop := s.c.Loop().ID()
+	planned := s.c.Buffered()
+	for _, jt := range j.topics {
+		r := jt.r
+		if s.topic(jt.t.Name()) != jt.t {
+			if r != nil {
+				r.fail = true // unsubscribed meanwhile (POST /unsubscribe): no answer, no replay
+			}
+			continue
+		}
+		if r != nil && !r.fail && planned+r.bytes <= s.srv.cfg.MaxBuffered {
+			planned += r.bytes
+			s.srv.metrics.recovery(true)
+			jt.t.Release(loop, s, r.end)
+			s.reply(subscribedReply(jt.t.Name(), r.from, true))
+			continue
+		}
+		pos := max(jt.at, jt.t.LoopLast(loop))
+		jt.t.Release(loop, s, pos)
+		if r == nil {
+			s.reply(reply{Op: "subscribed", Topic: jt.t.Name(), Seq: &pos, Epoch: jt.t.Epoch()})
+			continue
+		}
+		r.msgs, r.fail = nil, true
+		s.srv.metrics.recovery(false)
+		s.reply(subscribedReply(jt.t.Name(), pubsub.Position{Epoch: jt.t.Epoch(), Seq: pos}, false))
+	}
+	for _, jt := range j.topics {
+		if jt.r != nil && !jt.r.fail {
+			s.replayStream(jt.r)
+		}
+	}
+	s.resumeHeld()
+}
