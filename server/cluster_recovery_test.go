@@ -26,7 +26,7 @@ func startClusterNode(t *testing.T, natsURL string, cfg Config) *Server {
 	t.Helper()
 	cfg.Broker = natsURL
 	s := startServer(t, cfg)
-	waitFor(t, "node healthy", func() bool { code, _ := health(t, s); return code == http.StatusOK })
+	testsupport.WaitFor(t, "node healthy", func() bool { code, _ := health(t, s); return code == http.StatusOK })
 	return s
 }
 
@@ -257,7 +257,7 @@ func TestClusterRecoveryAfterNATSOutage(t *testing.T) {
 	}
 
 	proxy.SetDown(true)
-	waitFor(t, "node A cut off", func() bool { code, _ := health(t, a); return code != http.StatusOK })
+	testsupport.WaitFor(t, "node A cut off", func() bool { code, _ := health(t, a); return code != http.StatusOK })
 	var missed []uint64
 	for i := range 5 {
 		seq, _ := publishSeq(t, b, "out", fmt.Sprint(10+i))
@@ -271,7 +271,7 @@ func TestClusterRecoveryAfterNATSOutage(t *testing.T) {
 	if status := websocket.CloseStatus(err); int(status) != int(closeMissed) {
 		t.Fatalf("node A's subscriber of a topic that missed messages: read %q, %v; want close %d", msg, err, closeMissed)
 	}
-	waitFor(t, "node A healthy again", func() bool { code, _ := health(t, a); return code == http.StatusOK })
+	testsupport.WaitFor(t, "node A healthy again", func() bool { code, _ := health(t, a); return code == http.StatusOK })
 
 	// The client resumes from its position, on node A again.
 	cr := dial(t, a, sinceQuery("out", sub.Epoch, first))

@@ -31,7 +31,7 @@ func BenchmarkResumeStorm(b *testing.B) {
 func resumeStorm(b *testing.B, broker string) {
 	const clients, perTopic, back = 1000, 10, 50
 	s := startServer(b, Config{Broker: broker, MaxConnsPerIP: 2 * clients, CommandRate: 1000})
-	waitFor(b, "node healthy", func() bool { code, _ := health(b, s); return code == 200 })
+	testsupport.WaitFor(b, "node healthy", func() bool { code, _ := health(b, s); return code == 200 })
 	ctx := context.Background()
 	topics := clients / perTopic
 	first, epochs := make([]uint64, topics), make([]string, topics)
