@@ -19,11 +19,12 @@ import (
 
 // Batch publishing (v1.1, docs/protocol.md): POST /publish/batch takes many
 // publishes to many topics in one request, POST /broadcast one message to
-// many topics. Both publish item by item through Server.Publish, so every
-// item takes its own -max-inflight token and gives it back once the loops
-// have handed it out: a batch never holds tokens while it waits for more,
-// and a large batch cannot starve the single publishes beside it for longer
-// than the loops take to catch up.
+// many topics. On a single node a request's items are published at once
+// (Hub.PublishBatch): one -max-inflight token for the request, given back
+// once the loops have handed it out, and one task per loop, so a batch never
+// holds a token while it waits for another and a loop wakes once for all of
+// a batch's messages. With a cluster broker they go item by item through
+// Server.Publish, each with its own token.
 
 // ndjsonType is the Content-Type of a batch given as one item per line.
 const ndjsonType = "application/x-ndjson"
@@ -143,11 +144,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	for i := range items {
-		if answers[i].err == "" {
-			answers[i] = s.publishItem(r.Context(), items[i].Topic, items[i].Data)
-		}
+	pubs := make([]pubsub.BatchItem, len(items))
+	for i, it := range items {
+		pubs[i] = pubsub.BatchItem{Topic: it.Topic, Data: it.Data}
 	}
+	s.publishAll(r.Context(), pubs, answers)
 	s.batch.requests.WithLabelValues(endpointBatch, outcomeOK).Inc()
 	s.writeAnswers(w, answers, ndjson)
 }
@@ -188,6 +189,7 @@ func (s *Server) handleBroadcast(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answers := make([]batchAnswer, len(b.Topics))
+	pubs := make([]pubsub.BatchItem, len(b.Topics))
 	seen := make(map[string]bool, len(b.Topics))
 	for i, topic := range b.Topics {
 		if seen[topic] {
@@ -195,8 +197,9 @@ func (s *Server) handleBroadcast(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		seen[topic] = true
-		answers[i] = s.publishItem(r.Context(), topic, b.Data)
+		pubs[i] = pubsub.BatchItem{Topic: topic, Data: b.Data}
 	}
+	s.publishAll(r.Context(), pubs, answers)
 	s.batch.requests.WithLabelValues(endpointBroadcast, outcomeOK).Inc()
 	s.writeAnswers(w, answers, false)
 }
@@ -316,6 +319,45 @@ func (s *Server) checkData(data json.RawMessage) string {
 }
 
 func msgTooLarge(max int) string { return fmt.Sprintf("data larger than %d bytes (-max-message)", max) }
+
+// publishAll publishes, in order, the items whose answer is not an error
+// yet, and answers them. With a broker that publishes batches (the Hub of a
+// single node) that is one call: one in-flight token and one task per loop
+// for the whole batch (pubsub/batch.go). A cluster broker publishes item by
+// item, each with its own token.
+func (s *Server) publishAll(ctx context.Context, items []pubsub.BatchItem, answers []batchAnswer) {
+	bp, ok := s.broker.(pubsub.BatchPublisher)
+	if !ok || s.shuttingDown.Load() {
+		for i, it := range items {
+			if answers[i].err == "" {
+				answers[i] = s.publishItem(ctx, it.Topic, it.Data)
+			}
+		}
+		return
+	}
+	idx := make([]int, 0, len(items))
+	batch := make([]pubsub.BatchItem, 0, len(items))
+	for i, it := range items {
+		if answers[i].err == "" {
+			idx = append(idx, i)
+			batch = append(batch, it)
+		}
+	}
+	res := make([]pubsub.BatchResult, len(batch))
+	if err := bp.PublishBatch(ctx, batch, res); err != nil {
+		for _, i := range idx {
+			answers[i] = batchAnswer{err: err.Error()}
+		}
+		return
+	}
+	for k, i := range idx {
+		if res[k].Err != nil {
+			answers[i] = batchAnswer{err: res[k].Err.Error()}
+		} else {
+			answers[i] = batchAnswer{pub: res[k].Published}
+		}
+	}
+}
 
 // publishItem publishes one item and says how it went.
 func (s *Server) publishItem(ctx context.Context, topic string, data []byte) batchAnswer {
