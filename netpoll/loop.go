@@ -514,8 +514,13 @@ func (l *Loop) open(fd int) {
 // written at the end of this sweep. A message arriving mid-sweep so waits
 // for the rest of one sweep, not for a whole sweep and then its own, and the
 // publishers waiting for the loop (Hub's in-flight tokens) are answered
-// sooner. A connection's output keeps its order: tasks only append.
+// sooner. A connection's output keeps its order: tasks only append. Tasks
+// are taken only during the sweep the flush began with: under a steady
+// stream of messages a flush would otherwise never end, and the loop would
+// never get back to epoll for EPOLLOUT (blocked connections), reads and
+// accepts.
 func (l *Loop) flushDirty() {
+	sweep := len(l.dirty)
 	for i := 0; i < len(l.dirty); i++ { // runTasks may append to l.dirty
 		c := l.dirty[i]
 		l.dirty[i] = nil
@@ -523,7 +528,7 @@ func (l *Loop) flushDirty() {
 		if c.fd >= 0 && !c.blocked { // a blocked one is flushed on EPOLLOUT: no futile writev
 			c.flush()
 		}
-		if i%sweepCheck == sweepCheck-1 && !l.inTasks && l.Stats.Tasks.Load() > 0 {
+		if i < sweep && i%sweepCheck == sweepCheck-1 && !l.inTasks && l.Stats.Tasks.Load() > 0 {
 			l.runTasks()
 		}
 	}
