@@ -97,7 +97,7 @@ func TestPublishBatchKeepsSeqOrder(t *testing.T) {
 					continue
 				}
 				// Items in an order of their own, a topic twice in one batch.
-				items := []BatchItem{{topics[i%5], []byte(`1`)}, {topics[(i+3)%5], []byte(`2`)}, {topics[i%5], []byte(`3`)}, {topics[(i+1)%5], []byte(`4`)}}
+				items := []BatchItem{{Topic: topics[i%5], Data: []byte(`1`)}, {Topic: topics[(i+3)%5], Data: []byte(`2`)}, {Topic: topics[i%5], Data: []byte(`3`)}, {Topic: topics[(i+1)%5], Data: []byte(`4`)}}
 				res := make([]BatchResult, len(items))
 				if err := h.PublishBatch(context.Background(), items, res); err != nil {
 					t.Error(err)
@@ -152,9 +152,9 @@ func TestPublishBatchAnswersAndTasks(t *testing.T) {
 	before := []int64{loops[0].posts.Load(), loops[1].posts.Load(), loops[2].posts.Load()}
 	var items []BatchItem
 	for i := 0; i < 50; i++ {
-		items = append(items, BatchItem{fmt.Sprintf("inbox.%d", i), []byte(fmt.Sprintf(`{"n":%d}`, i))})
+		items = append(items, BatchItem{Topic: fmt.Sprintf("inbox.%d", i), Data: []byte(fmt.Sprintf(`{"n":%d}`, i))})
 	}
-	items = append(items, BatchItem{"bad topic", []byte(`1`)}, BatchItem{"inbox.1", []byte(`{`)}, BatchItem{"nobody", []byte(`1`)})
+	items = append(items, BatchItem{Topic: "bad topic", Data: []byte(`1`)}, BatchItem{Topic: "inbox.1", Data: []byte(`{`)}, BatchItem{Topic: "nobody", Data: []byte(`1`)})
 	res := make([]BatchResult, len(items))
 	if err := h.PublishBatch(context.Background(), items, res); err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestPublishBatchWaitsForAToken(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := make([]BatchResult, 1)
-	if err := h.PublishBatch(ctx, []BatchItem{{"t", []byte(`1`)}}, res); !errors.Is(err, context.Canceled) {
+	if err := h.PublishBatch(ctx, []BatchItem{{Topic: "t", Data: []byte(`1`)}}, res); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	if st := h.Stats(); st.Published != 0 {

@@ -146,7 +146,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	pubs := make([]pubsub.BatchItem, len(items))
 	for i, it := range items {
-		pubs[i] = pubsub.BatchItem{Topic: it.Topic, Data: it.Data}
+		// An item's data is one value of the JSON document just decoded, and
+		// checkData (the parsers) checked its UTF-8.
+		pubs[i] = pubsub.BatchItem{Topic: it.Topic, Data: it.Data, Checked: true}
 	}
 	s.publishAll(r.Context(), pubs, answers)
 	s.batch.requests.WithLabelValues(endpointBatch, outcomeOK).Inc()
@@ -197,7 +199,7 @@ func (s *Server) handleBroadcast(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		seen[topic] = true
-		pubs[i] = pubsub.BatchItem{Topic: topic, Data: b.Data}
+		pubs[i] = pubsub.BatchItem{Topic: topic, Data: b.Data, Checked: true} // decoded above, UTF-8 checked
 	}
 	s.publishAll(r.Context(), pubs, answers)
 	s.batch.requests.WithLabelValues(endpointBroadcast, outcomeOK).Inc()
