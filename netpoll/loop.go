@@ -181,25 +181,25 @@ type Loop struct {
 	log *slog.Logger
 
 	// Owned by the loop goroutine.
-	rbuf    []byte
-	pool    *bufpool.Pool
-	iov     []unix.Iovec
-	conns   []*Conn
-	dirty   []*Conn
-	after   []func() // run once after the next flushDirty (AfterFlush)
-	inTasks bool     // runTasks is running l.running: flushDirty must not take more
-	freeq   []*outq
-	wheel   *wheel
-	fire    func(*Conn)
-	now     time.Time
-	lfd     int  // listener, -1 once closed
-	spare   int  // reserved descriptor given up to shed a connection on EMFILE
-	lpaused bool // the listener is out of the epoll set until the next tick (see shed)
-	pauseAt int  // Config.PauseReadAt
-	sndbuf  int
-	tfd     int // timerfd driving the wheel
-	tbuf    [8]byte
-	efdRead [8]byte
+	rbuf     []byte
+	pool     *bufpool.Pool
+	iov      []unix.Iovec
+	conns    []*Conn
+	dirty    []*Conn
+	after    []func() // run once after the next flushDirty (AfterFlush)
+	sweeping bool     // flushDirty after onWake's tasks: it may take the tasks posted meanwhile
+	freeq    []*outq
+	wheel    *wheel
+	fire     func(*Conn)
+	now      time.Time
+	lfd      int  // listener, -1 once closed
+	spare    int  // reserved descriptor given up to shed a connection on EMFILE
+	lpaused  bool // the listener is out of the epoll set until the next tick (see shed)
+	pauseAt  int  // Config.PauseReadAt
+	sndbuf   int
+	tfd      int // timerfd driving the wheel
+	tbuf     [8]byte
+	efdRead  [8]byte
 
 	gate         AcceptGate // nil: accept whatever arrives
 	acceptPaused bool       // the listener is out of epoll (PauseAccept)
@@ -361,7 +361,9 @@ func (l *Loop) onWake(ev epoll.EpollEvent) {
 	l.Stats.Wakeups.Add(1)
 	unix.Read(l.efd, l.efdRead[:])
 	l.runTasks()
+	l.sweeping = true
 	l.flushDirty()
+	l.sweeping = false
 }
 
 func (l *Loop) runTasks() {
@@ -372,12 +374,10 @@ func (l *Loop) runTasks() {
 		l.room.Broadcast()
 	}
 	l.mu.Unlock()
-	l.inTasks = true
 	for i, fn := range l.running {
 		fn()
 		l.running[i] = nil
 	}
-	l.inTasks = false
 }
 
 func (l *Loop) onTick(ev epoll.EpollEvent) {
@@ -516,7 +516,9 @@ func (l *Loop) open(fd int) {
 // for the rest of one sweep, not for a whole sweep and then its own, and the
 // publishers waiting for the loop (Hub's in-flight tokens) are answered
 // sooner. A connection's output keeps its order: tasks only append. Tasks
-// are taken only during the sweep the flush began with: under a steady
+// are taken only by the flush after onWake's tasks (not in the middle of an
+// accept batch or a connection's event), and only during the sweep the
+// flush began with: under a steady
 // stream of messages a flush would otherwise never end, and the loop would
 // never get back to epoll for EPOLLOUT (blocked connections), reads and
 // accepts.
@@ -536,8 +538,10 @@ func (l *Loop) flushDirty() {
 		// would hold it until the runtime preempts it (10 ms), and the
 		// goroutines that publish (HTTP handlers) would wait for that.
 		runtime.Gosched()
-		if i < sweep && !l.inTasks && l.Stats.Tasks.Load() > 0 {
+		if l.sweeping && i < sweep && l.Stats.Tasks.Load() > 0 {
+			l.sweeping = false // a task cannot start another take
 			l.runTasks()
+			l.sweeping = true
 		}
 	}
 	l.dirty = l.dirty[:0]
