@@ -271,12 +271,14 @@ func (s *Server) parseArray(body []byte) ([]batchItem, []batchAnswer, error) {
 // array, a syntax error, an item of the wrong shape, too many items): the
 // Decoder path then finds the fault and answers it as it always did.
 func (s *Server) parseArrayFast(body []byte) ([]batchItem, []batchAnswer, bool) {
-	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '[' {
-		return nil, nil, false
-	}
-	var items []batchItem
-	if err := json.Unmarshal(body, &items); err != nil || len(items) > s.cfg.MaxBatchItems {
-		return nil, nil, false
+	items, ok := parseArrayShape(body, s.cfg.MaxBatchItems) // the usual shape, in place (batchparse.go)
+	if !ok {
+		if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '[' {
+			return nil, nil, false
+		}
+		if err := json.Unmarshal(body, &items); err != nil || len(items) > s.cfg.MaxBatchItems {
+			return nil, nil, false
+		}
 	}
 	answers := make([]batchAnswer, len(items))
 	for i := range items {
