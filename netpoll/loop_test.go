@@ -168,17 +168,19 @@ func TestCloseFreesEverything(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	// The half line may still be on its way when b and c are gone.
-	waitUntil(t, "the half line's tail to be kept", func() bool {
-		var kept atomic.Bool
+	for kept := false; !kept; time.Sleep(2 * time.Millisecond) {
+		var tail atomic.Bool
 		g.Each(func(l *Loop) {
 			for _, conn := range l.Conns() {
 				if conn.tail != nil {
-					kept.Store(true)
+					tail.Store(true)
 				}
 			}
 		})
-		return kept.Load()
-	})
+		if kept = tail.Load(); !kept && time.Now().After(deadline) {
+			t.Fatal("the half line's tail was dropped")
+		}
+	}
 	a.Close()
 	for open() != 0 {
 		if time.Now().After(deadline) {
