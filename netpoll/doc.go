@@ -30,8 +30,11 @@
 //
 // So output is flushed at the end of every callback, not once per iteration
 // (easygo has no end-of-batch hook): the pushes of all the tasks one onWake
-// runs leave together, one writev per subscriber. Handler callbacks run
-// inside a panic boundary (see Handler).
+// runs leave together, one writev per subscriber. A long flush (a sweep of
+// thousands of subscribers) yields its P and runs the tasks posted meanwhile
+// every 32 writes, so publishers are not held off the CPU and their pushes
+// join the sweep under way (flushDirty). Handler callbacks
+// run inside a panic boundary (see Handler).
 //
 // # Memory
 //

@@ -19,11 +19,12 @@ import (
 
 // Batch publishing (v1.1, docs/protocol.md): POST /publish/batch takes many
 // publishes to many topics in one request, POST /broadcast one message to
-// many topics. Both publish item by item through Server.Publish, so every
-// item takes its own -max-inflight token and gives it back once the loops
-// have handed it out: a batch never holds tokens while it waits for more,
-// and a large batch cannot starve the single publishes beside it for longer
-// than the loops take to catch up.
+// many topics. On a single node a request's items are published at once
+// (Hub.PublishBatch): one -max-inflight token for the request, given back
+// once the loops have handed it out, and one task per loop, so a batch never
+// holds a token while it waits for another and a loop wakes once for all of
+// a batch's messages. With a cluster broker they go item by item through
+// Server.Publish, each with its own token.
 
 // ndjsonType is the Content-Type of a batch given as one item per line.
 const ndjsonType = "application/x-ndjson"
@@ -143,11 +144,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	for i := range items {
-		if answers[i].err == "" {
-			answers[i] = s.publishItem(r.Context(), items[i].Topic, items[i].Data)
-		}
+	pubs := make([]pubsub.BatchItem, len(items))
+	for i, it := range items {
+		// An item's data is one value of the JSON document just decoded, and
+		// checkData (the parsers) checked its UTF-8.
+		pubs[i] = pubsub.BatchItem{Topic: it.Topic, Data: it.Data, Checked: true}
 	}
+	s.publishAll(r.Context(), pubs, answers)
 	s.batch.requests.WithLabelValues(endpointBatch, outcomeOK).Inc()
 	s.writeAnswers(w, answers, ndjson)
 }
@@ -188,6 +191,7 @@ func (s *Server) handleBroadcast(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answers := make([]batchAnswer, len(b.Topics))
+	pubs := make([]pubsub.BatchItem, len(b.Topics))
 	seen := make(map[string]bool, len(b.Topics))
 	for i, topic := range b.Topics {
 		if seen[topic] {
@@ -195,8 +199,9 @@ func (s *Server) handleBroadcast(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		seen[topic] = true
-		answers[i] = s.publishItem(r.Context(), topic, b.Data)
+		pubs[i] = pubsub.BatchItem{Topic: topic, Data: b.Data, Checked: true} // decoded above, UTF-8 checked
 	}
+	s.publishAll(r.Context(), pubs, answers)
 	s.batch.requests.WithLabelValues(endpointBroadcast, outcomeOK).Inc()
 	s.writeAnswers(w, answers, false)
 }
@@ -226,6 +231,9 @@ var errTooManyItems = errors.New("too many items")
 // the whole batch (nothing after it can be trusted); an item of the wrong
 // shape gets its own error and the others are published.
 func (s *Server) parseArray(body []byte) ([]batchItem, []batchAnswer, error) {
+	if items, answers, ok := s.parseArrayFast(body); ok {
+		return items, answers, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 		return nil, nil, errors.New("malformed batch: the body must be a JSON array of items (or NDJSON with Content-Type " + ndjsonType + ")")
@@ -255,6 +263,28 @@ func (s *Server) parseArray(body []byte) ([]batchItem, []batchAnswer, error) {
 		return nil, nil, errors.New("malformed batch: data after the array")
 	}
 	return items, answers, nil
+}
+
+// parseArrayFast is parseArray for a batch without a fault: one
+// json.Unmarshal of the whole array, with neither the Decoder's copy of the
+// body nor its per-item setup. It reports false for anything else (not an
+// array, a syntax error, an item of the wrong shape, too many items): the
+// Decoder path then finds the fault and answers it as it always did.
+func (s *Server) parseArrayFast(body []byte) ([]batchItem, []batchAnswer, bool) {
+	items, ok := parseArrayShape(body, s.cfg.MaxBatchItems) // the usual shape, in place (batchparse.go)
+	if !ok {
+		if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '[' {
+			return nil, nil, false
+		}
+		if err := json.Unmarshal(body, &items); err != nil || len(items) > s.cfg.MaxBatchItems {
+			return nil, nil, false
+		}
+	}
+	answers := make([]batchAnswer, len(items))
+	for i := range items {
+		answers[i].err = s.checkData(items[i].Data)
+	}
+	return items, answers, true
 }
 
 // parseNDJSON parses one item per line; blank lines are skipped. Each line is
@@ -317,6 +347,45 @@ func (s *Server) checkData(data json.RawMessage) string {
 
 func msgTooLarge(max int) string { return fmt.Sprintf("data larger than %d bytes (-max-message)", max) }
 
+// publishAll publishes, in order, the items whose answer is not an error
+// yet, and answers them. With a broker that publishes batches (the Hub of a
+// single node) that is one call: one in-flight token and one task per loop
+// for the whole batch (pubsub/batch.go). A cluster broker publishes item by
+// item, each with its own token.
+func (s *Server) publishAll(ctx context.Context, items []pubsub.BatchItem, answers []batchAnswer) {
+	bp, ok := s.broker.(pubsub.BatchPublisher)
+	if !ok || s.shuttingDown.Load() {
+		for i, it := range items {
+			if answers[i].err == "" {
+				answers[i] = s.publishItem(ctx, it.Topic, it.Data)
+			}
+		}
+		return
+	}
+	idx := make([]int, 0, len(items))
+	batch := make([]pubsub.BatchItem, 0, len(items))
+	for i, it := range items {
+		if answers[i].err == "" {
+			idx = append(idx, i)
+			batch = append(batch, it)
+		}
+	}
+	res := make([]pubsub.BatchResult, len(batch))
+	if err := bp.PublishBatch(ctx, batch, res); err != nil {
+		for _, i := range idx {
+			answers[i] = batchAnswer{err: err.Error()}
+		}
+		return
+	}
+	for k, i := range idx {
+		if res[k].Err != nil {
+			answers[i] = batchAnswer{err: res[k].Err.Error()}
+		} else {
+			answers[i] = batchAnswer{pub: res[k].Published}
+		}
+	}
+}
+
 // publishItem publishes one item and says how it went.
 func (s *Server) publishItem(ctx context.Context, topic string, data []byte) batchAnswer {
 	pub, err := s.Publish(ctx, topic, data)
@@ -343,17 +412,20 @@ func (s *Server) writeAnswers(w http.ResponseWriter, answers []batchAnswer, ndjs
 	if !ndjson {
 		buf.WriteByte('[')
 	}
+	var line []byte
 	for i, a := range answers {
 		if i > 0 && !ndjson {
 			buf.WriteByte(',')
 		}
 		if a.err != "" {
 			enc.Encode(map[string]string{"error": a.err})
-		} else {
-			enc.Encode(a.pub)
-		}
-		if !ndjson {
 			buf.Truncate(buf.Len() - 1) // the Encoder's newline
+		} else {
+			line = appendPublished(line[:0], a.pub)
+			buf.Write(line)
+		}
+		if ndjson {
+			buf.WriteByte('\n')
 		}
 	}
 	if ndjson {

@@ -90,6 +90,12 @@ func pendingShare(cfg Config) int {
 // A ping flood then queues one small frame per read instead of one per ping
 // (tiny pings would cost an allocation and a queue slot each, about 13 times
 // the bytes bufferedAmount counts for them).
+//
+// It is the loop's (loopServer.ping), not the connection's: a ping is set
+// and answered within one read (session.read answers it before returning),
+// and a loop reads one connection at a time, so the 127 bytes need not sit
+// in every idle connection's session (its size class fell from 512 to 384
+// bytes: docs/benchmarks.md, idle memory).
 type latestPing struct {
 	due     bool
 	n       uint8
@@ -100,12 +106,13 @@ func (p *latestPing) set(b []byte) { p.n, p.due = uint8(copy(p.payload[:], b)), 
 
 // answerPing queues the pong for the latest ping, if one is due.
 func (s *session) answerPing() {
-	if !s.ping.due {
+	p := &s.ls.ping
+	if !p.due {
 		return
 	}
-	s.ping.due = false
+	p.due = false
 	if s.state == stateOpen { // nothing follows our close frame
-		s.send(frames.AppendFrame(nil, ws.OpPong, true, s.ping.payload[:s.ping.n]))
+		s.send(frames.AppendFrame(nil, ws.OpPong, true, p.payload[:p.n]))
 	}
 }
 

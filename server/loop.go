@@ -61,6 +61,10 @@ type loopServer struct {
 	replay []pubsub.HistoryMessage
 
 	auth authLoop // the handshake's token and the loop's user index (auth.go)
+
+	// ping is the latest ping of the connection being read, answered before
+	// its read ends (limits.go).
+	ping latestPing
 }
 
 func newLoopServer(s *Server, l *netpoll.Loop) *loopServer {

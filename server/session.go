@@ -38,7 +38,6 @@ type session struct {
 	deflate  bool         // permessage-deflate was negotiated
 	pinged   bool         // a ping is out since lastRead
 	held     heldInput    // unfinished message bytes, counted against -max-pending-bytes (limits.go)
-	ping     latestPing   // the ping to answer at the end of the read (limits.go)
 	pend     pendingState // a subscription pending on the cluster and what waits behind it (pending.go)
 
 	overIP     bool       // over -max-conns-per-ip: the request gets 429 once it is whole (overPeerLimit)
@@ -137,6 +136,7 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 
 // read consumes what it can of b: the handshake, then whole frames.
 func (s *session) read(b []byte) (used, need int) {
+	s.ls.ping.due = false // the loop's: whatever a panicked read left is not this connection's
 	s.lastRead = time.Now()
 	s.pinged = false
 	if s.state == stateHandshake {
@@ -200,7 +200,7 @@ func (s *session) message(m frames.Message) {
 	}
 	switch m.Op {
 	case ws.OpPing:
-		s.ping.set(m.Payload)
+		s.ls.ping.set(m.Payload)
 	case ws.OpPong:
 	case ws.OpClose:
 		code, _ := frames.ParseClose(m.Payload)

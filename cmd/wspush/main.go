@@ -87,7 +87,7 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.IntVar(&cfg.MaxHeader, "max-header", cfg.MaxHeader, "largest handshake request, in `bytes` (over it: HTTP 431)")
 	fs.IntVar(&cfg.MaxBuffered, "max-buffered", cfg.MaxBuffered, "bufferedAmount in `bytes` past which a connection is dropped as a slow consumer (close 1013)")
 	fs.IntVar(&cfg.MaxSubs, "max-subs", cfg.MaxSubs, "topics one connection may subscribe to")
-	fs.IntVar(&cfg.MaxInFlight, "max-inflight", cfg.MaxInFlight, "publishes the event loops hand out at once; more wait (a burst shares writevs: higher means less CPU, lower means less latency)")
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight", cfg.MaxInFlight, "publishes the event loops hand out at once, a batch request counting as one on a single node; more wait (a burst shares writevs: higher means less CPU, lower means less latency)")
 	fs.IntVar(&cfg.SendBuffer, "sndbuf", cfg.SendBuffer, "SO_SNDBUF of client sockets in `bytes`, bounding the kernel's share of a slow consumer's backlog (0: kernel default, tcp_wmem)")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "time to receive a whole handshake request (slowloris defence)")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "silence after which the server pings a client")

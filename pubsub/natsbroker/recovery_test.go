@@ -44,7 +44,7 @@ func TestEpochIsTheStreams(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	testsupport.StartNATS(t, port, t.TempDir()) // memory storage: the stream is gone
-	waitUntil(t, "a new stream", func() bool { return a.Healthy() == nil && a.Epoch() != epoch })
+	testsupport.WaitFor(t, "a new stream", func() bool { return a.Healthy() == nil && a.Epoch() != epoch })
 	select {
 	case topic := <-rec.missed:
 		if topic != "e" {
@@ -56,17 +56,6 @@ func TestEpochIsTheStreams(t *testing.T) {
 	rec2 := newRecorder()
 	if top2, _ := a.subscribe(t, rec2, "e"); top2.Epoch() != a.Epoch() || top2 == top {
 		t.Fatalf("a subscriber after the new stream got topic %p epoch %q, want a new topic in %q", top2, top2.Epoch(), a.Epoch())
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
