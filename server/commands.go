@@ -49,6 +49,9 @@ func (s *session) command(payload []byte) {
 		if cmd.Topics.empty() {
 			s.reply(errorReply(`"sub" needs "topics": a non-empty array of topic names`))
 		}
+		if !s.chargeTopics(cmd.Op, cmd.Topics.n, len(payload)) {
+			return // over the rate: nothing is answered but the refusal (ratelimit.go)
+		}
 		since, err := parseSince(cmd.Since, cmd.Topics.has, s.srv.cfg.MaxSubs)
 		if err != nil {
 			s.reply(errorReply(err.Error()))
@@ -58,6 +61,9 @@ func (s *session) command(payload []byte) {
 	case "unsub":
 		if cmd.Topics.empty() {
 			s.reply(errorReply(`"unsub" needs "topics": a non-empty array of topic names`))
+		}
+		if !s.chargeTopics(cmd.Op, cmd.Topics.n, len(payload)) {
+			return
 		}
 		for t := range cmd.Topics.all() {
 			if s.gone() {
