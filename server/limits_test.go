@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
+	"github.com/wspush/wspush/internal/bufpool"
 	"github.com/wspush/wspush/netpoll"
 )
 
@@ -356,4 +357,33 @@ func TestDrainingPeerIsNotReadAtLineRate(t *testing.T) {
 			t.Fatalf("the server read %d bytes after its close frame", sent)
 		}
 	}
+}
+
+// TestLargeMessagesLeaveNoLargeBuffers: the buffers a peer's large messages
+// took (its input's tail, the decoder's) are not kept by the loop once they
+// are done: a loop's pool keeps at most bufpool.MaxIdle bytes, in buffers of
+// at most bufpool.MaxKept, however large the messages it served.
+func TestLargeMessagesLeaveNoLargeBuffers(t *testing.T) {
+	s := startServer(t, Config{Loops: 1, MaxMessage: 2 << 20})
+	c := dialRaw(t, s)
+	c.upgrade(t, "/ws")
+	for _, size := range []int{1 << 20, 1<<20 + 1000, 600 << 10} {
+		msg := []byte(`{"op":"x","pad":"` + strings.Repeat("p", size) + `"}`)
+		// Written in pieces, so the tail grows through the classes.
+		f := maskedFrame(0x1, msg)
+		for off := 0; off < len(f); off += 100 << 10 {
+			if _, err := c.Write(f[off:min(off+100<<10, len(f))]); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if _, p := c.readFrame(t); !strings.Contains(string(p), "unknown op") {
+			t.Fatalf("answer %.100s, want unknown op", p)
+		}
+	}
+	s.group.Each(func(l *netpoll.Loop) {
+		if idle := l.Pool().Idle(); idle > bufpool.MaxIdle {
+			t.Errorf("loop %d keeps %d bytes of buffers, over %d", l.ID(), idle, bufpool.MaxIdle)
+		}
+	})
 }
