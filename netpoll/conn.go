@@ -234,7 +234,9 @@ func (c *Conn) readAll() {
 		}
 		dst := l.rbuf
 		if c.tail != nil {
-			dst = c.tail[len(c.tail):cap(c.tail)]
+			// At most ReadBuffer a read, into a tail too: a turn reads at
+			// most maxReads of them, however large the unit being gathered.
+			dst = c.tail[len(c.tail):min(cap(c.tail), len(c.tail)+len(l.rbuf))]
 		}
 		n, err := unix.Read(int(c.fd), dst)
 		switch {
@@ -310,9 +312,9 @@ func (c *Conn) keep(rest []byte, need int) {
 // allocated to its size rather than taken from the pool.
 const exactTail = 64 << 10
 
-// maxReads is how many reads (of up to ReadBuffer bytes) one connection gets
-// per turn: a peer sending
-// without pause must not keep its loop from the other connections. Past it
+// maxReads is how many reads (of up to ReadBuffer bytes, 256 KiB in all by
+// default) one connection gets per turn: a peer sending without pause must
+// not keep its loop from the other connections. Past it
 // the rest is read in a task posted to the loop, after the others' events.
 const maxReads = 4
 
