@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"time"
 
 	epoll "github.com/mailru/easygo/netpoll"
 	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/bufpool"
 )
 
 // Conn is one accepted TCP connection. It is owned by its Loop: call its
@@ -277,28 +280,35 @@ func (c *Conn) readAll() {
 // keep stores the unconsumed rest of the input in the connection's tail
 // buffer and returns the buffer when nothing is left. The buffer grows with
 // the bytes that actually arrived (the next power of two), never with the
-// size a unit declares: a frame header announcing 1 MiB costs what it brought,
-// not a 1 MiB buffer. A tail much larger than its content is swapped for a
-// smaller one, so a big message once received is not kept for a small rest.
+// size a unit declares: a frame header announcing 1 MiB costs what it
+// brought, not a 1 MiB buffer. Above exactTail, where the pool keeps nothing,
+// it is allocated, and never larger than the unit it gathers (a 1 MiB frame
+// once took a 2 MiB buffer). A tail much larger than its content is swapped
+// for a smaller one, so a big message once received is not kept for a small
+// rest.
 func (c *Conn) keep(rest []byte, need int) {
 	if len(rest) == 0 {
 		c.releaseTail()
 		return
 	}
-	// The pool rounds up to a power of two: room for at least one more
-	// byte, less than twice what arrived.
+	// Room for at least one more byte; the pool's classes and the buffers
+	// above them are powers of two, less than twice what arrived.
 	size := max(len(rest)+1, minTail)
+	if size > exactTail {
+		size = 1 << bits.Len(uint(size-1))
+	}
 	if need > len(rest) {
 		size = min(size, need)
 	}
 	if c.tail != nil && cap(c.tail) >= size && cap(c.tail) <= 4*max(size, minTail) {
-		c.tail = c.tail[:copy(c.tail, rest)]
+		if &rest[0] != &c.tail[0] { // nothing consumed (a unit still gathering): already in place
+			copy(c.tail, rest)
+		}
+		c.tail = c.tail[:len(rest)]
 		return
 	}
 	var buf []byte
-	if size == need && size > exactTail {
-		// The unit's last buffer: exactly its size, not the pool's next
-		// power of two (a 1 MiB frame would take 2 MiB).
+	if size > exactTail {
 		buf = make([]byte, 0, size)
 	} else {
 		buf = c.loop.pool.Get(size)
@@ -308,9 +318,9 @@ func (c *Conn) keep(rest []byte, need int) {
 	c.tail = buf
 }
 
-// exactTail is the size above which a tail that holds a whole unit is
-// allocated to its size rather than taken from the pool.
-const exactTail = 64 << 10
+// exactTail is the size above which a tail is allocated to its size rather
+// than taken from the pool (bufpool.MaxKept: the pool keeps nothing larger).
+const exactTail = bufpool.MaxKept
 
 // maxReads is how many reads (of up to ReadBuffer bytes, 256 KiB in all by
 // default) one connection gets per turn: a peer sending without pause must
