@@ -32,7 +32,8 @@ import (
 // large message is refused before it is parsed.
 //
 // Strikes close a connection that keeps on: every refusal adds its cost, at
-// most maxStrikeWeight, every message let through takes its cost off, and
+// most maxStrikeWeight, every message run takes its cost off (a message
+// charged and then refused for its topics takes nothing off), and
 // at rateLimitStrikes the connection is closed with 1008 "rate limit". A
 // client sending small commands at more than twice the rate soon gets there;
 // a client repeating a refused large message gets there on its second
@@ -58,30 +59,41 @@ func (s *session) messageCost(n int) int {
 }
 
 // commandAllowed charges a data message of n bytes, answering or closing
-// when it is over the rate, and reports whether it may be parsed and run.
+// when it is over the rate, and reports whether it may be parsed. Its cost is
+// taken off the strikes only once it is run (admitted): a message refused
+// after parsing (too many topics) must not be forgiven by its own charge.
 func (s *session) commandAllowed(n int) bool {
 	cost := s.messageCost(n)
 	if cost > s.srv.cfg.CommandBurst {
 		s.overBurst(cost, fmt.Sprintf("a message of %d bytes costs %d tokens, more than -command-burst (%d): send at most %d bytes", n, cost, s.srv.cfg.CommandBurst, s.srv.cfg.CommandBurst*s.srv.cfg.CommandBytes))
 		return false
 	}
-	return s.charge(cost)
+	if s.take(cost) {
+		return true
+	}
+	s.rateLimited(cost)
+	return false
 }
 
 // chargeTopics charges a parsed sub or unsub naming n topics what its size
-// has not paid for, before any topic is answered, and reports whether it may
-// run.
+// (paid by commandAllowed) has not, before any topic is answered, and reports
+// whether it may run.
 func (s *session) chargeTopics(op string, n, size int) bool {
 	burst := s.srv.cfg.CommandBurst
 	if n > burst {
 		s.overBurst(n, fmt.Sprintf("%q names %d topics, more than -command-burst allows in one command (%d)", op, n, burst))
 		return false
 	}
-	if extra := n - s.messageCost(size); extra > 0 {
-		return s.charge(extra)
+	if extra := n - s.messageCost(size); extra > 0 && !s.take(extra) {
+		s.rateLimited(extra)
+		return false
 	}
 	return true
 }
+
+// admitted forgives strikes for a command that runs: its size's cost, and
+// its topics'.
+func (s *session) admitted(topics, size int) { s.forgive(max(topics, s.messageCost(size))) }
 
 // controlAllowed charges a ping or pong, closing when the client keeps over
 // the rate; a refused control frame gets no answer.
@@ -98,17 +110,12 @@ func (s *session) controlAllowed() bool {
 	return false
 }
 
-// charge takes cost tokens, or answers "rate limited" and strikes.
-func (s *session) charge(cost int) bool {
-	if s.take(cost) {
-		s.forgive(cost)
-		return true
-	}
+// rateLimited counts a command over the rate: "rate limited", or the close.
+func (s *session) rateLimited(cost int) {
 	s.srv.metrics.rateLimited.Inc()
 	if !s.strike(cost) {
 		s.reply(errorReply(msgRateLimited))
 	}
-	return false
 }
 
 // overBurst refuses a message that costs more than the whole bucket: one

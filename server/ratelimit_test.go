@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -160,5 +161,36 @@ func TestPingFloodClosed(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.metrics.controlRateLimited); got < rateLimitStrikes {
 		t.Errorf("control frames refused %v, want at least %d", got, rateLimitStrikes)
+	}
+}
+
+// TestHugeSubRepeatedSlowlyIsClosed: a sub of too many topics sent again
+// once the bucket has refilled is parsed a second time at most: its charge
+// does not forgive the strike of the first refusal, so the second closes.
+func TestHugeSubRepeatedSlowlyIsClosed(t *testing.T) {
+	s := startServer(t, Config{Loops: 1, CommandRate: 1000, CommandBurst: 50})
+	c := dialRaw(t, s)
+	c.upgrade(t, "/ws")
+	huge := protoFrame(0x81, []byte(`{"op":"sub","topics":["a"`+strings.Repeat(`,"a"`, 1<<16)+`]}`)) // 256 KiB: 16 tokens
+	var answers []string
+	for range 3 {
+		if _, err := c.Write(huge); err != nil {
+			break // closed
+		}
+		op, p := c.readFrame(t)
+		if op == 0x8 {
+			if code := binary.BigEndian.Uint16(p); code != 1008 || string(p[2:]) != closeReasonRateLimit {
+				t.Fatalf("closed %d %q, want 1008 %q", code, p[2:], closeReasonRateLimit)
+			}
+			break
+		}
+		answers = append(answers, string(p))
+		time.Sleep(200 * time.Millisecond) // the bucket (50 at 1000/s) refills
+	}
+	if len(answers) != 1 {
+		t.Fatalf("%d answers before the close, want one error: %.300q", len(answers), answers)
+	}
+	if got := testutil.ToFloat64(s.metrics.overBurst); got != 2 {
+		t.Errorf("over burst %v, want 2", got)
 	}
 }

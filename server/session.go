@@ -243,6 +243,7 @@ func (s *session) data(op ws.OpCode, payload []byte) {
 	case s.echo:
 		s.send(frames.AppendFrame(nil, op, true, payload))
 	case op == ws.OpBinary:
+		s.admitted(0, len(payload))
 		s.reply(errorReply("binary messages are not supported: send JSON commands as text"))
 	default:
 		s.command(payload)
