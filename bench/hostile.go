@@ -37,6 +37,7 @@ type HostileConfig struct {
 	Duration  time.Duration // of the measurement, from the moment every peer is connected
 	PubRate   float64       // publishes per second to the subscriber
 	LiveHeap  bool          // also sample the heap in use after a forced GC (needs the server's -pprof)
+	Timeline  bool          // keep every push's send time and latency (HostileResult.Timeline)
 	Log       func(format string, args ...any)
 }
 
@@ -59,6 +60,9 @@ type HostileResult struct {
 	PingDropped  int                `json:"ping_dropped"`
 	HeaderClosed int                `json:"header_closed"`
 	Metrics      map[string]float64 `json:"metrics"` // the server's counters of the limits, at the end
+	// Timeline is every push received, in order: ms from the start of the
+	// measurement to its publish, and its latency in ms (Timeline set).
+	Timeline [][2]float64 `json:"timeline,omitempty"`
 }
 
 // hostileMetrics are the counters the result reports.
@@ -139,15 +143,23 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 
 	hist := newHist()
 	var received atomic.Int64
+	start := time.Now().UnixNano()
+	var timeline [][2]float64 // the reader's until readerDone
+	readerDone := make(chan struct{})
 	go func() {
+		defer close(readerDone)
 		for {
 			_, b, err := sub.Read(runCtx)
 			if err != nil {
 				return
 			}
 			if t, ok := payloadTime(b); ok {
-				recordUS(hist, time.Now().UnixNano()-t)
+				now := time.Now().UnixNano()
+				recordUS(hist, now-t)
 				received.Add(1)
+				if cfg.Timeline {
+					timeline = append(timeline, [2]float64{float64(t-start) / 1e6, float64(now-t) / 1e6})
+				}
 			}
 		}
 	}()
@@ -194,9 +206,11 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 			r.Metrics[name] = m[name]
 		}
 	}
+	stop()
+	<-readerDone
 	r.Latency = summarize(hist)
 	r.Lost = published - received.Load()
-	stop()
+	r.Timeline = timeline
 	wg.Wait()
 	for _, p := range peers {
 		switch {
