@@ -322,11 +322,15 @@ func (c *Conn) keep(rest []byte, need int) {
 // than taken from the pool (bufpool.MaxKept: the pool keeps nothing larger).
 const exactTail = bufpool.MaxKept
 
-// maxReads is how many reads (of up to ReadBuffer bytes, 256 KiB in all by
-// default) one connection gets per turn: a peer sending without pause must
-// not keep its loop from the other connections. Past it
-// the rest is read in a task posted to the loop, after the others' events.
-const maxReads = 4
+// maxReads is how many reads (of up to ReadBuffer bytes, 64 KiB by default)
+// one connection gets per turn: a peer sending without pause must not keep
+// its loop from the other connections. Past it the rest is read in a task
+// posted to the loop, after the others' events and the tasks posted before
+// it (pushes among them). One read: a turn of a loop with 100 peers sending
+// at once reads 6.4 MiB, not 25 MiB, before a push queued behind it goes out
+// (with 4, the hostile run's first seconds, 200 floods over 2 loops, had a
+// push latency p50 of 64-155 ms; with 1, 16-24 ms; docs/benchmarks.md).
+const maxReads = 1
 
 // readLater reads c again once the loop has served its other events.
 func (c *Conn) readLater() {
