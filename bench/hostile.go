@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,16 +36,23 @@ type HostileConfig struct {
 	Pings     int           // peers that never read and flood 125-byte pings
 	Duration  time.Duration // of the measurement, from the moment every peer is connected
 	PubRate   float64       // publishes per second to the subscriber
+	LiveHeap  bool          // also sample the heap in use after a forced GC (needs the server's -pprof)
+	Timeline  bool          // keep every push's send time and latency (HostileResult.Timeline)
 	Log       func(format string, args ...any)
 }
 
 // HostileResult is what the run measured.
 type HostileResult struct {
-	Hostile      int                `json:"hostile_conns"`
-	Connected    int                `json:"connected"` // hostile peers that got their 101
-	Before       ServerSample       `json:"before"`
-	Peak         ServerSample       `json:"peak"` // the largest heap and RSS seen during the run
-	After        ServerSample       `json:"after"`
+	Hostile   int          `json:"hostile_conns"`
+	Connected int          `json:"connected"` // hostile peers that got their 101
+	Before    ServerSample `json:"before"`
+	Peak      ServerSample `json:"peak"` // the largest heap and RSS seen during the run
+	After     ServerSample `json:"after"`
+	// The heap in use right after a forced GC (LiveHeap): what the server
+	// really holds, without the garbage a plain sample catches.
+	LiveBefore   float64            `json:"live_heap_before,omitempty"`
+	LivePeak     float64            `json:"live_heap_peak,omitempty"`
+	LiveAfter    float64            `json:"live_heap_after,omitempty"`
 	Latency      *Latency           `json:"latency"`       // the well-behaved subscriber's pushes
 	Lost         int64              `json:"lost"`          // publishes it never got
 	FloodDropped int                `json:"flood_dropped"` // command flooders the server closed
@@ -52,12 +60,16 @@ type HostileResult struct {
 	PingDropped  int                `json:"ping_dropped"`
 	HeaderClosed int                `json:"header_closed"`
 	Metrics      map[string]float64 `json:"metrics"` // the server's counters of the limits, at the end
+	// Timeline is every push received, in order: ms from the start of the
+	// measurement to its publish, and its latency in ms (Timeline set).
+	Timeline [][2]float64 `json:"timeline,omitempty"`
 }
 
 // hostileMetrics are the counters the result reports.
 var hostileMetrics = []string{
 	"wspush_slow_consumers_dropped_total", "wspush_pending_refused_total", "wspush_message_timeouts_total",
-	"wspush_handshake_failures_total", "wspush_connections",
+	"wspush_handshake_failures_total", "wspush_connections", "wspush_rate_limit_closes_total",
+	"wspush_commands_over_burst_total", "wspush_control_frames_rate_limited_total",
 }
 
 // RunHostile connects the hostile peers, measures, and closes them.
@@ -69,6 +81,17 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 	obs := &observer{pid: cfg.ServerPID, admin: cfg.Admin, client: &http.Client{Timeout: 5 * time.Second}}
 	r := &HostileResult{Hostile: cfg.Headers + cfg.Floods + cfg.Pings}
 	r.Before = obs.sample(ctx)
+	live := func() float64 {
+		if !cfg.LiveHeap {
+			return 0
+		}
+		v, err := obs.liveHeap(ctx)
+		if err != nil && cfg.Log != nil {
+			cfg.Log("live heap: %v", err)
+		}
+		return v
+	}
+	r.LiveBefore = live()
 
 	// The well-behaved subscriber.
 	topic := fmt.Sprintf("hostile.probe.%d", time.Now().UnixNano())
@@ -120,15 +143,23 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 
 	hist := newHist()
 	var received atomic.Int64
+	start := time.Now().UnixNano()
+	var timeline [][2]float64 // the reader's until readerDone
+	readerDone := make(chan struct{})
 	go func() {
+		defer close(readerDone)
 		for {
 			_, b, err := sub.Read(runCtx)
 			if err != nil {
 				return
 			}
 			if t, ok := payloadTime(b); ok {
-				recordUS(hist, time.Now().UnixNano()-t)
+				now := time.Now().UnixNano()
+				recordUS(hist, now-t)
 				received.Add(1)
+				if cfg.Timeline {
+					timeline = append(timeline, [2]float64{float64(t-start) / 1e6, float64(now-t) / 1e6})
+				}
 			}
 		}
 	}()
@@ -160,10 +191,13 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 			s := obs.sample(ctx)
 			r.Peak.HeapInuse = max(r.Peak.HeapInuse, s.HeapInuse)
 			r.Peak.RSS = max(r.Peak.RSS, s.RSS)
+			r.LivePeak = max(r.LivePeak, live())
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the last pushes
 	r.After = obs.sample(ctx)
+	r.LiveAfter = live()
+	r.LivePeak = max(r.LivePeak, r.LiveAfter)
 	r.Peak.HeapInuse = max(r.Peak.HeapInuse, r.After.HeapInuse)
 	r.Peak.RSS = max(r.Peak.RSS, r.After.RSS)
 	if m, err := obs.metrics(ctx); err == nil {
@@ -172,9 +206,11 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 			r.Metrics[name] = m[name]
 		}
 	}
+	stop()
+	<-readerDone
 	r.Latency = summarize(hist)
 	r.Lost = published - received.Load()
-	stop()
+	r.Timeline = timeline
 	wg.Wait()
 	for _, p := range peers {
 		switch {
@@ -196,6 +232,10 @@ func (r *HostileResult) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "hostile peers        %d (%d connected)\n", r.Hostile, r.Connected)
 	fmt.Fprintf(w, "heap in use          before %s  peak %s  after %s  (rise %s)\n",
 		mib(r.Before.HeapInuse), mib(r.Peak.HeapInuse), mib(r.After.HeapInuse), mib(r.Peak.HeapInuse-r.Before.HeapInuse))
+	if r.LiveBefore > 0 {
+		fmt.Fprintf(w, "heap after GC        before %s  peak %s  after %s  (rise %s)\n",
+			mib(r.LiveBefore), mib(r.LivePeak), mib(r.LiveAfter), mib(r.LivePeak-r.LiveBefore))
+	}
 	if r.Before.RSS > 0 {
 		fmt.Fprintf(w, "RSS                  before %s  peak %s  after %s\n",
 			mib(float64(r.Before.RSS)), mib(float64(r.Peak.RSS)), mib(float64(r.After.RSS)))
@@ -305,4 +345,29 @@ func (p *hostilePeer) run(ctx context.Context, host, path string, connected *ato
 			}
 		}
 	}
+}
+
+// liveHeap is the server's heap in use right after a forced GC, read from
+// the runtime.MemStats that /debug/pprof/heap?gc=1&debug=1 prints.
+func (o *observer) liveHeap(ctx context.Context) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.admin+"/debug/pprof/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /debug/pprof/heap: %s (start the server with -pprof)", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapInuse = "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("GET /debug/pprof/heap: no HeapInuse line (%v)", sc.Err())
 }

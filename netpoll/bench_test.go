@@ -3,6 +3,7 @@
 package netpoll
 
 import (
+	"encoding/binary"
 	"io"
 	"testing"
 	"time"
@@ -52,3 +53,24 @@ func (consumeAll) Open(*Conn)                        {}
 func (consumeAll) Read(_ *Conn, b []byte) (int, int) { return len(b), 0 }
 func (consumeAll) Timer(*Conn, time.Time)            {}
 func (consumeAll) Close(*Conn, error)                {}
+
+// BenchmarkBulkIngest is one peer sending 1 MiB units as fast as loopback
+// takes them, on an otherwise idle loop: the price of one read per turn
+// (maxReads), each further 64 KiB read from a task after the loop's others.
+func BenchmarkBulkIngest(b *testing.B) {
+	h := &sizedHandler{}
+	g := startGroup(b, h, 1)
+	c := dialGroup(b, g)
+	unit := make([]byte, 4+1<<20)
+	binary.BigEndian.PutUint32(unit, 1<<20)
+	b.SetBytes(int64(len(unit)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(unit); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for h.read.Load() < int64(b.N*len(unit)) {
+		time.Sleep(10 * time.Microsecond)
+	}
+}

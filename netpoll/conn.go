@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"time"
 
 	epoll "github.com/mailru/easygo/netpoll"
 	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/bufpool"
 )
 
 // Conn is one accepted TCP connection. It is owned by its Loop: call its
@@ -234,7 +237,9 @@ func (c *Conn) readAll() {
 		}
 		dst := l.rbuf
 		if c.tail != nil {
-			dst = c.tail[len(c.tail):cap(c.tail)]
+			// At most ReadBuffer a read, into a tail too: a turn reads at
+			// most maxReads of them, however large the unit being gathered.
+			dst = c.tail[len(c.tail):min(cap(c.tail), len(c.tail)+len(l.rbuf))]
 		}
 		n, err := unix.Read(int(c.fd), dst)
 		switch {
@@ -275,28 +280,35 @@ func (c *Conn) readAll() {
 // keep stores the unconsumed rest of the input in the connection's tail
 // buffer and returns the buffer when nothing is left. The buffer grows with
 // the bytes that actually arrived (the next power of two), never with the
-// size a unit declares: a frame header announcing 1 MiB costs what it brought,
-// not a 1 MiB buffer. A tail much larger than its content is swapped for a
-// smaller one, so a big message once received is not kept for a small rest.
+// size a unit declares: a frame header announcing 1 MiB costs what it
+// brought, not a 1 MiB buffer. Above exactTail, where the pool keeps nothing,
+// it is allocated, and never larger than the unit it gathers (a 1 MiB frame
+// once took a 2 MiB buffer). A tail much larger than its content is swapped
+// for a smaller one, so a big message once received is not kept for a small
+// rest.
 func (c *Conn) keep(rest []byte, need int) {
 	if len(rest) == 0 {
 		c.releaseTail()
 		return
 	}
-	// The pool rounds up to a power of two: room for at least one more
-	// byte, less than twice what arrived.
+	// Room for at least one more byte; the pool's classes and the buffers
+	// above them are powers of two, less than twice what arrived.
 	size := max(len(rest)+1, minTail)
+	if size > exactTail {
+		size = 1 << bits.Len(uint(size-1))
+	}
 	if need > len(rest) {
 		size = min(size, need)
 	}
 	if c.tail != nil && cap(c.tail) >= size && cap(c.tail) <= 4*max(size, minTail) {
-		c.tail = c.tail[:copy(c.tail, rest)]
+		if &rest[0] != &c.tail[0] { // nothing consumed (a unit still gathering): already in place
+			copy(c.tail, rest)
+		}
+		c.tail = c.tail[:len(rest)]
 		return
 	}
 	var buf []byte
-	if size == need && size > exactTail {
-		// The unit's last buffer: exactly its size, not the pool's next
-		// power of two (a 1 MiB frame would take 2 MiB).
+	if size > exactTail {
 		buf = make([]byte, 0, size)
 	} else {
 		buf = c.loop.pool.Get(size)
@@ -306,15 +318,19 @@ func (c *Conn) keep(rest []byte, need int) {
 	c.tail = buf
 }
 
-// exactTail is the size above which a tail that holds a whole unit is
-// allocated to its size rather than taken from the pool.
-const exactTail = 64 << 10
+// exactTail is the size above which a tail is allocated to its size rather
+// than taken from the pool (bufpool.MaxKept: the pool keeps nothing larger).
+const exactTail = bufpool.MaxKept
 
-// maxReads is how many reads (of up to ReadBuffer bytes) one connection gets
-// per turn: a peer sending
-// without pause must not keep its loop from the other connections. Past it
-// the rest is read in a task posted to the loop, after the others' events.
-const maxReads = 4
+// maxReads is how many reads (of up to ReadBuffer bytes, 64 KiB by default)
+// one connection gets per turn: a peer sending without pause must not keep
+// its loop from the other connections. Past it the rest is read in a task
+// posted to the loop, after the others' events and the tasks posted before
+// it (pushes among them). One read: a turn of a loop with 100 peers sending
+// at once reads 6.4 MiB, not 25 MiB, before a push queued behind it goes out
+// (with 4, the hostile run's first seconds, 200 floods over 2 loops, had a
+// push latency p50 of 64-155 ms; with 1, 16-24 ms; docs/benchmarks.md).
+const maxReads = 1
 
 // readLater reads c again once the loop has served its other events.
 func (c *Conn) readLater() {

@@ -82,8 +82,15 @@ func TestTailGrowsWithTheBytesThatArrive(t *testing.T) {
 	if got := tailCap(g); got > 2*(300<<10+14)+minTail {
 		t.Fatalf("300 KiB received hold a %d-byte buffer", got)
 	}
+	// All but 3 bytes (more than 1 MiB): the buffer is the unit's size, not
+	// the next power of two.
+	c.Write(make([]byte, 1<<20-13-300<<10))
+	testsupport.WaitFor(t, "the tail to grow", func() bool { return tailCap(g) >= 1<<20 })
+	if got := tailCap(g); got > 1<<20+4 {
+		t.Fatalf("a unit of %d bytes gathered in a %d-byte buffer", 1<<20+4, got)
+	}
 	// The rest completes the unit and the buffer goes back.
-	c.Write(make([]byte, 1<<20-10-300<<10))
+	c.Write(make([]byte, 3))
 	testsupport.WaitFor(t, "the unit to complete", func() bool { return tailCap(g) == 0 })
 }
 

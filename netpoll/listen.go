@@ -5,6 +5,7 @@ package netpoll
 import (
 	"fmt"
 	"net"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,9 +24,10 @@ func listenReusePort(addr *net.TCPAddr, backlog int) (int, error) {
 // connections. It binds, without SO_REUSEPORT, a socket it closes at once: a
 // bound socket without SO_REUSEPORT conflicts with every listener on the
 // port, SO_REUSEPORT or not, so it succeeds only when the port is free. Port 0
-// (the kernel picks a free one) needs no check. Two processes starting at
-// the same instant could both pass before either binds; a process started
-// beside a running one always fails.
+// (the kernel picks a free one) needs no check. Two processes starting at the
+// same instant could both pass it before either binds: Listen runs it and the
+// loops' binds under lockPort, so the second one's check sees the first's
+// listeners.
 func checkPortFree(addr *net.TCPAddr) error {
 	if addr.Port == 0 {
 		return nil
@@ -37,6 +39,44 @@ func checkPortFree(addr *net.TCPAddr) error {
 	unix.Close(fd)
 	return nil
 }
+
+// lockPort takes the port's start-up lock: an abstract unix socket named after
+// the port, which only one socket can bind. Abstract names live in the network
+// namespace, as TCP ports do, need no file, and are released by the kernel
+// when the holder exits, however it exits. The lock is per port, not per
+// address, because a wildcard and a specific address on one port conflict; it
+// is held only while the port is checked and bound (milliseconds), so
+// processes on other addresses of the same port merely wait their turn. It
+// waits up to portLockWait for a holder to finish, then fails with
+// EADDRINUSE: something else is starting on that port. Port 0 takes no lock.
+func lockPort(port int) (release func(), err error) {
+	if port == 0 {
+		return func() {}, nil
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("port lock: socket: %w", err)
+	}
+	name := &unix.SockaddrUnix{Name: fmt.Sprintf("@%s%d", portLockPrefix, port)} // '@': the abstract namespace
+	for deadline := time.Now().Add(portLockWait); ; {
+		err = unix.Bind(fd, name)
+		if err == nil {
+			return func() { unix.Close(fd) }, nil
+		}
+		if err != unix.EADDRINUSE || time.Now().After(deadline) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("port lock %s for port %d (another process is starting on it): %w", name.Name, port, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// portLockPrefix names the abstract unix sockets of lockPort.
+const portLockPrefix = "wspush/listen-port/"
+
+// portLockWait is how long lockPort waits for another process's start-up on
+// the same port: far longer than a start-up holds it.
+const portLockWait = 5 * time.Second
 
 // bindSocket opens a non-blocking TCP socket bound to addr, with SO_REUSEPORT
 // when reusePort is set, and listening when backlog > 0.

@@ -48,7 +48,8 @@ type Handler interface {
 }
 
 // Group is a set of loops, each with its own SO_REUSEPORT listener on one
-// address. Listen refuses a port another process holds (checkPortFree):
+// address. Listen refuses a port another process holds (checkPortFree, under
+// lockPort so that two processes starting at once cannot both pass it):
 // SO_REUSEPORT is for this group's loops only.
 type Group struct {
 	loops []*Loop
@@ -62,6 +63,11 @@ func Listen(cfg Config) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", cfg.Addr, err)
 	}
+	unlock, err := lockPort(addr.Port)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock() // every loop's listener is bound by then: the next starter's check sees them
 	if err := checkPortFree(addr); err != nil {
 		return nil, err
 	}

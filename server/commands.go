@@ -41,14 +41,22 @@ func (s *session) command(payload []byte) {
 	}
 	var cmd command
 	if err := json.Unmarshal(payload, &cmd); err != nil {
+		s.admitted(0, len(payload))
 		s.reply(errorReply("malformed command: " + err.Error()))
 		return
+	}
+	if cmd.Op != "sub" && cmd.Op != "unsub" {
+		s.admitted(0, len(payload))
 	}
 	switch cmd.Op {
 	case "sub":
 		if cmd.Topics.empty() {
 			s.reply(errorReply(`"sub" needs "topics": a non-empty array of topic names`))
 		}
+		if !s.chargeTopics(cmd.Op, cmd.Topics.n, len(payload)) {
+			return // over the rate: nothing is answered but the refusal (ratelimit.go)
+		}
+		s.admitted(cmd.Topics.n, len(payload))
 		since, err := parseSince(cmd.Since, cmd.Topics.has, s.srv.cfg.MaxSubs)
 		if err != nil {
 			s.reply(errorReply(err.Error()))
@@ -59,6 +67,10 @@ func (s *session) command(payload []byte) {
 		if cmd.Topics.empty() {
 			s.reply(errorReply(`"unsub" needs "topics": a non-empty array of topic names`))
 		}
+		if !s.chargeTopics(cmd.Op, cmd.Topics.n, len(payload)) {
+			return
+		}
+		s.admitted(cmd.Topics.n, len(payload))
 		for t := range cmd.Topics.all() {
 			if s.gone() {
 				return

@@ -43,6 +43,7 @@ type Config struct {
 	MaxConnsPerIP int           // TCP connections from one peer address, upgraded or not; over it 429
 	CommandRate   int           // commands a connection may send per second, on average (token bucket)
 	CommandBurst  int           // commands a connection may send at once (the bucket's size)
+	CommandBytes  int           // a message costs one token per started CommandBytes; a sub or unsub one per topic (ratelimit.go)
 
 	// Topic history and recovery (v1.1, issue 11), on a single node; a
 	// cluster node's history is the stream (docs/cluster.md).
@@ -120,6 +121,7 @@ func Defaults() Config {
 		MaxConnsPerIP: 1000,
 		CommandRate:   100,
 		CommandBurst:  200,
+		CommandBytes:  16 << 10,
 
 		MaxPendingBytes:   8 << 20,
 		MessageTimeout:    30 * time.Second,

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
+	"github.com/wspush/wspush/internal/bufpool"
 	"github.com/wspush/wspush/internal/testsupport"
 	"github.com/wspush/wspush/netpoll"
 )
@@ -84,7 +85,7 @@ func roundTrip(t *testing.T, s *Server, topic string) {
 
 // TestNonReadingFloodsAreBounded: peers that never read and flood commands
 // or pings make the server queue answers; every byte queued counts toward
-// bufferedAmount, so each is dropped (1013) or held back by TCP (its input
+// bufferedAmount, so each is dropped (1013, or 1008 over the command rate) or held back by TCP (its input
 // left unread), never queued past -max-buffered, and a well-behaved client
 // is served meanwhile.
 func TestNonReadingFloodsAreBounded(t *testing.T) {
@@ -125,7 +126,11 @@ func TestNonReadingFloodsAreBounded(t *testing.T) {
 					}
 				}
 			}()
-			dropped := func() bool { return testutil.ToFloat64(s.metrics.slowDropped) > 0 }
+			dropped := func() bool {
+				// 1013 past -max-buffered, or 1008 over the command rate (a
+				// sub pays per topic: the flood's first one is refused whole).
+				return testutil.ToFloat64(s.metrics.slowDropped)+testutil.ToFloat64(s.metrics.rateLimitCloses) > 0
+			}
 			deadline := time.Now().Add(4 * time.Second)
 			for !dropped() && !(stalled.Load() && !tc.dropped) {
 				if q := maxQueued(s); q > maxBuffered {
@@ -353,4 +358,33 @@ func TestDrainingPeerIsNotReadAtLineRate(t *testing.T) {
 			t.Fatalf("the server read %d bytes after its close frame", sent)
 		}
 	}
+}
+
+// TestLargeMessagesLeaveNoLargeBuffers: the buffers a peer's large messages
+// took (its input's tail, the decoder's) are not kept by the loop once they
+// are done: a loop's pool keeps at most bufpool.MaxIdle bytes, in buffers of
+// at most bufpool.MaxKept, however large the messages it served.
+func TestLargeMessagesLeaveNoLargeBuffers(t *testing.T) {
+	s := startServer(t, Config{Loops: 1, MaxMessage: 2 << 20})
+	c := dialRaw(t, s)
+	c.upgrade(t, "/ws")
+	for _, size := range []int{1 << 20, 1<<20 + 1000, 600 << 10} {
+		msg := []byte(`{"op":"x","pad":"` + strings.Repeat("p", size) + `"}`)
+		// Written in pieces, so the tail grows through the classes.
+		f := maskedFrame(0x1, msg)
+		for off := 0; off < len(f); off += 100 << 10 {
+			if _, err := c.Write(f[off:min(off+100<<10, len(f))]); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if _, p := c.readFrame(t); !strings.Contains(string(p), "unknown op") {
+			t.Fatalf("answer %.100s, want unknown op", p)
+		}
+	}
+	s.group.Each(func(l *netpoll.Loop) {
+		if idle := l.Pool().Idle(); idle > bufpool.MaxIdle {
+			t.Errorf("loop %d keeps %d bytes of buffers, over %d", l.ID(), idle, bufpool.MaxIdle)
+		}
+	})
 }

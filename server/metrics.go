@@ -14,12 +14,14 @@ import (
 // metrics are the server's Prometheus collectors. Counters on the hot path
 // live in the loops and the Hub as atomics and are read at scrape time.
 type metrics struct {
-	reg               *prometheus.Registry
-	handshakes        prometheus.Counter
-	handshakeFailures *prometheus.CounterVec
-	slowDropped       prometheus.Counter
-	rateLimited       prometheus.Counter // commands refused by the rate limit (ratelimit.go)
-	rateLimitCloses   prometheus.Counter // connections closed 1008 for it
+	reg                *prometheus.Registry
+	handshakes         prometheus.Counter
+	handshakeFailures  *prometheus.CounterVec
+	slowDropped        prometheus.Counter
+	rateLimited        prometheus.Counter // commands refused by the rate limit (ratelimit.go)
+	rateLimitCloses    prometheus.Counter // connections closed 1008 for it
+	overBurst          prometheus.Counter // messages refused for costing more than the whole bucket
+	controlRateLimited prometheus.Counter // pings and pongs over the rate (not answered)
 
 	pushLatency prometheus.Histogram // (v1.1) loadmetrics.go
 
@@ -47,6 +49,12 @@ func newMetrics(s *Server) *metrics {
 		rateLimitCloses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wspush_rate_limit_closes_total", Help: "Connections closed with 1008 for staying over -command-rate.",
 		}),
+		overBurst: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wspush_commands_over_burst_total", Help: "Messages refused for costing more tokens (topics, -command-bytes) than -command-burst holds.",
+		}),
+		controlRateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wspush_control_frames_rate_limited_total", Help: "Pings and pongs over -command-rate (a ping so refused is not answered).",
+		}),
 	}
 	for _, r := range handshakeFailureReasons {
 		m.handshakeFailures.WithLabelValues(string(r))
@@ -71,7 +79,7 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.handshakes, m.handshakeFailures, m.slowDropped, m.rateLimited, m.rateLimitCloses, s.auth.refusals,
+		m.handshakes, m.handshakeFailures, m.slowDropped, m.rateLimited, m.rateLimitCloses, m.overBurst, m.controlRateLimited, s.auth.refusals,
 		gauge("wspush_peer_addresses", "Peer addresses with at least one open TCP connection (-max-conns-per-ip counts per address).",
 			func() float64 { return float64(s.peers.addresses()) }),
 		gauge("wspush_connections", "Open WebSocket connections.", func() float64 { return float64(s.open.Load()) }),

@@ -329,7 +329,9 @@ func testGracefulShutdownSends1001(t *testing.T, tr transport) {
 func TestNothingLeftBehindAfterSubscribeChurn(t *testing.T) {
 	// Topics outlive their subscribers for the history's TTL (v1.1): a
 	// short one lets the sweeper forget them within the test.
-	s := startServer(t, Config{Loops: 2, MaxSubs: 200, HistoryTTL: 50 * time.Millisecond})
+	// Each connection names 202 topics in 21 pipelined commands: more than
+	// the default -command-burst, which a sub pays per topic (ratelimit.go).
+	s := startServer(t, Config{Loops: 2, MaxSubs: 200, HistoryTTL: 50 * time.Millisecond, CommandBurst: 1000})
 	base := s.hub.Stats()
 	goroutines := runtime.NumGoroutine()
 	// 1000 connections x 10 rounds x 10 topics = 100,000 subscribes and as

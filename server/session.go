@@ -200,8 +200,11 @@ func (s *session) message(m frames.Message) {
 	}
 	switch m.Op {
 	case ws.OpPing:
-		s.ls.ping.set(m.Payload)
+		if s.controlAllowed() { // a ping over the rate is not answered (ratelimit.go)
+			s.ls.ping.set(m.Payload)
+		}
 	case ws.OpPong:
+		s.controlAllowed()
 	case ws.OpClose:
 		code, _ := frames.ParseClose(m.Payload)
 		if len(m.Payload) == 0 {
@@ -231,7 +234,7 @@ func (s *session) message(m frames.Message) {
 
 // data handles a whole text or binary message.
 func (s *session) data(op ws.OpCode, payload []byte) {
-	if !s.echo && !s.commandAllowed() {
+	if !s.echo && !s.commandAllowed(len(payload)) {
 		return
 	}
 	switch {
@@ -240,6 +243,7 @@ func (s *session) data(op ws.OpCode, payload []byte) {
 	case s.echo:
 		s.send(frames.AppendFrame(nil, op, true, payload))
 	case op == ws.OpBinary:
+		s.admitted(0, len(payload))
 		s.reply(errorReply("binary messages are not supported: send JSON commands as text"))
 	default:
 		s.command(payload)

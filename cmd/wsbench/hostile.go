@@ -29,6 +29,8 @@ func runHostile(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Pings, "pings", 200, "peers that never read and flood 125-byte pings")
 	fs.DurationVar(&cfg.Duration, "duration", 15*time.Second, "measurement time (each run)")
 	fs.Float64Var(&cfg.PubRate, "pub-rate", 100, "publishes per second to the well-behaved subscriber")
+	fs.BoolVar(&cfg.LiveHeap, "live-heap", false, "also sample the server's heap after a forced GC, every 500 ms (needs the server's -pprof)")
+	fs.BoolVar(&cfg.Timeline, "timeline", false, "keep every push's publish time and latency in the JSON output (where in the run the tail is)")
 	fs.BoolVar(&baseline, "baseline", true, "first run the subscriber without hostile peers, for the p99 ratio")
 	fs.StringVar(&jsonOut, "json", "", "write the results as JSON to this file")
 	if err := fs.Parse(args); err != nil {

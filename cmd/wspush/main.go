@@ -143,8 +143,9 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.BoolVar(&cfg.MetricsPublic, "metrics-public", cfg.MetricsPublic, "serve /metrics without the admin token")
 	fs.DurationVar(&cfg.AdminTimeout, "admin-timeout", cfg.AdminTimeout, "an admin request must arrive whole (header and body) within this; answers get twice it, idle keep-alives are closed after it")
 	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "TCP connections from one peer address, upgraded or not; over it the handshake is answered 429")
-	fs.IntVar(&cfg.CommandRate, "command-rate", cfg.CommandRate, "commands per second one connection may send on average; over it: \"rate limited\" errors, then close 1008")
-	fs.IntVar(&cfg.CommandBurst, "command-burst", cfg.CommandBurst, "commands one connection may send at once, over -command-rate")
+	fs.IntVar(&cfg.CommandRate, "command-rate", cfg.CommandRate, "commands per second one connection may send on average (see -command-bytes for what a message costs); over it: \"rate limited\" errors, then close 1008")
+	fs.IntVar(&cfg.CommandBurst, "command-burst", cfg.CommandBurst, "commands one connection may send at once, over -command-rate; also the most topics one sub or unsub may name")
+	fs.IntVar(&cfg.CommandBytes, "command-bytes", cfg.CommandBytes, "a message costs one command of the rate limit per started `bytes` (a sub or unsub one per topic), pings and pongs one each")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: wspush [flags]\n\nEvery flag can also be set with an environment variable, WSPUSH_ and the flag's\nname in upper case with - as _ (WSPUSH_MAX_BUFFERED=2097152); a flag on the\ncommand line wins.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {

@@ -23,25 +23,33 @@ const (
 	DefaultPerClass = 8
 
 	// MaxIdlePerClass bounds the bytes a class keeps, whatever its count
-	// limit (at least one buffer is kept): large buffers, taken by peers
-	// sending large messages, are not kept by the dozen once they leave.
+	// limit: one class does not take all of MaxIdle.
 	MaxIdlePerClass = 512 << 10
+
+	// MaxKept is the largest buffer a Pool keeps once it is put back. A
+	// larger one served one large unit (a peer's 1 MiB frame): rare, and
+	// allocating it again costs little next to filling it, while keeping one
+	// per class and loop held megabytes per loop for good after a single
+	// burst of large or hostile messages (issue 10).
+	MaxKept = 64 << 10
+
+	// MaxIdle bounds the bytes all the classes of a Pool keep together.
+	MaxIdle = 1 << 20
 
 	numClasses = maxShift - minShift + 1
 )
 
-// Pool holds free buffers in power-of-two size classes from MinSize to
-// MaxSize. Each class keeps at most a fixed number of buffers, so the idle
-// memory of a Pool is bounded; buffers beyond the limit are left to the
-// garbage collector. Classes larger than anything asked for stay empty, so if
-// requests never exceed S bytes the idle memory is below
-// 2 × maxPerClass × S (for S = 1 MiB and the default limit, 16 MiB), and no
-// class keeps more than MaxIdlePerClass bytes (or one buffer).
+// Pool hands out buffers in power-of-two size classes from MinSize to
+// MaxSize, and keeps those put back up to MaxKept bytes each: each class
+// keeps at most a fixed number of buffers and MaxIdlePerClass bytes, and all
+// together at most MaxIdle bytes; buffers beyond are left to the garbage
+// collector.
 //
 // The zero value is ready to use and keeps up to DefaultPerClass buffers per
 // class.
 type Pool struct {
 	max  int
+	idle int // bytes kept in free
 	free [numClasses][][]byte
 }
 
@@ -89,22 +97,27 @@ func (p *Pool) Get(n int) []byte {
 		b := l[k-1]
 		l[k-1] = nil // do not keep a second reference to a buffer in use
 		p.free[c] = l[:k-1]
+		p.idle -= cap(b)
 		return b
 	}
 	return make([]byte, 0, 1<<(c+minShift))
 }
 
 // Put gives b back to the pool. The caller must not use b afterwards. Buffers
-// whose capacity is not exactly a class size (including those larger than
-// MaxSize), and buffers of a class that is already full, are dropped.
+// whose capacity is not exactly a class size, buffers larger than MaxKept,
+// and buffers of a class or pool that is already full, are dropped.
 func (p *Pool) Put(b []byte) {
 	c := cap(b)
-	if c < MinSize || c > MaxSize || c&(c-1) != 0 {
+	if c < MinSize || c > MaxKept || c&(c-1) != 0 || p.idle+c > MaxIdle {
 		return
 	}
 	i := bits.Len(uint(c)) - 1 - minShift
-	if n := len(p.free[i]); n >= p.limit() || n > 0 && (n+1)*c > MaxIdlePerClass {
+	if n := len(p.free[i]); n >= p.limit() || (n+1)*c > MaxIdlePerClass {
 		return
 	}
 	p.free[i] = append(p.free[i], b[:0])
+	p.idle += c
 }
+
+// Idle is the bytes the pool keeps for reuse.
+func (p *Pool) Idle() int { return p.idle }

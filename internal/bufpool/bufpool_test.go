@@ -104,3 +104,49 @@ func BenchmarkGetPut(b *testing.B) {
 		})
 	}
 }
+
+// TestIdleBounded: buffers above MaxKept are not kept, and all classes
+// together keep at most MaxIdle bytes.
+func TestIdleBounded(t *testing.T) {
+	p := New(64)
+	var held [][]byte
+	for size := MinSize; size <= 4<<20; size *= 2 {
+		for range 64 {
+			held = append(held, p.Get(size))
+		}
+	}
+	for _, b := range held {
+		p.Put(b)
+	}
+	if p.Idle() > MaxIdle || p.Idle() == 0 {
+		t.Fatalf("idle %d bytes, want 1 to %d", p.Idle(), MaxIdle)
+	}
+	for c := range p.free {
+		for _, b := range p.free[c] {
+			if cap(b) > MaxKept {
+				t.Fatalf("a %d-byte buffer kept, over MaxKept %d", cap(b), MaxKept)
+			}
+		}
+	}
+	sum := 0
+	for c := range p.free {
+		for _, b := range p.free[c] {
+			sum += cap(b)
+		}
+	}
+	if sum != p.Idle() {
+		t.Fatalf("Idle %d, the free lists hold %d", p.Idle(), sum)
+	}
+	for size := MinSize; size <= MaxKept; size *= 2 {
+		p.Get(size)
+	}
+	sum = 0
+	for c := range p.free {
+		for _, b := range p.free[c] {
+			sum += cap(b)
+		}
+	}
+	if sum != p.Idle() {
+		t.Fatalf("after Gets: Idle %d, the free lists hold %d", p.Idle(), sum)
+	}
+}
