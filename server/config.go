@@ -16,7 +16,8 @@ type Config struct {
 	Admin            string        // admin address: publish, metrics, health, pprof; "" disables it; loopback by default (docs/security.md)
 	Loops            int           // event loops
 	MaxConns         int           // WebSocket connections; over it handshakes get 503
-	MaxMessage       int           // bytes of a client message (and of a published body)
+	MaxMessage       int           // bytes of a published body, and of a client message on /echo
+	MaxCommand       int           // bytes of a client message on /ws (a command), at most MaxMessage (v1.1)
 	MaxHeader        int           // bytes of a handshake request
 	MaxBuffered      int           // bufferedAmount past which a connection is a slow consumer
 	MaxSubs          int           // topics one connection may hold
@@ -101,6 +102,7 @@ func Defaults() Config {
 		Loops:            runtime.GOMAXPROCS(0),
 		MaxConns:         1_000_000,
 		MaxMessage:       1 << 20,
+		MaxCommand:       64 << 10,
 		MaxHeader:        8 << 10,
 		MaxBuffered:      1 << 20,
 		MaxSubs:          100,

@@ -130,6 +130,9 @@ func (s *session) handshake(b []byte) int {
 	switch r.status {
 	case http.StatusSwitchingProtocols:
 		s.echo = r.echo
+		if !s.echo {
+			s.dec.MaxMessage = s.srv.maxCommand() // a command, not an echoed message
+		}
 		s.deflate = r.deflate
 		s.dec.Deflate = r.deflate
 		if s.admit(r.claims) {

@@ -105,7 +105,7 @@ func TestNonReadingFloodsAreBounded(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, Config{Loops: 1, MaxBuffered: maxBuffered, SendBuffer: 16 << 10, MaxMessage: 2 << 20})
+			s := startServer(t, Config{Loops: 1, MaxBuffered: maxBuffered, SendBuffer: 16 << 10, MaxMessage: 2 << 20, MaxCommand: 2 << 20})
 			c := dialNonReader(t, s)
 			flood := bytes.Repeat(tc.frame, max(1, (4<<20)/len(tc.frame)))
 			var stalled atomic.Bool
@@ -152,7 +152,7 @@ func TestNonReadingFloodsAreBounded(t *testing.T) {
 // TestUnknownOpIsNotEchoedWhole: the error answer quotes a bounded prefix of
 // the op, not 6 bytes of JSON escape per byte sent.
 func TestUnknownOpIsNotEchoedWhole(t *testing.T) {
-	s := startServer(t, Config{})
+	s := startServer(t, Config{MaxCommand: 1 << 20})
 	c := dial(t, s, "/ws")
 	sendJSON(t, c, `{"op":"`+strings.Repeat("<", 100<<10)+`"}`)
 	m := testsupport.ReadJSON(t, c)
@@ -365,7 +365,7 @@ func TestDrainingPeerIsNotReadAtLineRate(t *testing.T) {
 // are done: a loop's pool keeps at most bufpool.MaxIdle bytes, in buffers of
 // at most bufpool.MaxKept, however large the messages it served.
 func TestLargeMessagesLeaveNoLargeBuffers(t *testing.T) {
-	s := startServer(t, Config{Loops: 1, MaxMessage: 2 << 20})
+	s := startServer(t, Config{Loops: 1, MaxMessage: 2 << 20, MaxCommand: 2 << 20})
 	c := dialRaw(t, s)
 	c.upgrade(t, "/ws")
 	for _, size := range []int{1 << 20, 1<<20 + 1000, 600 << 10} {

@@ -78,8 +78,12 @@ func (s *session) holdCommand(payload []byte) {
 }
 
 // maxHeldBytes bounds the commands one connection may have held: one
-// message's worth (-max-message).
-func (s *session) maxHeldBytes() int { return s.srv.cfg.MaxMessage }
+// command's worth (-max-command).
+func (s *session) maxHeldBytes() int { return s.srv.maxCommand() }
+
+// maxCommand is the largest client message on /ws: -max-command, and never
+// more than -max-message.
+func (srv *Server) maxCommand() int { return min(srv.cfg.MaxCommand, srv.cfg.MaxMessage) }
 
 // Subscribed is the Hub's confirmation of a pending subscription, on the
 // session's loop (pubsub.Confirmer).

@@ -98,7 +98,7 @@ func TestSubChargedPerTopic(t *testing.T) {
 // the flooder's 1 MiB {"op":"sub","topics":["a","a",...]}, is answered with
 // one error, not a subscribed per name; the same again closes 1008.
 func TestHugeSubOneAnswer(t *testing.T) {
-	s := startServer(t, Config{Loops: 1})
+	s := startServer(t, Config{Loops: 1, MaxCommand: 1 << 20}) // over -max-command it would be closed 1009 at its header
 	c := dialRaw(t, s)
 	c.upgrade(t, "/ws")
 	huge := []byte(`{"op":"sub","topics":["a"` + strings.Repeat(`,"a"`, 1<<16) + `]}`) // 256 KiB: 16 tokens
@@ -111,8 +111,11 @@ func TestHugeSubOneAnswer(t *testing.T) {
 	if code != 1008 || reason != closeReasonRateLimit {
 		t.Fatalf("closed %d %q, want 1008 %q", code, reason, closeReasonRateLimit)
 	}
-	if got := testutil.ToFloat64(s.metrics.overBurst); got != 1 {
-		t.Errorf("over burst %v, want 1", got)
+	// The second may be refused for its bytes or, if it took the loop long
+	// enough to read for the bucket to refill its bytes' tokens, for its
+	// topics again.
+	if got := testutil.ToFloat64(s.metrics.overBurst); got < 1 || got > 2 {
+		t.Errorf("over burst %v, want 1 or 2", got)
 	}
 }
 
@@ -168,7 +171,7 @@ func TestPingFloodClosed(t *testing.T) {
 // once the bucket has refilled is parsed a second time at most: its charge
 // does not forgive the strike of the first refusal, so the second closes.
 func TestHugeSubRepeatedSlowlyIsClosed(t *testing.T) {
-	s := startServer(t, Config{Loops: 1, CommandRate: 1000, CommandBurst: 50})
+	s := startServer(t, Config{Loops: 1, CommandRate: 1000, CommandBurst: 50, MaxCommand: 1 << 20})
 	c := dialRaw(t, s)
 	c.upgrade(t, "/ws")
 	huge := protoFrame(0x81, []byte(`{"op":"sub","topics":["a"`+strings.Repeat(`,"a"`, 1<<16)+`]}`)) // 256 KiB: 16 tokens

@@ -165,7 +165,7 @@ func (s *session) frames(b []byte, used int) (int, int, bool) {
 		if s.state == stateJoining {
 			// A client is to wait for the 101; what it sends early is
 			// kept, up to a message.
-			if len(b)-used > s.srv.cfg.MaxMessage {
+			if len(b)-used > s.dec.MaxMessage {
 				s.c.Close(errEarlyData)
 				return len(b), 0, done
 			}
@@ -218,7 +218,7 @@ func (s *session) message(m frames.Message) {
 		if m.Compressed {
 			pool := s.c.Loop().Pool()
 			var err error
-			if payload, err = s.ls.inflater.Inflate(pool, m.Payload, s.srv.cfg.MaxMessage); err != nil {
+			if payload, err = s.ls.inflater.Inflate(pool, m.Payload, s.dec.MaxMessage); err != nil {
 				s.fail(err)
 				return
 			}
