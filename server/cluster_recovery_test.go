@@ -389,3 +389,26 @@ func TestClusterReplayPastMaxBuffered(t *testing.T) {
 		t.Fatalf("replay %v, want %v", got, seqs[17:])
 	}
 }
+
+// TestClusterHistoryHugeLimit: GET /history with a limit far above what the
+// stream can hold of a topic answers what there is, at the cost of those
+// messages only: the limit must not size anything up front (a direct get
+// batch of 2^40 answers once sized a channel for them and panicked).
+func TestClusterHistoryHugeLimit(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	s := startClusterNode(t, ns.ClientURL(), Config{})
+	var seqs []uint64
+	for i := range 3 {
+		seq, _ := publishSeq(t, s, "big", fmt.Sprint(i))
+		seqs = append(seqs, seq)
+	}
+	for _, query := range []string{
+		"topic=big&limit=1099511627776",
+		fmt.Sprintf("topic=big&since=%d&limit=1099511627776", seqs[0]),
+	} {
+		code, h := getHistory(t, s, query)
+		if code != http.StatusOK || !h.Recovered || len(h.Messages) == 0 || h.Messages[len(h.Messages)-1].Seq != seqs[2] {
+			t.Fatalf("%s: %d %+v, want every message up to %d", query, code, h, seqs[2])
+		}
+	}
+}

@@ -239,12 +239,19 @@ const (
 	numPendingHeader = "Nats-Num-Pending"
 )
 
-// directBatch reads up to batch messages on subject from seq on, in seq
-// order, with one direct get request (a batch of answers ending with an
-// EOB), about maxBytes of them at most, and how many are left after them:
-// none and 0 when there is none.
+// maxDirectBatch bounds the messages one direct get request asks for. The
+// channel that takes the answers is sized for all of them up front, and a
+// caller's limit need not be small (GET /history?limit=2^40 once made a
+// channel of 8 TiB): past it, readSince asks again from the last message
+// read, as for an answer cut short by max_bytes.
+const maxDirectBatch = 1024
+
+// directBatch reads up to batch messages (at most maxDirectBatch) on
+// subject from seq on, in seq order, with one direct get request (a batch
+// of answers ending with an EOB), about maxBytes of them at most, and how
+// many are left after them: none and 0 when there is none.
 func (b *Broker) directBatch(ctx context.Context, subject string, seq uint64, batch, maxBytes int) ([]StreamMessage, uint64, error) {
-	batch = max(batch, 1)
+	batch = min(max(batch, 1), maxDirectBatch)
 	// The answers' own channel, sized for them all (the batch and its end,
 	// or one status): SubscribeSync's would be nats.go's default of 64 Ki
 	// entries per read.
