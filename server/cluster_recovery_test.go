@@ -412,3 +412,37 @@ func TestClusterHistoryHugeLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterUnsubscribeWhilePending: the server API unsubscribes a
+// connection from the topic whose answer it is waiting for (pending on the
+// cluster's interest, with or without a recovery behind it). That topic is
+// answered nothing more, and the commands the connection sent meanwhile are
+// answered: they once waited forever for a confirmation that never came.
+func TestClusterUnsubscribeWhilePending(t *testing.T) {
+	const adminToken = "admin-secret"
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
+	s, _ := startAuthServer(t, Config{Broker: "nats://" + proxy.Addr(), PublishToken: adminToken})
+	testsupport.WaitFor(t, "node healthy", func() bool { code, _ := health(t, s); return code == http.StatusOK })
+	bearer := []string{"Authorization", "Bearer " + adminToken}
+	for i, sub := range []string{
+		`{"op":"sub","topics":["%s"]}`,
+		`{"op":"sub","topics":["%s"],"since":{"%[1]s":{"epoch":"E","seq":1}}}`,
+	} {
+		topic := fmt.Sprint("pending", i)
+		proxy.SetDelay(time.Second) // the interest's round trip: the topic stays pending meanwhile
+		c := dialToken(t, s, hs(t, tokenClaims("7", time.Hour, "topics", []string{"*"})), "")
+		sendJSON(t, c, fmt.Sprintf(sub, topic))
+		sendJSON(t, c, `{"op":"nope"}`) // held behind the pending answer
+		testsupport.WaitFor(t, "subscribed on the node", func() bool { return s.hub.Stats().Subscriptions == 1 })
+		// 503 too: telling the other nodes waits for the slow NATS.
+		if code, m := adminDo(t, s, http.MethodPost, "/unsubscribe?user=7&topic="+topic, bearer...); m["unsubscribed"] != 1.0 {
+			t.Fatalf("/unsubscribe: %d %v", code, m)
+		}
+		expectReply(t, c, map[string]any{"op": "unsubscribed", "topic": topic})
+		proxy.SetDelay(0)
+		expectReply(t, c, map[string]any{"op": "error"}) // the held command
+		c.CloseNow()
+		testsupport.WaitFor(t, "connection gone", func() bool { return s.hub.Stats().Subscriptions == 0 })
+	}
+}
