@@ -390,11 +390,11 @@ func TestClusterReplayPastMaxBuffered(t *testing.T) {
 	}
 }
 
-// TestClusterHistoryHugeLimit: GET /history with a limit far above what the
+// TestClusterHistoryLimits: GET /history with a limit far above what the
 // stream can hold of a topic answers what there is, at the cost of those
 // messages only: the limit must not size anything up front (a direct get
 // batch of 2^40 answers once sized a channel for them and panicked).
-func TestClusterHistoryHugeLimit(t *testing.T) {
+func TestClusterHistoryLimits(t *testing.T) {
 	ns := testsupport.StartNATS(t, -1, t.TempDir())
 	s := startClusterNode(t, ns.ClientURL(), Config{})
 	var seqs []uint64
@@ -409,6 +409,13 @@ func TestClusterHistoryHugeLimit(t *testing.T) {
 		code, h := getHistory(t, s, query)
 		if code != http.StatusOK || !h.Recovered || len(h.Messages) == 0 || h.Messages[len(h.Messages)-1].Seq != seqs[2] {
 			t.Fatalf("%s: %d %+v, want every message up to %d", query, code, h, seqs[2])
+		}
+	}
+	// limit=0 gives the position only (docs/protocol.md), from 0 as from a seq.
+	for _, query := range []string{"topic=big&limit=0", fmt.Sprintf("topic=big&since=%d&limit=0", seqs[0])} {
+		code, h := getHistory(t, s, query)
+		if code != http.StatusOK || !h.Recovered || len(h.Messages) != 0 || h.Seq != seqs[2] {
+			t.Fatalf("%s: %d %+v, want the position %d only", query, code, h, seqs[2])
 		}
 	}
 }

@@ -108,7 +108,13 @@ func (b *Broker) readSince(ctx context.Context, stream jetstream.Stream, subject
 		if anchored {
 			want++
 		}
-		msgs, pending, err := b.directBatch(ctx, subject, next, want, maxBytes-bytes)
+		// want is 0 only from position 0 with limit 0 (GET
+		// /history?limit=0): no message asked for, the position only, so
+		// nothing is read and the read counts as cut short.
+		msgs, pending, err := []StreamMessage(nil), uint64(1), error(nil)
+		if want > 0 {
+			msgs, pending, err = b.directBatch(ctx, subject, next, want, maxBytes-bytes)
+		}
 		if err != nil {
 			return Read{}, err
 		}
