@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -451,5 +452,45 @@ func TestClusterUnsubscribeWhilePending(t *testing.T) {
 		expectReply(t, c, map[string]any{"op": "error"}) // the held command
 		c.CloseNow()
 		testsupport.WaitFor(t, "connection gone", func() bool { return s.hub.Stats().Subscriptions == 0 })
+	}
+}
+
+// TestClusterJoinReadsOneAtATime: a listen-only resume of several topics
+// reads them from the stream one after the other, each within what is left
+// of -max-buffered, so that one handshake holds at most about -max-buffered
+// of replay, not -max-buffered per topic (-max-subs times as much): with one
+// recovery worker and a slow NATS, its reads never queue behind each other.
+func TestClusterJoinReadsOneAtATime(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
+	s := startClusterNode(t, "nats://"+proxy.Addr(), Config{RecoveryWorkers: 1})
+	topics := []string{"j0", "j1", "j2", "j3"}
+	since := map[string]any{}
+	var last []uint64
+	for _, topic := range topics {
+		first, epoch := publishSeq(t, s, topic, `1`)
+		seq, _ := publishSeq(t, s, topic, `2`)
+		since[topic] = map[string]any{"epoch": epoch, "seq": first}
+		last = append(last, seq)
+	}
+	sinceJSON, _ := json.Marshal(since)
+	proxy.SetDelay(150 * time.Millisecond)
+	c := dial(t, s, "/ws?topics="+strings.Join(topics, ",")+"&since="+url.QueryEscape(string(sinceJSON)))
+	queued := 0.0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		queued = max(queued, metricValue(t, s, "wspush_recovery_reads_queued"))
+	}
+	for _, topic := range topics {
+		if a := readAnswer(t, c); a.Topic != topic || a.Recovered == nil || !*a.Recovered {
+			t.Fatalf("answer %+v, want %s recovered", a, topic)
+		}
+	}
+	for i, topic := range topics {
+		if got := collect(t, c, topic, last[i]); !slices.Equal(got, last[i:i+1]) {
+			t.Fatalf("%s replayed %v, want [%d]", topic, got, last[i])
+		}
+	}
+	if queued > 0 {
+		t.Fatalf("up to %v of the handshake's reads waited for the worker at once, want one read at a time", queued)
 	}
 }
