@@ -494,3 +494,21 @@ func TestClusterJoinReadsOneAtATime(t *testing.T) {
 		t.Fatalf("up to %v of the handshake's reads waited for the worker at once, want one read at a time", queued)
 	}
 }
+
+// TestClusterPublishInvalidUTF8: POST /publish of JSON holding a byte that
+// is not UTF-8 is refused with 400 on a cluster node, as on a single node.
+// Stored, it was dropped by every node's ingest, so the topic's next
+// message looked like it followed a gap and closed its subscribers (4003).
+func TestClusterPublishInvalidUTF8(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	s := startClusterNode(t, ns.ClientURL(), Config{})
+	c := dial(t, s, "/ws?topics=u")
+	readAnswer(t, c)
+	if code, m := publish(t, s, "u", "\"\xff\""); code != http.StatusBadRequest {
+		t.Fatalf("publish of invalid UTF-8: %d %v, want 400", code, m)
+	}
+	seq, _ := publishSeq(t, s, "u", `"fine"`)
+	if p := readPush(t, c); p.Seq != seq {
+		t.Fatalf("push %+v, want seq %d", p, seq)
+	}
+}

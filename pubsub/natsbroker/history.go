@@ -126,7 +126,7 @@ func (b *Broker) readSince(ctx context.Context, stream jetstream.Stream, subject
 		}
 		r.Recovered = true
 		for _, m := range msgs {
-			if json.Valid(m.Data) { // else not from a wspush node: never pushed live either (Hub.Ingest)
+			if pubsub.CheckData(m.Data) == nil { // else not from a wspush node: never pushed live either (Hub.Ingest)
 				r.Messages = append(r.Messages, m)
 				bytes += len(m.Data)
 			}
