@@ -164,3 +164,21 @@ func TestCheckPositionUnknown(t *testing.T) {
 		t.Fatalf("a new subscriber is answered seq %d, want 6", seq)
 	}
 }
+
+// TestInvalidIngestIsNoGap: a message the Hub does not push (not UTF-8
+// JSON: from a publisher other than wspush) still takes its seq, so the
+// message after it, whose predecessor it is, does not look like it
+// follows a gap (which closed every subscriber of the topic with 4003).
+func TestInvalidIngestIsNoGap(t *testing.T) {
+	h := NewHub([]Executor{testsupport.Inline{}}, func(string, bool) {})
+	ctx := context.Background()
+	s := &missRecorder{}
+	h.Subscribe(0, s, "t")
+	h.InterestReady("t", 4)
+	h.IngestAfter(ctx, "t", 5, 4, []byte(`5`))
+	h.IngestAfter(ctx, "t", 6, 5, []byte("\"\xff\""))
+	h.IngestAfter(ctx, "t", 7, 6, []byte(`7`))
+	if s.missed != 0 || !slices.Equal(s.seqs(), []uint64{5, 7}) {
+		t.Fatalf("missed %d, pushes %v: want 0 and [5 7]", s.missed, s.seqs())
+	}
+}
