@@ -326,3 +326,38 @@ func TestReadSinceSkipsWhatIngestDrops(t *testing.T) {
 		t.Fatalf("read %+v %v, want only seq %d, whole", r, err, seqs[2])
 	}
 }
+
+// TestReadSincePastOneBatch: a read of more messages than one direct get
+// asks for (maxDirectBatch) goes on from the last message read and ends
+// whole, from a position and from 0.
+func TestReadSincePastOneBatch(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	a := newNode(t, ns.ClientURL())
+	ctx := context.Background()
+	n := maxDirectBatch + 100
+	seqs := make([]uint64, n)
+	for i := range n {
+		res, err := a.Publish(ctx, "many", []byte(strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[i] = res.Seq
+	}
+	for _, from := range []uint64{0, seqs[9]} {
+		r, err := a.ReadSince(ctx, "many", pubsub.Position{Epoch: a.Epoch(), Seq: from}, 10*n, 1<<30)
+		if err != nil || !r.Recovered || r.Truncated || r.End != seqs[n-1] {
+			t.Fatalf("from %d: %v recovered %v truncated %v end %d, want whole to %d", from, err, r.Recovered, r.Truncated, r.End, seqs[n-1])
+		}
+		want := seqs
+		if from > 0 {
+			want = seqs[10:]
+		}
+		got := make([]uint64, len(r.Messages))
+		for i, m := range r.Messages {
+			got[i] = m.Seq
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("from %d: %d messages, want %d in order", from, len(got), len(want))
+		}
+	}
+}
