@@ -24,3 +24,8 @@ func checkData(data []byte) error {
 	}
 	return nil
 }
+
+// CheckData is checkData for a cluster broker: what it publishes to the
+// stream and what it reads back for a replay must pass the check that
+// Hub.Ingest applies to what it pushes live.
+func CheckData(data []byte) error { return checkData(data) }

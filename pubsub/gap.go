@@ -57,7 +57,10 @@ func (h *Hub) gapBefore(t *Topic, prev uint64) bool {
 // a reconnect): above it, messages were missed, the topic's subscribers are
 // told, and the topic's seq becomes last, the position every later
 // subscriber starts from (every message above it reaches the node). It
-// reports whether it found a gap. Not from an event loop.
+// reports whether it found a gap. last NoPrev says the stream's last seq
+// could not be read: the subscribers are told (they may have missed
+// messages) and the seq stays, since there is no position to take; the next
+// message's prev finds any gap again (IngestAfter). Not from an event loop.
 func (h *Hub) CheckPosition(topic string, last uint64) bool {
 	h.mu.Lock()
 	t := h.topics[topic]
@@ -71,7 +74,9 @@ func (h *Hub) CheckPosition(topic string, last uint64) bool {
 		return false
 	}
 	h.lose(t)
-	t.seq = last
+	if last != NoPrev {
+		t.seq = last
+	}
 	return true
 }
 

@@ -139,3 +139,46 @@ func TestHoldRelease(t *testing.T) {
 		t.Fatalf("after leaving: pushes %v", s.seqs())
 	}
 }
+
+// TestCheckPositionUnknown: a stream position the node could not read after
+// a reconnect (NoPrev) tells the topic's subscribers, who may have missed
+// messages, but leaves the topic's seq alone: later messages still reach
+// the topic's subscribers and a new one is answered a real position (the
+// broker once passed NoPrev-1, which became the seq: every later message
+// was dropped as old).
+func TestCheckPositionUnknown(t *testing.T) {
+	h := NewHub([]Executor{testsupport.Inline{}}, func(string, bool) {})
+	ctx := context.Background()
+	s := &missRecorder{}
+	h.Subscribe(0, s, "t")
+	h.InterestReady("t", 4)
+	h.IngestAfter(ctx, "t", 5, 4, []byte(`5`))
+	if !h.CheckPosition("t", NoPrev) || s.missed != 1 {
+		t.Fatalf("unknown position: subscriber told %d times, want 1", s.missed)
+	}
+	h.IngestAfter(ctx, "t", 6, 5, []byte(`6`))
+	if !slices.Equal(s.seqs(), []uint64{5, 6}) || s.missed != 1 {
+		t.Fatalf("pushes %v, missed %d: want [5 6] and 1", s.seqs(), s.missed)
+	}
+	if _, seq, _ := h.Subscribe(0, &missRecorder{}, "t"); seq != 6 {
+		t.Fatalf("a new subscriber is answered seq %d, want 6", seq)
+	}
+}
+
+// TestInvalidIngestIsNoGap: a message the Hub does not push (not UTF-8
+// JSON: from a publisher other than wspush) still takes its seq, so the
+// message after it, whose predecessor it is, does not look like it
+// follows a gap (which closed every subscriber of the topic with 4003).
+func TestInvalidIngestIsNoGap(t *testing.T) {
+	h := NewHub([]Executor{testsupport.Inline{}}, func(string, bool) {})
+	ctx := context.Background()
+	s := &missRecorder{}
+	h.Subscribe(0, s, "t")
+	h.InterestReady("t", 4)
+	h.IngestAfter(ctx, "t", 5, 4, []byte(`5`))
+	h.IngestAfter(ctx, "t", 6, 5, []byte("\"\xff\""))
+	h.IngestAfter(ctx, "t", 7, 6, []byte(`7`))
+	if s.missed != 0 || !slices.Equal(s.seqs(), []uint64{5, 7}) {
+		t.Fatalf("missed %d, pushes %v: want 0 and [5 7]", s.missed, s.seqs())
+	}
+}

@@ -180,10 +180,11 @@ func (h *Hub) Ingest(topic string, seq uint64, data []byte) int {
 // NoPrev; done, if not nil, is called once every loop has handed the message
 // out (at once when it is dropped or has no subscribers).
 func (h *Hub) ingest(topic string, seq, prev uint64, data []byte, done func()) int {
-	if checkData(data) != nil {
-		callIf(done)
-		return 0 // not from a wspush node: never pushed; subscribers see the seq gap
-	}
+	// Data that is not UTF-8 JSON is not from a wspush node: never pushed
+	// (nor replayed: natsbroker's reads skip it too), but it takes its seq
+	// below, or the next message, whose predecessor it is, would look like
+	// it follows a gap.
+	valid := checkData(data) == nil
 	// The ingesting goroutine waits for the loops rather than queue past
 	// their bound: the broker's own buffer then fills, and its slow-consumer
 	// protection drops and counts. Waiting before any lock keeps the loops
@@ -208,6 +209,10 @@ func (h *Hub) ingest(topic string, seq, prev uint64, data []byte, done func()) i
 		h.lose(t) // before this message's tasks, which the loops run after it
 	}
 	t.seq = seq
+	if !valid {
+		callIf(done)
+		return 0
+	}
 	return h.fanOut(t, seq, data, done)
 }
 

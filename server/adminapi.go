@@ -97,6 +97,7 @@ func (s *Server) unsubscribeLocal(user, topic string) int {
 		}
 		ss.unsubscribe(topic)
 		ss.reply(reply{Op: "unsubscribed", Topic: topic})
+		ss.abandonWait(topic) // pending.go
 		return true
 	})
 }

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -387,5 +388,127 @@ func TestClusterReplayPastMaxBuffered(t *testing.T) {
 	}
 	if got := collect(t, c2, "big", seqs[19]); !slices.Equal(got, seqs[17:]) {
 		t.Fatalf("replay %v, want %v", got, seqs[17:])
+	}
+}
+
+// TestClusterHistoryLimits: GET /history with a limit far above what the
+// stream can hold of a topic answers what there is, at the cost of those
+// messages only: the limit must not size anything up front (a direct get
+// batch of 2^40 answers once sized a channel for them and panicked).
+func TestClusterHistoryLimits(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	s := startClusterNode(t, ns.ClientURL(), Config{})
+	var seqs []uint64
+	for i := range 3 {
+		seq, _ := publishSeq(t, s, "big", fmt.Sprint(i))
+		seqs = append(seqs, seq)
+	}
+	for _, query := range []string{
+		"topic=big&limit=1099511627776",
+		fmt.Sprintf("topic=big&since=%d&limit=1099511627776", seqs[0]),
+	} {
+		code, h := getHistory(t, s, query)
+		if code != http.StatusOK || !h.Recovered || len(h.Messages) == 0 || h.Messages[len(h.Messages)-1].Seq != seqs[2] {
+			t.Fatalf("%s: %d %+v, want every message up to %d", query, code, h, seqs[2])
+		}
+	}
+	// limit=0 gives the position only (docs/protocol.md), from 0 as from a seq.
+	for _, query := range []string{"topic=big&limit=0", fmt.Sprintf("topic=big&since=%d&limit=0", seqs[0])} {
+		code, h := getHistory(t, s, query)
+		if code != http.StatusOK || !h.Recovered || len(h.Messages) != 0 || h.Seq != seqs[2] {
+			t.Fatalf("%s: %d %+v, want the position %d only", query, code, h, seqs[2])
+		}
+	}
+}
+
+// TestClusterUnsubscribeWhilePending: the server API unsubscribes a
+// connection from the topic whose answer it is waiting for (pending on the
+// cluster's interest, with or without a recovery behind it). That topic is
+// answered nothing more, and the commands the connection sent meanwhile are
+// answered: they once waited forever for a confirmation that never came.
+func TestClusterUnsubscribeWhilePending(t *testing.T) {
+	const adminToken = "admin-secret"
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
+	s, _ := startAuthServer(t, Config{Broker: "nats://" + proxy.Addr(), PublishToken: adminToken})
+	testsupport.WaitFor(t, "node healthy", func() bool { code, _ := health(t, s); return code == http.StatusOK })
+	bearer := []string{"Authorization", "Bearer " + adminToken}
+	for i, sub := range []string{
+		`{"op":"sub","topics":["%s"]}`,
+		`{"op":"sub","topics":["%s"],"since":{"%[1]s":{"epoch":"E","seq":1}}}`,
+	} {
+		topic := fmt.Sprint("pending", i)
+		proxy.SetDelay(time.Second) // the interest's round trip: the topic stays pending meanwhile
+		c := dialToken(t, s, hs(t, tokenClaims("7", time.Hour, "topics", []string{"*"})), "")
+		sendJSON(t, c, fmt.Sprintf(sub, topic))
+		sendJSON(t, c, `{"op":"nope"}`) // held behind the pending answer
+		testsupport.WaitFor(t, "subscribed on the node", func() bool { return s.hub.Stats().Subscriptions == 1 })
+		// 503 too: telling the other nodes waits for the slow NATS.
+		if code, m := adminDo(t, s, http.MethodPost, "/unsubscribe?user=7&topic="+topic, bearer...); m["unsubscribed"] != 1.0 {
+			t.Fatalf("/unsubscribe: %d %v", code, m)
+		}
+		expectReply(t, c, map[string]any{"op": "unsubscribed", "topic": topic})
+		proxy.SetDelay(0)
+		expectReply(t, c, map[string]any{"op": "error"}) // the held command
+		c.CloseNow()
+		testsupport.WaitFor(t, "connection gone", func() bool { return s.hub.Stats().Subscriptions == 0 })
+	}
+}
+
+// TestClusterJoinReadsOneAtATime: a listen-only resume of several topics
+// reads them from the stream one after the other, each within what is left
+// of -max-buffered, so that one handshake holds at most about -max-buffered
+// of replay, not -max-buffered per topic (-max-subs times as much): with one
+// recovery worker and a slow NATS, its reads never queue behind each other.
+func TestClusterJoinReadsOneAtATime(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
+	s := startClusterNode(t, "nats://"+proxy.Addr(), Config{RecoveryWorkers: 1})
+	topics := []string{"j0", "j1", "j2", "j3"}
+	since := map[string]any{}
+	var last []uint64
+	for _, topic := range topics {
+		first, epoch := publishSeq(t, s, topic, `1`)
+		seq, _ := publishSeq(t, s, topic, `2`)
+		since[topic] = map[string]any{"epoch": epoch, "seq": first}
+		last = append(last, seq)
+	}
+	sinceJSON, _ := json.Marshal(since)
+	proxy.SetDelay(150 * time.Millisecond)
+	c := dial(t, s, "/ws?topics="+strings.Join(topics, ",")+"&since="+url.QueryEscape(string(sinceJSON)))
+	queued := 0.0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		queued = max(queued, metricValue(t, s, "wspush_recovery_reads_queued"))
+	}
+	for _, topic := range topics {
+		if a := readAnswer(t, c); a.Topic != topic || a.Recovered == nil || !*a.Recovered {
+			t.Fatalf("answer %+v, want %s recovered", a, topic)
+		}
+	}
+	for i, topic := range topics {
+		if got := collect(t, c, topic, last[i]); !slices.Equal(got, last[i:i+1]) {
+			t.Fatalf("%s replayed %v, want [%d]", topic, got, last[i])
+		}
+	}
+	if queued > 0 {
+		t.Fatalf("up to %v of the handshake's reads waited for the worker at once, want one read at a time", queued)
+	}
+}
+
+// TestClusterPublishInvalidUTF8: POST /publish of JSON holding a byte that
+// is not UTF-8 is refused with 400 on a cluster node, as on a single node.
+// Stored, it was dropped by every node's ingest, so the topic's next
+// message looked like it followed a gap and closed its subscribers (4003).
+func TestClusterPublishInvalidUTF8(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	s := startClusterNode(t, ns.ClientURL(), Config{})
+	c := dial(t, s, "/ws?topics=u")
+	readAnswer(t, c)
+	if code, m := publish(t, s, "u", "\"\xff\""); code != http.StatusBadRequest {
+		t.Fatalf("publish of invalid UTF-8: %d %v, want 400", code, m)
+	}
+	seq, _ := publishSeq(t, s, "u", `"fine"`)
+	if p := readPush(t, c); p.Seq != seq {
+		t.Fatalf("push %+v, want seq %d", p, seq)
 	}
 }

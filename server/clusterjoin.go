@@ -6,11 +6,14 @@ import "github.com/wspush/wspush/pubsub"
 // on a cluster node. As on a single node (since.go, upgradeSince), the 101
 // comes first, then every subscribed answer in the order of topics, then
 // the replays in that order. The answers from the first topic named in
-// since on wait for the stream reads (clusterrecovery.go), all of them run
-// at once on the workers; every topic of the wait is held (no push before
-// its answer). When no read is in flight, each recovered topic's read must
-// reach its loop's live position in that same loop turn; those that fall
-// behind read on (at most maxRecoveryReads each), and the answers wait
+// since on wait for the stream reads (clusterrecovery.go), run one after
+// the other in the order of topics, each within what the earlier ones left
+// of -max-buffered: a handshake holds at most about -max-buffered of replay
+// (reads at once would hold -max-buffered per topic, -max-subs times as
+// much). Every topic of the wait is held (no push before its answer). When
+// every topic has been read, each recovered topic's read must reach its
+// loop's live position in that same loop turn; those that fall behind read
+// on, one at a time (at most maxRecoveryReads each), and the answers wait
 // again. Then, in one loop turn, the answers, the replays, and every topic
 // released: a recovered one at its read's end, the others at their live
 // position. Commands the client sends meanwhile wait (pending.go).
@@ -39,10 +42,9 @@ func (s *session) joinFromStream(names []string, since map[string]pubsub.Positio
 		}
 		jt := joinTopic{t: t, at: t.Hold(loop, s)}
 		if from, ok := since[name]; ok {
-			jt.r = &clusterRecovery{t: t, from: from, at: jt.at, join: j}
-			if from.Epoch != t.Epoch() || !s.readMore(jt.r, from) {
-				jt.r.done, jt.r.fail = true, true // another stream's position, or no worker free
-			}
+			// Read in turn by settleJoin; another stream's position fails.
+			jt.r = &clusterRecovery{t: t, from: from, at: jt.at, join: j, done: true}
+			jt.r.unread, jt.r.fail = from.Epoch == t.Epoch(), from.Epoch != t.Epoch()
 		}
 		j.topics = append(j.topics, jt)
 	}
@@ -53,18 +55,29 @@ func (s *session) joinFromStream(names []string, since map[string]pubsub.Positio
 	s.settleJoin()
 }
 
-// settleJoin answers the handshake once no read is in flight and every
-// recovered topic has caught up with its loop, reading on for those that
-// have not.
+// settleJoin starts the handshake's next read, one at a time: first each
+// topic's, then, once all were read, the next for a recovered topic that
+// has not caught up with its loop. With none left to start it answers.
 func (s *session) settleJoin() {
 	j := s.pend.joinRec
 	for _, jt := range j.topics {
 		if jt.r != nil && !jt.r.done {
-			return
+			return // a read in flight
 		}
 	}
+	for _, jt := range j.topics {
+		r := jt.r
+		if r == nil || !r.unread {
+			continue
+		}
+		r.unread = false
+		if s.readMore(r, r.from) {
+			r.done = false
+			return
+		}
+		r.fail = true // no worker free
+	}
 	loop := s.c.Loop().ID()
-	again := false
 	for _, jt := range j.topics {
 		r := jt.r
 		if r == nil || r.fail || r.end >= max(r.at, r.t.LoopLast(loop)) {
@@ -72,14 +85,24 @@ func (s *session) settleJoin() {
 		}
 		if r.reads >= maxRecoveryReads || !s.readMore(r, pubsub.Position{Epoch: r.from.Epoch, Seq: r.end}) {
 			s.srv.log.Debug("recovery did not catch up with live pushes: answered recovered:false", "topic", r.t.Name())
-			r.fail = true
+			r.fail, r.msgs, r.bytes = true, nil, 0
 			continue
 		}
-		r.done, again = false, true
+		r.done = false
+		return
 	}
-	if !again {
-		s.answerJoin()
+	s.answerJoin()
+}
+
+// bytes is what the join's recoveries hold of replay, against -max-buffered.
+func (j *joinRecovery) bytes() int {
+	n := 0
+	for _, jt := range j.topics {
+		if jt.r != nil && !jt.r.fail {
+			n += jt.r.bytes
+		}
 	}
+	return n
 }
 
 // answerJoin sends the held answers, then the replays, and releases every

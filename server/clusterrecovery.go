@@ -31,7 +31,8 @@ import (
 // ones are sent. If live has moved past the read, another read continues
 // from where this one ended, at most maxRecoveryReads in all.
 //
-// Bounds: one read at a time per connection (later commands wait), at most
+// Bounds: one read at a time per connection (later commands wait; a
+// handshake's topics are read in turn, clusterjoin.go), at most
 // -recovery-queue reads waiting for -recovery-workers workers (past it the
 // answer is recovered:false at once), at most -history-size messages and
 // -max-buffered bytes per recovery (past it, recovered:false, as on a
@@ -51,10 +52,11 @@ type clusterRecovery struct {
 	bytes int // their frames' size, against -max-buffered
 	reads int
 
-	join *joinRecovery // the handshake's recoveries it is one of (clusterjoin.go); nil for a sub command's
-	end  uint64        // join: the read's end, when done and not failed
-	done bool          // join: no read in flight
-	fail bool          // join: not recoverable
+	join   *joinRecovery // the handshake's recoveries it is one of (clusterjoin.go); nil for a sub command's
+	end    uint64        // join: the read's end, when done and not failed
+	done   bool          // join: no read in flight
+	fail   bool          // join: not recoverable
+	unread bool          // join: its first read is yet to start (settleJoin)
 }
 
 // recoveryRead is one read handed to a worker: values only.
@@ -147,8 +149,12 @@ func (s *session) startRecovery(at uint64) {
 // none can take it now (the queue is full).
 func (s *session) readMore(r *clusterRecovery, after pubsub.Position) bool {
 	r.reads++
+	held := r.bytes
+	if r.join != nil {
+		held = r.join.bytes() // a handshake's reads share -max-buffered (clusterjoin.go)
+	}
 	rd := recoveryRead{s: s, r: r, topic: r.t.Name(), after: after,
-		limit: max(int(s.srv.cfg.streamPerTopic())-len(r.msgs), 1), maxBytes: s.srv.cfg.MaxBuffered - r.bytes}
+		limit: max(int(s.srv.cfg.streamPerTopic())-len(r.msgs), 1), maxBytes: s.srv.cfg.MaxBuffered - held}
 	select {
 	case s.srv.recoveries <- rd:
 		return true
@@ -173,6 +179,9 @@ func (s *session) recoveryRead(r *clusterRecovery, res natsbroker.Read, err erro
 	}
 	if r.join != nil {
 		r.done, r.fail, r.end = true, !ok, res.End
+		if !ok {
+			r.msgs, r.bytes = nil, 0 // what an earlier read took is not replayed
+		}
 		s.settleJoin()
 		return
 	}

@@ -136,3 +136,18 @@ func (s *session) joined() {
 	s.pend.join = nil
 	s.open(j.resp, j.topics, j.since)
 }
+
+// abandonWait follows the server API's unsubscribe from topic (POST
+// /unsubscribe): when a command's answer was waiting for that topic
+// (pending on the cluster, or being recovered), the Hub will not confirm it
+// (the subscriber left its waiting set) and a recovery read finds it gone,
+// so the topic is answered nothing and what was held goes on. A
+// handshake's recoveries see it themselves (answerJoin).
+func (s *session) abandonWait(topic string) {
+	w := s.pend.waitOn
+	if w == nil || s.pend.joinRec != nil || w.Name() != topic || s.holds(topic) {
+		return
+	}
+	s.pend.waitOn, s.pend.recov, s.pend.unrecovered = nil, nil, false
+	s.resumeHeld()
+}

@@ -32,7 +32,6 @@ package natsbroker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -254,8 +253,11 @@ func (b *Broker) publish(ctx context.Context, topic string, data []byte, msgID s
 	if err := pubsub.CheckTopic(topic); err != nil {
 		return pubsub.Published{}, err
 	}
-	if !json.Valid(data) {
-		return pubsub.Published{}, pubsub.ErrInvalidJSON
+	if err := pubsub.CheckData(data); err != nil {
+		// JSON with a byte that is not UTF-8 would be stored, dropped by
+		// every node's Hub.Ingest (its subscribers then see a gap: 4003)
+		// and skipped by recoveries.
+		return pubsub.Published{}, err
 	}
 	if err := b.Healthy(); err != nil {
 		b.publishFailures.Add(1)

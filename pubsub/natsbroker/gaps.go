@@ -59,9 +59,10 @@ func (b *Broker) checkGaps() {
 				cancel()
 				if err != nil {
 					// Unknown: the topic's subscribers are told, rather
-					// than risk a gap nobody sees.
+					// than risk a gap nobody sees; the topic's seq stays
+					// (Hub.CheckPosition).
 					b.log.Warn("cannot read a topic's position after a reconnect: its subscribers here are closed", "topic", topic, "err", err)
-					last = pubsub.NoPrev - 1
+					last = pubsub.NoPrev
 				}
 				select {
 				case b.msgs <- checkMsg(topic, last):

@@ -108,7 +108,13 @@ func (b *Broker) readSince(ctx context.Context, stream jetstream.Stream, subject
 		if anchored {
 			want++
 		}
-		msgs, pending, err := b.directBatch(ctx, subject, next, want, maxBytes-bytes)
+		// want is 0 only from position 0 with limit 0 (GET
+		// /history?limit=0): no message asked for, the position only, so
+		// nothing is read and the read counts as cut short.
+		msgs, pending, err := []StreamMessage(nil), uint64(1), error(nil)
+		if want > 0 {
+			msgs, pending, err = b.directBatch(ctx, subject, next, want, maxBytes-bytes)
+		}
 		if err != nil {
 			return Read{}, err
 		}
@@ -120,7 +126,7 @@ func (b *Broker) readSince(ctx context.Context, stream jetstream.Stream, subject
 		}
 		r.Recovered = true
 		for _, m := range msgs {
-			if json.Valid(m.Data) { // else not from a wspush node: never pushed live either (Hub.Ingest)
+			if pubsub.CheckData(m.Data) == nil { // else not from a wspush node: never pushed live either (Hub.Ingest)
 				r.Messages = append(r.Messages, m)
 				bytes += len(m.Data)
 			}
@@ -239,12 +245,19 @@ const (
 	numPendingHeader = "Nats-Num-Pending"
 )
 
-// directBatch reads up to batch messages on subject from seq on, in seq
-// order, with one direct get request (a batch of answers ending with an
-// EOB), about maxBytes of them at most, and how many are left after them:
-// none and 0 when there is none.
+// maxDirectBatch bounds the messages one direct get request asks for. The
+// channel that takes the answers is sized for all of them up front, and a
+// caller's limit need not be small (GET /history?limit=2^40 once made a
+// channel of 8 TiB): past it, readSince asks again from the last message
+// read, as for an answer cut short by max_bytes.
+const maxDirectBatch = 1024
+
+// directBatch reads up to batch messages (at most maxDirectBatch) on
+// subject from seq on, in seq order, with one direct get request (a batch
+// of answers ending with an EOB), about maxBytes of them at most, and how
+// many are left after them: none and 0 when there is none.
 func (b *Broker) directBatch(ctx context.Context, subject string, seq uint64, batch, maxBytes int) ([]StreamMessage, uint64, error) {
-	batch = max(batch, 1)
+	batch = min(max(batch, 1), maxDirectBatch)
 	// The answers' own channel, sized for them all (the batch and its end,
 	// or one status): SubscribeSync's would be nats.go's default of 64 Ki
 	// entries per read.

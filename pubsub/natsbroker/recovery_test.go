@@ -294,3 +294,70 @@ func TestDropCheckShares(t *testing.T) {
 		t.Fatal("a check after the change took an outcome from before it")
 	}
 }
+
+// TestReadSinceSkipsWhatIngestDrops: a message in the stream that is not
+// valid UTF-8 JSON (from a publisher other than wspush: a JSON string with
+// a \xff byte passes json.Valid) is skipped by a read as Hub.Ingest drops
+// it live: replayed in a text frame it would make the client fail its
+// connection (1007), at every resume.
+func TestReadSinceSkipsWhatIngestDrops(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	a := newNode(t, ns.ClientURL())
+	ctx := context.Background()
+	if _, err := a.Publish(ctx, "u", []byte("\"\xff\"")); !errors.Is(err, pubsub.ErrInvalidUTF8) {
+		t.Fatalf("publish of invalid UTF-8: %v, want %v", err, pubsub.ErrInvalidUTF8)
+	}
+	nc, err := nats.Connect(ns.ClientURL()) // another publisher to the stream
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var seqs []uint64
+	for _, data := range []string{`1`, "\"\xff\"", `3`} {
+		ack, err := js.Publish(ctx, inPrefix+Subject("u"), []byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, ack.Sequence)
+	}
+	r, err := a.ReadSince(ctx, "u", pubsub.Position{Epoch: a.Epoch(), Seq: seqs[0]}, 10, 1<<20)
+	if err != nil || !r.Recovered || len(r.Messages) != 1 || r.Messages[0].Seq != seqs[2] || r.End != seqs[2] {
+		t.Fatalf("read %+v %v, want only seq %d, whole", r, err, seqs[2])
+	}
+}
+
+// TestReadSincePastOneBatch: a read of more messages than one direct get
+// asks for (maxDirectBatch) goes on from the last message read and ends
+// whole, from a position and from 0.
+func TestReadSincePastOneBatch(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	a := newNode(t, ns.ClientURL())
+	ctx := context.Background()
+	n := maxDirectBatch + 100
+	seqs := make([]uint64, n)
+	for i := range n {
+		res, err := a.Publish(ctx, "many", []byte(strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[i] = res.Seq
+	}
+	for _, from := range []uint64{0, seqs[9]} {
+		r, err := a.ReadSince(ctx, "many", pubsub.Position{Epoch: a.Epoch(), Seq: from}, 10*n, 1<<30)
+		if err != nil || !r.Recovered || r.Truncated || r.End != seqs[n-1] {
+			t.Fatalf("from %d: %v recovered %v truncated %v end %d, want whole to %d", from, err, r.Recovered, r.Truncated, r.End, seqs[n-1])
+		}
+		want := seqs
+		if from > 0 {
+			want = seqs[10:]
+		}
+		got := make([]uint64, len(r.Messages))
+		for i, m := range r.Messages {
+			got[i] = m.Seq
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("from %d: %d messages, want %d in order", from, len(got), len(want))
+		}
+	}
+}
