@@ -137,13 +137,7 @@ func (h *Hub) publishBatch(items []BatchItem, res []BatchResult, done func()) {
 // delivery per loop with subscribers to perLoop instead of posting a task.
 // Called with t.mu held.
 func (h *Hub) queueBatch(t *Topic, seq uint64, data []byte, accepted int64, perLoop [][]delivery) int {
-	total, loops := 0, int32(0)
-	for i := range t.sets {
-		if n := t.sets[i].n; n > 0 {
-			total += n
-			loops++
-		}
-	}
+	total, loops := t.subscribers()
 	if total == 0 {
 		h.keep(t, seq, data)
 		return 0

@@ -216,18 +216,24 @@ func (h *Hub) ingest(topic string, seq, prev uint64, data []byte, done func()) i
 	return h.fanOut(t, seq, data, done)
 }
 
-// fanOut encodes the push once and posts one task per loop that has
-// subscribers; done, when not nil, is called after the last of those tasks.
-// Called with t.mu held, which keeps every loop's tasks for t in sequence
-// order and the history equal to every message up to t.seq (history_hub.go).
-func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
-	total, loops := 0, int32(0)
+// subscribers counts t's subscribers and the loops they are on. Called with
+// t.mu held.
+func (t *Topic) subscribers() (total int, loops int32) {
 	for i := range t.sets {
 		if n := t.sets[i].n; n > 0 {
 			total += n
 			loops++
 		}
 	}
+	return total, loops
+}
+
+// fanOut encodes the push once and posts one task per loop that has
+// subscribers; done, when not nil, is called after the last of those tasks.
+// Called with t.mu held, which keeps every loop's tasks for t in sequence
+// order and the history equal to every message up to t.seq (history_hub.go).
+func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
+	total, loops := t.subscribers()
 	if total == 0 {
 		h.keep(t, seq, data)
 		callIf(done)

@@ -106,12 +106,7 @@ var errMissed = errors.New("messages missed while joining")
 // subscribeFromStream is subscribeSince in cluster mode: subscribe, then
 // recover from the stream; the answer comes when the recovery ends.
 func (s *session) subscribeFromStream(topic string, from pubsub.Position) {
-	if err := pubsub.CheckTopic(topic); err != nil {
-		s.reply(errorReply(err.Error()))
-		return
-	}
-	if err := s.checkSubscribe(topic); err != nil {
-		s.authError(err, topic)
+	if !s.mayJoin(topic) {
 		return
 	}
 	if t := s.topic(topic); t != nil {

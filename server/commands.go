@@ -118,18 +118,27 @@ func (s *session) subscribeAll(topics iter.Seq[string], since map[string]pubsub.
 	}
 }
 
+// mayJoin reports whether topic is a valid name the connection may
+// subscribe to, answering the error when it is not.
+func (s *session) mayJoin(topic string) bool {
+	if err := pubsub.CheckTopic(topic); err != nil {
+		s.reply(errorReply(err.Error()))
+		return false
+	}
+	if err := s.checkSubscribe(topic); err != nil {
+		s.authError(err, topic)
+		return false
+	}
+	return true
+}
+
 // subscribe adds one topic and answers with its last sequence number.
 func (s *session) subscribe(topic string) { s.subscribeAs(topic, false) }
 
 // subscribeAs is subscribe; unrecovered adds "recovered":false to the
 // answer (a since this node cannot recover from).
 func (s *session) subscribeAs(topic string, unrecovered bool) {
-	if err := pubsub.CheckTopic(topic); err != nil {
-		s.reply(errorReply(err.Error()))
-		return
-	}
-	if err := s.checkSubscribe(topic); err != nil {
-		s.authError(err, topic)
+	if !s.mayJoin(topic) {
 		return
 	}
 	if !s.holds(topic) && len(s.topics) >= s.srv.cfg.MaxSubs {

@@ -3,7 +3,6 @@ package natsbroker
 import (
 	"context"
 	"strconv"
-	"sync"
 
 	"github.com/nats-io/nats.go"
 
@@ -47,35 +46,22 @@ func (b *Broker) checkGaps() {
 	b.errMu.Lock()
 	stream := b.stream
 	b.errMu.Unlock()
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range min(positionWorkers, len(topics)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for topic := range work {
-				ctx, cancel := context.WithTimeout(context.Background(), b.cfg.FlushTimeout)
-				last, err := lastSeq(ctx, stream, inPrefix+Subject(topic))
-				cancel()
-				if err != nil {
-					// Unknown: the topic's subscribers are told, rather
-					// than risk a gap nobody sees; the topic's seq stays
-					// (Hub.CheckPosition).
-					b.log.Warn("cannot read a topic's position after a reconnect: its subscribers here are closed", "topic", topic, "err", err)
-					last = pubsub.NoPrev
-				}
-				select {
-				case b.msgs <- checkMsg(topic, last):
-				case <-b.done:
-				}
-			}
-		}()
-	}
-	for _, topic := range topics {
-		work <- topic
-	}
-	close(work)
-	wg.Wait()
+	eachTopic(topics, func(topic string) {
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.FlushTimeout)
+		last, err := lastSeq(ctx, stream, inPrefix+Subject(topic))
+		cancel()
+		if err != nil {
+			// Unknown: the topic's subscribers are told, rather
+			// than risk a gap nobody sees; the topic's seq stays
+			// (Hub.CheckPosition).
+			b.log.Warn("cannot read a topic's position after a reconnect: its subscribers here are closed", "topic", topic, "err", err)
+			last = pubsub.NoPrev
+		}
+		select {
+		case b.msgs <- checkMsg(topic, last):
+		case <-b.done:
+		}
+	})
 }
 
 // checkSubject marks a check message in the ingest channel: no NATS subject

@@ -148,6 +148,13 @@ func (b *Broker) confirm(topics []string, stream jetstream.Stream) {
 		}
 		return
 	}
+	eachTopic(topics, func(topic string) { b.hub.InterestReady(topic, b.position(stream, topic)) })
+}
+
+// eachTopic calls fn for every topic on up to positionWorkers goroutines,
+// since each call waits for one NATS round trip, and returns when all are
+// done.
+func eachTopic(topics []string, fn func(topic string)) {
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range min(positionWorkers, len(topics)) {
@@ -155,7 +162,7 @@ func (b *Broker) confirm(topics []string, stream jetstream.Stream) {
 		go func() {
 			defer wg.Done()
 			for topic := range work {
-				b.hub.InterestReady(topic, b.position(stream, topic))
+				fn(topic)
 			}
 		}()
 	}
