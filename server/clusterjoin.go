@@ -49,7 +49,8 @@ func (s *session) joinFromStream(names []string, since map[string]pubsub.Positio
 	if len(j.topics) == 0 {
 		return
 	}
-	s.pend.joinRec, s.pend.waitOn = j, j.topics[0].t // later commands wait
+	p := s.pending()
+	p.joinRec, p.waitOn = j, j.topics[0].t // later commands wait
 	s.settleJoin()
 }
 
@@ -57,7 +58,7 @@ func (s *session) joinFromStream(names []string, since map[string]pubsub.Positio
 // recovered topic has caught up with its loop, reading on for those that
 // have not.
 func (s *session) settleJoin() {
-	j := s.pend.joinRec
+	j := s.pending().joinRec
 	for _, jt := range j.topics {
 		if jt.r != nil && !jt.r.done {
 			return
@@ -86,8 +87,9 @@ func (s *session) settleJoin() {
 // topic, in this loop turn. A replay that would take the connection past
 // -max-buffered is answered recovered:false instead, as on a single node.
 func (s *session) answerJoin() {
-	j := s.pend.joinRec
-	s.pend.joinRec, s.pend.waitOn = nil, nil
+	p := s.pending()
+	j := p.joinRec
+	p.joinRec, p.waitOn = nil, nil
 	loop := s.c.Loop().ID()
 	planned := s.c.Buffered()
 	for _, jt := range j.topics {
