@@ -26,10 +26,10 @@ const (
 // session is one connection's protocol state. It is owned by the
 // connection's loop (see the package comment).
 //
-// Every idle connection holds one, so its size is counted: it is 256 bytes,
-// the top of its allocation size class (TestSessionSizeClass). State that most
-// connections never use lives behind pointers allocated when it is (pend,
-// claims, tls, proxy), and the small fields share one word.
+// Every idle connection holds one, so its size is counted: it fits the
+// 224-byte allocation size class (TestSessionSizeClass). State that most
+// connections never use lives behind pointers allocated when it is (held,
+// pend, claims, tls, proxy), and the small fields share one word.
 type session struct {
 	srv      *Server
 	ls       *loopServer
@@ -37,7 +37,7 @@ type session struct {
 	dec      frames.Decoder
 	topics   []*pubsub.Topic
 	lastRead time.Time
-	held     heldInput     // unfinished message bytes, counted against -max-pending-bytes (limits.go)
+	held     *heldInput    // unfinished message bytes, counted against -max-pending-bytes; nil until there were some (limits.go)
 	pend     *pendingState // a subscription pending on the cluster and what waits behind it; nil when none (pending.go)
 
 	state      uint8
@@ -124,8 +124,10 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	}
 	s.topics = nil
 	s.srv.peers.remove(s.peer)
-	s.setHeld(0)
-	s.held.since = time.Time{}
+	if s.held != nil {
+		s.setHeld(0)
+		s.held.since = time.Time{}
+	}
 	s.authClosed()
 	s.dec.Release()
 	if s.tls != nil {
