@@ -22,7 +22,7 @@ func peerAddr(c *netpoll.Conn) netip.Addr { return peerAddrOf(c.Fd()) }
 
 // peerAddrOf is getpeername(2) of fd without an allocation: unix.Getpeername
 // puts its sockaddr buffer and the Sockaddr it returns on the heap, about
-// 130 bytes of garbage per accepted connection, which a connection storm
+// 140 bytes of garbage per accepted connection, which a connection storm
 // leaves resident until the runtime returns it (docs/benchmarks.md, idle
 // memory).
 func peerAddrOf(fd int) netip.Addr {
