@@ -123,8 +123,10 @@ func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
 // resumeHeld carries on with what was held, until it is done or waits again.
 func (s *session) resumeHeld() {
 	for s.state == stateOpen && !s.waiting() {
-		p := s.pending() // again each time: a command may have finished with it
+		p := s.pend // again each time: a command may have finished with it
 		switch {
+		case p == nil:
+			return // nothing held
 		case len(p.rest) > 0:
 			rest, since := p.rest, p.since
 			p.rest, p.since = nil, nil
