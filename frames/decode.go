@@ -36,11 +36,13 @@ type Decoder struct {
 	// once it is inflated.
 	Deflate bool
 
+	// The small fields sit together, after Deflate: a Decoder is in every
+	// connection's session.
 	op         ws.OpCode // opcode of the fragmented message in progress, 0 if none
 	compressed bool      // the message in progress has RSV1
-	buf        []byte    // its reassembly buffer, from Pool
 	lent       bool      // buf was returned as a Payload and goes back at the next call
 	text       UTF8      // UTF-8 state of the text message in progress
+	buf        []byte    // its reassembly buffer, from Pool
 
 	// done counts the payload bytes of the frame at the start of the caller's
 	// buffer that are already unmasked and validated, so that a large frame

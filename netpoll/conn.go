@@ -18,13 +18,16 @@ import (
 // Conn is one accepted TCP connection. It is owned by its Loop: call its
 // methods only from that loop's goroutine (inside Handler callbacks or tasks
 // posted to the loop).
+//
+// Every idle connection holds one: it is kept at 112 bytes, a size class below
+// 128 (TestConnSizeClass), by keeping what only a connection with output
+// needs in outq.
 type Conn struct {
-	fd     int32 // -1 once closed
-	idx    int32 // position in loop.conns
-	loop   *Loop
-	tail   []byte // unconsumed input; nil when none
-	out    *outq  // queued output; nil when none
-	queued int    // bytes in out: the connection's bufferedAmount
+	fd   int32 // -1 once closed
+	idx  int32 // position in loop.conns
+	loop *Loop
+	tail []byte // unconsumed input; nil when none
+	out  *outq  // queued output; nil when none
 
 	dirty      bool   // in loop.dirty, waiting for the end-of-callback flush
 	reading    bool   // inside Handler.Read: tail must stay put
@@ -45,9 +48,10 @@ type Conn struct {
 // outq is a connection's output: references to immutable buffers, sent in
 // order. bufs[head][off:] is the next byte to go.
 type outq struct {
-	bufs [][]byte
-	head int
-	off  int
+	bufs   [][]byte
+	head   int
+	off    int
+	queued int // bytes not yet written: the connection's bufferedAmount
 }
 
 // Loop is the loop that owns c.
@@ -61,7 +65,12 @@ func (c *Conn) Closed() bool { return c.fd < 0 }
 
 // Buffered is the connection's bufferedAmount: bytes queued by Queue and not
 // yet accepted by the kernel.
-func (c *Conn) Buffered() int { return c.queued }
+func (c *Conn) Buffered() int {
+	if c.out == nil {
+		return 0
+	}
+	return c.out.queued
+}
 
 // Queue queues b, by reference, to be sent after everything queued before
 // it. It is not an io.Writer: b is not copied, so the caller must not modify
@@ -77,7 +86,7 @@ func (c *Conn) Queue(b []byte) {
 		c.out = l.getq()
 	}
 	c.out.bufs = append(c.out.bufs, b)
-	c.queued += len(b)
+	c.out.queued += len(b)
 	if !c.dirty {
 		c.dirty = true
 		l.dirty = append(l.dirty, c)
@@ -99,7 +108,7 @@ func (c *Conn) AtBoundary() bool { return c.out == nil || c.out.off == 0 }
 func (c *Conn) Discard() {
 	if c.out != nil {
 		c.loop.putq(c.out)
-		c.out, c.queued = nil, 0
+		c.out = nil
 	}
 }
 
@@ -115,7 +124,7 @@ func (c *Conn) DiscardPending() {
 	}
 	clear(q.bufs[q.head+1:])
 	q.bufs = q.bufs[:q.head+1]
-	c.queued = len(q.bufs[q.head]) - q.off
+	q.queued = len(q.bufs[q.head]) - q.off
 }
 
 // CloseWrite shuts down the sending side (a TCP FIN) once everything queued
@@ -195,7 +204,7 @@ func (c *Conn) onEvent(ev epoll.EpollEvent) {
 		if c.fd >= 0 && c.out != nil && !c.dirty {
 			c.flush()
 		}
-		if c.paused && c.fd >= 0 && c.queued <= l.pauseAt {
+		if c.paused && c.fd >= 0 && c.Buffered() <= l.pauseAt {
 			// The queue drained below the mark: read what the edge-triggered
 			// EPOLLIN announced while we were not reading.
 			c.paused = false
@@ -211,13 +220,13 @@ func (c *Conn) onEvent(ev epoll.EpollEvent) {
 // that does not read what it is sent. EPOLLOUT resumes reading (onEvent).
 func (c *Conn) overHighWater() bool {
 	l := c.loop
-	if l.pauseAt <= 0 || c.queued <= l.pauseAt {
+	if l.pauseAt <= 0 || c.Buffered() <= l.pauseAt {
 		return false
 	}
 	if !c.blocked {
 		c.flush()
 	}
-	if c.fd >= 0 && c.queued > l.pauseAt {
+	if c.fd >= 0 && c.Buffered() > l.pauseAt {
 		c.paused = true
 		return true
 	}
@@ -387,7 +396,7 @@ func (c *Conn) flush() {
 			return
 		}
 		l.Stats.BytesWritten.Add(uint64(n))
-		c.queued -= n
+		q.queued -= n
 		written := n
 		for n > 0 {
 			left := len(q.bufs[q.head]) - q.off

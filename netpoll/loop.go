@@ -616,7 +616,7 @@ func (l *Loop) getq() *outq {
 
 func (l *Loop) putq(q *outq) {
 	clear(q.bufs)
-	q.bufs, q.head, q.off = q.bufs[:0], 0, 0
+	q.bufs, q.head, q.off, q.queued = q.bufs[:0], 0, 0, 0
 	if cap(q.bufs) > 4*maxIovecs {
 		return // a queue that grew for a burst is not kept
 	}

@@ -51,7 +51,8 @@ func (s *session) joinFromStream(names []string, since map[string]pubsub.Positio
 	if len(j.topics) == 0 {
 		return
 	}
-	s.pend.joinRec, s.pend.waitOn = j, j.topics[0].t // later commands wait
+	p := s.pending()
+	p.joinRec, p.waitOn = j, j.topics[0].t // later commands wait
 	s.settleJoin()
 }
 
@@ -59,7 +60,7 @@ func (s *session) joinFromStream(names []string, since map[string]pubsub.Positio
 // topic's, then, once all were read, the next for a recovered topic that
 // has not caught up with its loop. With none left to start it answers.
 func (s *session) settleJoin() {
-	j := s.pend.joinRec
+	j := s.pending().joinRec
 	for _, jt := range j.topics {
 		if jt.r != nil && !jt.r.done {
 			return // a read in flight
@@ -109,8 +110,9 @@ func (j *joinRecovery) bytes() int {
 // topic, in this loop turn. A replay that would take the connection past
 // -max-buffered is answered recovered:false instead, as on a single node.
 func (s *session) answerJoin() {
-	j := s.pend.joinRec
-	s.pend.joinRec, s.pend.waitOn = nil, nil
+	p := s.pending()
+	j := p.joinRec
+	p.joinRec, p.waitOn = nil, nil
 	loop := s.c.Loop().ID()
 	planned := s.c.Buffered()
 	for _, jt := range j.topics {

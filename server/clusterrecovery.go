@@ -124,7 +124,8 @@ func (s *session) subscribeFromStream(topic string, from pubsub.Position) {
 	if t == nil {
 		return // dropped while answering (limits.go)
 	}
-	s.pend.waitOn, s.pend.recov = t, &clusterRecovery{t: t, from: from}
+	p := s.pending()
+	p.waitOn, p.recov = t, &clusterRecovery{t: t, from: from}
 	if !waiting { // else Subscribed starts it, at the position the cluster confirms
 		s.startRecovery(t.Hold(s.c.Loop().ID(), s))
 	}
@@ -133,7 +134,7 @@ func (s *session) subscribeFromStream(topic string, from pubsub.Position) {
 // startRecovery starts s.pend.recov, whose subscription is held at
 // position at, with its first read.
 func (s *session) startRecovery(at uint64) {
-	r := s.pend.recov
+	r := s.pending().recov
 	r.at = at
 	if r.from.Epoch != r.t.Epoch() || !s.readMore(r, r.from) {
 		s.endRecovery(r, false, 0) // another stream's position, or no worker free
@@ -161,14 +162,15 @@ func (s *session) readMore(r *clusterRecovery, after pubsub.Position) bool {
 
 // recoveryRead is a worker's read, on the session's loop.
 func (s *session) recoveryRead(r *clusterRecovery, res natsbroker.Read, err error) {
-	current := s.pend.recov == r || r.join != nil && s.pend.joinRec == r.join
+	p := s.pend // nil once nothing is pending: a late read
+	current := p != nil && (p.recov == r || r.join != nil && p.joinRec == r.join)
 	if !current || s.state != stateOpen || s.c.Closed() {
 		return // the connection left or is closing meanwhile
 	}
 	ok := s.took(r, res, err)
 	if r.join == nil && s.topic(r.t.Name()) != r.t {
 		// Unsubscribed meanwhile (POST /unsubscribe): nothing to answer.
-		s.pend.waitOn, s.pend.recov = nil, nil
+		p.waitOn, p.recov = nil, nil
 		s.resumeHeld()
 		return
 	}
@@ -226,7 +228,8 @@ func (s *session) endRecovery(r *clusterRecovery, recovered bool, end uint64) {
 		s.srv.log.Debug("replay larger than -max-buffered: answered recovered:false", "topic", r.t.Name())
 		recovered = false
 	}
-	s.pend.waitOn, s.pend.recov = nil, nil
+	p := s.pending()
+	p.waitOn, p.recov = nil, nil
 	s.srv.metrics.recovery(recovered)
 	if !recovered {
 		pos := max(r.at, r.t.LoopLast(loop))

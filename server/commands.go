@@ -114,7 +114,8 @@ func (s *session) subscribeAll(topics iter.Seq[string], since map[string]pubsub.
 		s.subscribe(t)
 	}
 	if len(rest) > 0 {
-		s.pend.rest, s.pend.since = rest, since
+		p := s.pending()
+		p.rest, p.since = rest, since
 	}
 }
 
@@ -150,7 +151,8 @@ func (s *session) subscribeAs(topic string, unrecovered bool) {
 	case t == nil:
 		return // dropped while answering (limits.go)
 	case waiting:
-		s.pend.waitOn, s.pend.unrecovered = t, unrecovered // answered by Subscribed (pending.go)
+		p := s.pending()
+		p.waitOn, p.unrecovered = t, unrecovered // answered by Subscribed (pending.go)
 		return
 	}
 	r := reply{Op: "subscribed", Topic: topic, Seq: &seq, Epoch: t.Epoch()}

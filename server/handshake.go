@@ -273,7 +273,7 @@ func (s *session) upgrade(r handshakeResult) {
 	if pending > 0 {
 		s.state = stateJoining
 		// r.topics and r.since are the loop's scratch: kept as copies.
-		s.pend.join = &joinState{resp: r.resp, topics: slices.Clone(r.topics), since: maps.Clone(r.since), waiting: pending}
+		s.pending().join = &joinState{resp: r.resp, topics: slices.Clone(r.topics), since: maps.Clone(r.since), waiting: pending}
 		return
 	}
 	s.open(r.resp, r.topics, r.since)

@@ -129,8 +129,9 @@ const maxDrain = 64 << 10
 
 // discard counts input dropped while draining.
 func (s *session) discard(n int) {
-	s.held.drained += n
-	if s.held.drained > maxDrain {
+	h := s.heldInput()
+	h.drained += n
+	if h.drained > maxDrain {
 		s.c.StopReading()
 	}
 }
@@ -139,7 +140,9 @@ func (s *session) discard(n int) {
 // or draining after its last word (a slow consumer's 1013 among others).
 func (s *session) gone() bool { return s.c.Closed() || s.state == stateDraining }
 
-// heldInput is a session's share of its loop's pending bytes.
+// heldInput is a session's share of its loop's pending bytes. A session
+// allocates it when a read first leaves a message unfinished (or input is
+// dropped while draining) and keeps it: an idle connection never needs one.
 type heldInput struct {
 	bytes   int       // counted in loopServer.pending (beyond freeHold)
 	since   time.Time // when the unfinished message started (its first byte, however small); zero when none
@@ -157,16 +160,17 @@ func (s *session) hold(rest int, done bool) bool {
 	if !s.c.Closed() && (s.state == stateOpen || s.state == stateClosing) {
 		raw = rest + s.dec.Buffered()
 	}
-	if raw == 0 && s.held.bytes == 0 && s.held.since.IsZero() {
+	if raw == 0 && (s.held == nil || s.held.bytes == 0 && s.held.since.IsZero()) {
 		return true // the common case: nothing unfinished before or after
 	}
+	h := s.heldInput()
 	// The first freeHold bytes of each connection are not counted: a half
 	// control frame or a small command in flight is never refused because
 	// others filled the budget with large messages.
 	n := max(0, raw-freeHold)
-	if n > s.held.bytes && int(s.ls.pending.Load())-s.held.bytes+n > s.ls.maxPending {
+	if n > h.bytes && int(s.ls.pending.Load())-h.bytes+n > s.ls.maxPending {
 		s.setHeld(0)
-		s.held.since = time.Time{}
+		h.since = time.Time{}
 		s.srv.limits.pendingRefused.Inc()
 		s.srv.log.Debug("closing a connection past -max-pending-bytes", "held", n, "loop_pending", s.ls.pending.Load())
 		s.fail(errTooMuchPending)
@@ -175,10 +179,10 @@ func (s *session) hold(rest int, done bool) bool {
 	s.setHeld(n)
 	switch {
 	case raw == 0:
-		s.held.since = time.Time{}
-	case s.held.since.IsZero() || done:
-		s.held.since = s.lastRead
-		if at := s.held.since.Add(s.srv.cfg.MessageTimeout); s.state == stateOpen && at.Before(s.lastRead.Add(s.srv.cfg.PingInterval)) {
+		h.since = time.Time{}
+	case h.since.IsZero() || done:
+		h.since = s.lastRead
+		if at := h.since.Add(s.srv.cfg.MessageTimeout); s.state == stateOpen && at.Before(s.lastRead.Add(s.srv.cfg.PingInterval)) {
 			// After a read no ping or idle deadline comes earlier than
 			// PingInterval: the message's deadline is the next one.
 			s.setOpenTimer(at)
@@ -189,18 +193,40 @@ func (s *session) hold(rest int, done bool) bool {
 
 // setHeld sets the session's pending bytes, keeping the loop's sum.
 func (s *session) setHeld(n int) {
-	s.ls.pending.Add(int64(n - s.held.bytes))
-	s.held.bytes = n
+	if s.held == nil && n == 0 {
+		return
+	}
+	h := s.heldInput()
+	s.ls.pending.Add(int64(n - h.bytes))
+	h.bytes = n
+}
+
+// heldInput is the session's heldInput, allocated on first use.
+func (s *session) heldInput() *heldInput {
+	if s.held == nil {
+		s.held = new(heldInput)
+	}
+	return s.held
+}
+
+// messageSince is when the connection's unfinished message started; zero
+// when none.
+func (s *session) messageSince() time.Time {
+	if s.held == nil {
+		return time.Time{}
+	}
+	return s.held.since
 }
 
 // messageLate fails the connection whose unfinished message started more
 // than -message-timeout ago, and reports whether it did.
 func (s *session) messageLate(now time.Time) bool {
-	if s.held.since.IsZero() || now.Sub(s.held.since) < s.srv.cfg.MessageTimeout {
+	since := s.messageSince()
+	if since.IsZero() || now.Sub(since) < s.srv.cfg.MessageTimeout {
 		return false
 	}
 	s.srv.limits.messageTimeouts.Inc()
-	s.srv.log.Debug("closing a connection whose message is too slow", "started", s.held.since, "held", s.held.bytes)
+	s.srv.log.Debug("closing a connection whose message is too slow", "started", since, "held", s.held.bytes)
 	s.fail(errMessageTooSlow)
 	return true
 }
@@ -209,8 +235,8 @@ func (s *session) messageLate(now time.Time) bool {
 // earlier deadline: its unfinished message's (-message-timeout) or its
 // token's expiry (auth.go).
 func (s *session) setOpenTimer(at time.Time) {
-	if !s.held.since.IsZero() {
-		if due := s.held.since.Add(s.srv.cfg.MessageTimeout); due.Before(at) {
+	if since := s.messageSince(); !since.IsZero() {
+		if due := since.Add(s.srv.cfg.MessageTimeout); due.Before(at) {
 			at = due
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -17,16 +18,25 @@ import (
 // already gone), which is not counted. With the PROXY protocol the address
 // is known only once the header is parsed: the connection is then counted
 // under the header's client (readProxy, proxy.go), never under the proxy's.
-func peerAddr(c *netpoll.Conn) netip.Addr {
-	sa, err := unix.Getpeername(c.Fd())
-	if err != nil {
+func peerAddr(c *netpoll.Conn) netip.Addr { return peerAddrOf(c.Fd()) }
+
+// peerAddrOf is getpeername(2) of fd without an allocation: unix.Getpeername
+// puts its sockaddr buffer and the Sockaddr it returns on the heap, about
+// 140 bytes of garbage per accepted connection, which a connection storm
+// leaves resident until the runtime returns it (docs/benchmarks.md, idle
+// memory).
+func peerAddrOf(fd int) netip.Addr {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	_, _, errno := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)))
+	if errno != 0 {
 		return netip.Addr{}
 	}
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(sa.Addr)
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(sa.Addr).Unmap()
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		return netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa)).Addr)
+	case unix.AF_INET6:
+		return netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa)).Addr).Unmap()
 	}
 	return netip.Addr{}
 }

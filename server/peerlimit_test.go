@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -91,4 +92,51 @@ func TestPeerTableHoldsOnlyOpenAddresses(t *testing.T) {
 		c.CloseNow()
 	}
 	testsupport.WaitFor(t, "the table to empty", func() bool { return s.peers.addresses() == 0 })
+}
+
+// TestPeerAddrOf reads the peer of real loopback sockets, IPv4 from a
+// source address of its own and IPv6 when the machine has ::1, with no
+// allocation; a descriptor that is gone gives the zero Addr.
+func TestPeerAddrOf(t *testing.T) {
+	for _, tc := range []struct{ network, listen, src string }{
+		{"tcp4", "127.0.0.1:0", "127.0.0.3"},
+		{"tcp6", "[::1]:0", "::1"},
+	} {
+		ln, err := net.Listen(tc.network, tc.listen)
+		if err != nil {
+			t.Logf("%s: %v: skipped", tc.network, err)
+			continue
+		}
+		defer ln.Close()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.src)}}
+		client, err := d.Dial(tc.network, ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		server, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer server.Close()
+		raw, err := server.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got netip.Addr
+		var allocs float64
+		raw.Control(func(fd uintptr) {
+			got = peerAddrOf(int(fd))
+			allocs = testing.AllocsPerRun(100, func() { peerAddrOf(int(fd)) })
+		})
+		if want := netip.MustParseAddr(tc.src); got != want {
+			t.Errorf("%s: peerAddrOf = %v, want %v", tc.network, got, want)
+		}
+		if allocs != 0 {
+			t.Errorf("%s: peerAddrOf allocates %.0f times, want 0", tc.network, allocs)
+		}
+	}
+	if got := peerAddrOf(-1); got.IsValid() {
+		t.Errorf("peerAddrOf(-1) = %v, want the zero Addr", got)
+	}
 }

@@ -61,20 +61,32 @@ type joinState struct {
 }
 
 // waiting reports whether commands must be held.
-func (s *session) waiting() bool { return s.pend.waitOn != nil }
+func (s *session) waiting() bool { return s.pend != nil && s.pend.waitOn != nil }
+
+// pending is the session's deferred work, allocated on first use and dropped
+// once it is done: most connections never wait on the cluster, and holding
+// pendingState in every session would put each one a size class up
+// (docs/benchmarks.md, idle memory).
+func (s *session) pending() *pendingState {
+	if s.pend == nil {
+		s.pend = new(pendingState)
+	}
+	return s.pend
+}
 
 // holdCommand keeps a command for after the pending answer. Past maxHeldBytes the
 // client is sending faster than the cluster answers: it is closed with 1013
 // rather than held without bound.
 func (s *session) holdCommand(payload []byte) {
 	limit := s.maxHeldBytes()
-	if s.pend.heldBytes+len(payload) > limit {
-		s.srv.log.Debug("commands held past the limit while a subscription is pending", "held", s.pend.heldBytes, "limit", limit)
+	p := s.pending()
+	if p.heldBytes+len(payload) > limit {
+		s.srv.log.Debug("commands held past the limit while a subscription is pending", "held", p.heldBytes, "limit", limit)
 		s.closeWith(statusTryAgainLater, closeReasonHeld)
 		return
 	}
-	s.pend.held = append(s.pend.held, append([]byte(nil), payload...))
-	s.pend.heldBytes += len(payload)
+	p.held = append(p.held, append([]byte(nil), payload...))
+	p.heldBytes += len(payload)
 }
 
 // maxHeldBytes bounds the commands one connection may have held: one
@@ -88,21 +100,25 @@ func (srv *Server) maxCommand() int { return min(srv.cfg.MaxCommand, srv.cfg.Max
 // Subscribed is the Hub's confirmation of a pending subscription, on the
 // session's loop (pubsub.Confirmer).
 func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
+	p := s.pend
+	if p == nil {
+		return // nothing waits on a confirmation
+	}
 	switch {
 	case s.state == stateJoining:
-		if s.pend.join.waiting--; s.pend.join.waiting == 0 {
+		if p.join.waiting--; p.join.waiting == 0 {
 			s.joined()
 		}
 	case s.state != stateOpen:
-		s.pend = pendingState{}
-	case t == s.pend.waitOn && s.pend.recov != nil:
+		s.pend = nil
+	case t == p.waitOn && p.recov != nil:
 		s.startRecovery(t.Hold(s.c.Loop().ID(), s)) // answered when it ends
-	case t == s.pend.waitOn:
+	case t == p.waitOn:
 		r := reply{Op: "subscribed", Topic: t.Name(), Seq: &seq, Epoch: t.Epoch()}
-		if s.pend.unrecovered {
+		if p.unrecovered {
 			r.Recovered = ptr(false)
 		}
-		s.pend.waitOn, s.pend.unrecovered = nil, false
+		p.waitOn, p.unrecovered = nil, false
 		s.reply(r)
 		s.resumeHeld()
 	}
@@ -111,19 +127,22 @@ func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
 // resumeHeld carries on with what was held, until it is done or waits again.
 func (s *session) resumeHeld() {
 	for s.state == stateOpen && !s.waiting() {
+		p := s.pend // again each time: a command may have finished with it
 		switch {
-		case len(s.pend.rest) > 0:
-			rest, since := s.pend.rest, s.pend.since
-			s.pend.rest, s.pend.since = nil, nil
+		case p == nil:
+			return // nothing held
+		case len(p.rest) > 0:
+			rest, since := p.rest, p.since
+			p.rest, p.since = nil, nil
 			s.subscribeAll(slices.Values(rest), since)
-		case len(s.pend.held) > 0:
-			cmd := s.pend.held[0]
-			s.pend.held[0] = nil
-			s.pend.held = s.pend.held[1:]
-			s.pend.heldBytes -= len(cmd)
+		case len(p.held) > 0:
+			cmd := p.held[0]
+			p.held[0] = nil
+			p.held = p.held[1:]
+			p.heldBytes -= len(cmd)
 			s.command(cmd)
 		default:
-			s.pend = pendingState{} // drop the emptied slices' arrays
+			s.pend = nil // done: drop it with the emptied slices' arrays
 			return
 		}
 	}
@@ -132,8 +151,9 @@ func (s *session) resumeHeld() {
 // joined opens a joining connection: the 101, then one answer per topic, in
 // order, each at its position now.
 func (s *session) joined() {
-	j := s.pend.join
-	s.pend.join = nil
+	p := s.pending()
+	j := p.join
+	p.join = nil
 	s.open(j.resp, j.topics, j.since)
 }
 

@@ -25,6 +25,11 @@ const (
 
 // session is one connection's protocol state. It is owned by the
 // connection's loop (see the package comment).
+//
+// Every idle connection holds one, so its size is counted: it fits the
+// 224-byte allocation size class (TestSessionSizeClass). State that most
+// connections never use lives behind pointers allocated when it is (held,
+// pend, claims, tls, proxy), and the small fields share one word.
 type session struct {
 	srv      *Server
 	ls       *loopServer
@@ -32,18 +37,19 @@ type session struct {
 	dec      frames.Decoder
 	topics   []*pubsub.Topic
 	lastRead time.Time
-	state    uint8
-	upgraded bool         // counted in Server.open
-	echo     bool         // the /echo endpoint
-	deflate  bool         // permessage-deflate was negotiated
-	pinged   bool         // a ping is out since lastRead
-	held     heldInput    // unfinished message bytes, counted against -max-pending-bytes (limits.go)
-	pend     pendingState // a subscription pending on the cluster and what waits behind it (pending.go)
+	held     *heldInput    // unfinished message bytes, counted against -max-pending-bytes; nil until there were some (limits.go)
+	pend     *pendingState // a subscription pending on the cluster and what waits behind it; nil when none (pending.go)
 
-	overIP     bool       // over -max-conns-per-ip: the request gets 429 once it is whole (overPeerLimit)
-	peer       netip.Addr // counted in Server.peers until the connection closes
-	cmdTAT     int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
-	cmdStrikes uint16     // refused commands not yet forgiven by allowed ones
+	state      uint8
+	upgraded   bool   // counted in Server.open
+	echo       bool   // the /echo endpoint
+	deflate    bool   // permessage-deflate was negotiated
+	pinged     bool   // a ping is out since lastRead
+	overIP     bool   // over -max-conns-per-ip: the request gets 429 once it is whole (overPeerLimit)
+	cmdStrikes uint16 // refused commands not yet forgiven by allowed ones (ratelimit.go)
+
+	peer   netip.Addr // counted in Server.peers until the connection closes
+	cmdTAT int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
 
 	claims *auth.Claims  // what the token allows (auth.go); nil with auth off
 	tls    *sessionTLS   // nil on plain TCP
@@ -118,8 +124,10 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	}
 	s.topics = nil
 	s.srv.peers.remove(s.peer)
-	s.setHeld(0)
-	s.held.since = time.Time{}
+	if s.held != nil {
+		s.setHeld(0)
+		s.held.since = time.Time{}
+	}
 	s.authClosed()
 	s.dec.Release()
 	if s.tls != nil {
