@@ -164,10 +164,10 @@ func (s *session) joined() {
 // so the topic is answered nothing and what was held goes on. A
 // handshake's recoveries see it themselves (answerJoin).
 func (s *session) abandonWait(topic string) {
-	w := s.pend.waitOn
-	if w == nil || s.pend.joinRec != nil || w.Name() != topic || s.holds(topic) {
+	p := s.pend // nil when nothing waits
+	if p == nil || p.waitOn == nil || p.joinRec != nil || p.waitOn.Name() != topic || s.holds(topic) {
 		return
 	}
-	s.pend.waitOn, s.pend.recov, s.pend.unrecovered = nil, nil, false
+	p.waitOn, p.recov, p.unrecovered = nil, nil, false
 	s.resumeHeld()
 }
