@@ -38,7 +38,16 @@ type HostileConfig struct {
 	PubRate   float64       // publishes per second to the subscriber
 	LiveHeap  bool          // also sample the heap in use after a forced GC (needs the server's -pprof)
 	Timeline  bool          // keep every push's send time and latency (HostileResult.Timeline)
-	Log       func(format string, args ...any)
+	// AttackOnly runs the hostile peers alone for Duration, without the
+	// subscriber: a second wsbench process (with no hostile peers) then
+	// measures, so that the attackers' goroutines do not share the
+	// subscriber's Go scheduler and a stall in the client is not charged to
+	// the server.
+	AttackOnly bool
+	// Ready, when set, is called once the hostile peers are connected,
+	// before the measurement starts.
+	Ready func()
+	Log   func(format string, args ...any)
 }
 
 // HostileResult is what the run measured.
@@ -50,10 +59,15 @@ type HostileResult struct {
 	After     ServerSample `json:"after"`
 	// The heap in use right after a forced GC (LiveHeap): what the server
 	// really holds, without the garbage a plain sample catches.
-	LiveBefore   float64            `json:"live_heap_before,omitempty"`
-	LivePeak     float64            `json:"live_heap_peak,omitempty"`
-	LiveAfter    float64            `json:"live_heap_after,omitempty"`
-	Latency      *Latency           `json:"latency"`       // the well-behaved subscriber's pushes
+	LiveBefore float64  `json:"live_heap_before,omitempty"`
+	LivePeak   float64  `json:"live_heap_peak,omitempty"`
+	LiveAfter  float64  `json:"live_heap_after,omitempty"`
+	Latency    *Latency `json:"latency"`   // the well-behaved subscriber's pushes
+	Over10ms   int64    `json:"over_10ms"` // of them, pushes over 10 ms
+	Over50ms   int64    `json:"over_50ms"` // and over 50 ms
+	// Server is the server's push latency histogram over the measurement:
+	// the server's share of Latency (nil if /metrics did not answer).
+	Server       *ServerLatency     `json:"server_push_latency,omitempty"`
 	Lost         int64              `json:"lost"`          // publishes it never got
 	FloodDropped int                `json:"flood_dropped"` // command flooders the server closed
 	FloodMaxDrop float64            `json:"flood_max_drop_s"`
@@ -95,15 +109,18 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 
 	// The well-behaved subscriber.
 	topic := fmt.Sprintf("hostile.probe.%d", time.Now().UnixNano())
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	sub, _, err := websocket.Dial(dctx, cfg.URL+"?topics="+topic, nil)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("subscriber: %w", err)
-	}
-	defer sub.CloseNow()
-	if _, _, err := sub.Read(ctx); err != nil { // subscribed
-		return nil, fmt.Errorf("subscriber: %w", err)
+	var sub *websocket.Conn
+	if !cfg.AttackOnly {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		sub, _, err = websocket.Dial(dctx, cfg.URL+"?topics="+topic, nil)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("subscriber: %w", err)
+		}
+		defer sub.CloseNow()
+		if _, _, err := sub.Read(ctx); err != nil { // subscribed
+			return nil, fmt.Errorf("subscriber: %w", err)
+		}
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -140,12 +157,23 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 	if cfg.Log != nil {
 		cfg.Log("hostile peers connected: %d of %d", r.Connected, len(peers))
 	}
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
+	if cfg.AttackOnly {
+		return r.holdAttack(ctx, cfg, obs, live, stop, &wg, peers)
+	}
+	serverBefore, serr := obs.pushLatency(ctx)
+	if serr != nil && cfg.Log != nil {
+		cfg.Log("server push latency: %v", serr)
+	}
 
 	hist := newHist()
 	var received atomic.Int64
 	start := time.Now().UnixNano()
 	var timeline [][2]float64 // the reader's until readerDone
 	readerDone := make(chan struct{})
+	var over10, over50 atomic.Int64
 	go func() {
 		defer close(readerDone)
 		for {
@@ -157,6 +185,12 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 				now := time.Now().UnixNano()
 				recordUS(hist, now-t)
 				received.Add(1)
+				if d := time.Duration(now - t); d > 50*time.Millisecond {
+					over10.Add(1)
+					over50.Add(1)
+				} else if d > 10*time.Millisecond {
+					over10.Add(1)
+				}
 				if cfg.Timeline {
 					timeline = append(timeline, [2]float64{float64(t-start) / 1e6, float64(now-t) / 1e6})
 				}
@@ -195,6 +229,11 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the last pushes
+	if serverBefore != nil {
+		if after, err := obs.pushLatency(ctx); err == nil {
+			r.Server = serverLatency(serverBefore, after)
+		}
+	}
 	r.After = obs.sample(ctx)
 	r.LiveAfter = live()
 	r.LivePeak = max(r.LivePeak, r.LiveAfter)
@@ -209,9 +248,51 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 	stop()
 	<-readerDone
 	r.Latency = summarize(hist)
+	r.Over10ms, r.Over50ms = over10.Load(), over50.Load()
 	r.Lost = published - received.Load()
 	r.Timeline = timeline
 	wg.Wait()
+	r.countDrops(peers)
+	return r, nil
+}
+
+// holdAttack is RunHostile's AttackOnly run: the peers attack for
+// cfg.Duration (another process measures), sampling the server as the
+// subscriber's run does.
+func (r *HostileResult) holdAttack(ctx context.Context, cfg HostileConfig, obs *observer, live func() float64,
+	stop context.CancelFunc, wg *sync.WaitGroup, peers []*hostilePeer) (*HostileResult, error) {
+	r.Peak = r.Before
+	end := time.Now().Add(cfg.Duration)
+	for time.Now().Before(end) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		s := obs.sample(ctx)
+		r.Peak.HeapInuse = max(r.Peak.HeapInuse, s.HeapInuse)
+		r.Peak.RSS = max(r.Peak.RSS, s.RSS)
+		r.LivePeak = max(r.LivePeak, live())
+	}
+	r.After = obs.sample(ctx)
+	r.LiveAfter = live()
+	r.LivePeak = max(r.LivePeak, r.LiveAfter)
+	r.Peak.HeapInuse = max(r.Peak.HeapInuse, r.After.HeapInuse)
+	r.Peak.RSS = max(r.Peak.RSS, r.After.RSS)
+	if m, err := obs.metrics(ctx); err == nil {
+		r.Metrics = make(map[string]float64)
+		for _, name := range hostileMetrics {
+			r.Metrics[name] = m[name]
+		}
+	}
+	stop()
+	wg.Wait()
+	r.countDrops(peers)
+	return r, nil
+}
+
+// countDrops counts the peers the server ended, by kind.
+func (r *HostileResult) countDrops(peers []*hostilePeer) {
 	for _, p := range peers {
 		switch {
 		case p.kind == subFlood && p.dropped > 0:
@@ -223,7 +304,6 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 			r.HeaderClosed++
 		}
 	}
-	return r, nil
 }
 
 // WriteTable prints the result.
@@ -244,7 +324,12 @@ func (r *HostileResult) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "server CPU           %.1f s over the run\n", r.After.CPUSeconds-r.Before.CPUSeconds)
 	}
 	if l := r.Latency; l != nil {
-		fmt.Fprintf(w, "subscriber latency   n=%d p50 %.2f ms  p99 %.2f ms  max %.2f ms  lost %d\n", l.Count, l.P50, l.P99, l.Max, r.Lost)
+		fmt.Fprintf(w, "subscriber latency   n=%d p50 %.2f ms  p99 %.2f ms  max %.2f ms  lost %d  over 10 ms %d  over 50 ms %d\n",
+			l.Count, l.P50, l.P99, l.Max, r.Lost, r.Over10ms, r.Over50ms)
+	}
+	if s := r.Server; s != nil {
+		fmt.Fprintf(w, "server push latency  n=%.0f p50 <= %g ms  p99 <= %g ms  over 10 ms %.0f  over 50 ms %.0f\n",
+			s.Count, s.P50LeMs, s.P99LeMs, s.Over10ms, s.Over50ms)
 	}
 	fmt.Fprintf(w, "command flooders     %d dropped, the last after %.2f s\n", r.FloodDropped, r.FloodMaxDrop)
 	fmt.Fprintf(w, "ping flooders        %d dropped\n", r.PingDropped)

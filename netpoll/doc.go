@@ -40,7 +40,9 @@
 //
 // Reads land in one buffer per loop. Only the unconsumed tail of a partial
 // unit (a frame or a handshake) is copied into a per-connection buffer from the
-// loop's size-classed pool, and it goes back as soon as it is consumed. Output
+// loop's size-classed pool, and it goes back as soon as it is consumed (a
+// small tail is copied back in front of the loop's buffer for the next read,
+// so the read still takes up to a whole buffer). Output
 // is queued as references to immutable byte slices (shared prepared frames),
 // never copied; the queue itself comes from a per-loop free list. An idle
 // connection therefore holds no buffers at all.

@@ -388,3 +388,38 @@ func TestLargeMessagesLeaveNoLargeBuffers(t *testing.T) {
 		}
 	})
 }
+
+// TestClosingPeerIsNotReadAtLineRate: after the server's close frame (here
+// 1008 for pings over the rate) and before the peer's, a peer that sends on
+// valid frames has a bounded amount of them read and dropped, as a draining
+// peer does; each was parsed until -close-timeout (a ping flooder's input,
+// docs/benchmarks.md).
+func TestClosingPeerIsNotReadAtLineRate(t *testing.T) {
+	s := startServer(t, Config{Loops: 1, CommandRate: 1, CommandBurst: 5, CloseTimeout: 10 * time.Second})
+	c := dialRaw(t, s)
+	c.upgrade(t, "/ws")
+	ping := maskedFrame(0x9, []byte("p"))
+	if _, err := c.Write(bytes.Repeat(ping, 5+2*rateLimitStrikes)); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.closeCode(t); code != 1008 {
+		t.Fatalf("closed with %d, want 1008", code)
+	}
+	flood := bytes.Repeat(maskedFrame(0x9, make([]byte, 125)), (1<<20)/131)
+	sent := 0
+	for {
+		c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		n, err := c.Write(flood)
+		sent += n
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("write: %v", err)
+			}
+			break // the server stopped reading
+		}
+		if sent > 64<<20 {
+			t.Fatalf("the server read %d bytes after its close frame", sent)
+		}
+	}
+}

@@ -181,6 +181,9 @@ func (s *session) frames(b []byte, used int) (int, int, bool) {
 		}
 		m, n, err := s.dec.Next(b[used:])
 		used += n
+		if s.state == stateClosing {
+			s.discard(n) // after our close frame, read at most maxDrain too (limits.go)
+		}
 		if err != nil {
 			s.fail(err)
 			continue

@@ -14,10 +14,12 @@ import (
 // runHostile is `wsbench hostile`: the memory attacks of issue 10 against a
 // running server, with a well-behaved subscriber measuring its latency
 // (bench.RunHostile). -baseline first runs the subscriber alone for the
-// same duration, for the p99 ratio.
+// same duration, for the p99 ratio. -attack-only runs the hostile peers
+// alone, for a second wsbench process with no peers to measure from outside
+// the attackers' process (docs/benchmarks.md).
 func runHostile(ctx context.Context, args []string) error {
 	var cfg bench.HostileConfig
-	var src, jsonOut string
+	var src, jsonOut, readyFile string
 	var baseline bool
 	fs := flag.NewFlagSet("wsbench hostile", flag.ContinueOnError)
 	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/ws", "the server's WebSocket URL")
@@ -31,6 +33,8 @@ func runHostile(ctx context.Context, args []string) error {
 	fs.Float64Var(&cfg.PubRate, "pub-rate", 100, "publishes per second to the well-behaved subscriber")
 	fs.BoolVar(&cfg.LiveHeap, "live-heap", false, "also sample the server's heap after a forced GC, every 500 ms (needs the server's -pprof)")
 	fs.BoolVar(&cfg.Timeline, "timeline", false, "keep every push's publish time and latency in the JSON output (where in the run the tail is)")
+	fs.BoolVar(&cfg.AttackOnly, "attack-only", false, "run the hostile peers alone for -duration, no subscriber (measure from another wsbench hostile process with no peers)")
+	fs.StringVar(&readyFile, "ready-file", "", "create this file once the hostile peers are connected (to start a measuring process then)")
 	fs.BoolVar(&baseline, "baseline", true, "first run the subscriber without hostile peers, for the p99 ratio")
 	fs.StringVar(&jsonOut, "json", "", "write the results as JSON to this file")
 	if err := fs.Parse(args); err != nil {
@@ -44,6 +48,16 @@ func runHostile(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Log = func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
+	if readyFile != "" {
+		cfg.Ready = func() {
+			if err := os.WriteFile(readyFile, nil, 0o644); err != nil {
+				cfg.Log("ready file: %v", err)
+			}
+		}
+	}
+	if cfg.AttackOnly {
+		baseline = false
+	}
 	out := map[string]*bench.HostileResult{}
 	if baseline {
 		b := cfg
