@@ -91,23 +91,32 @@ func (o *observer) sample(ctx context.Context) ServerSample {
 }
 
 // metrics reads /metrics; series with labels are summed under their name.
-func (o *observer) metrics(ctx context.Context) (map[string]float64, error) {
+func (o *observer) metrics(ctx context.Context) (m map[string]float64, err error) {
+	err = o.scrape(ctx, func(r io.Reader) error {
+		m, err = parseMetrics(r)
+		return err
+	})
+	return m, err
+}
+
+// scrape GETs the server's /metrics and hands the body to read.
+func (o *observer) scrape(ctx context.Context, read func(io.Reader) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.admin+"/metrics", nil)
 	if err != nil {
-		return nil, fmt.Errorf("metrics request: %w", err)
+		return fmt.Errorf("metrics request: %w", err)
 	}
 	resp, err := o.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("get metrics: %w", err)
+		return fmt.Errorf("get metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("get metrics: status %d", resp.StatusCode)
+		return fmt.Errorf("get metrics: status %d", resp.StatusCode)
 	}
-	return parseMetrics(resp.Body)
+	return read(resp.Body)
 }
 
 func parseMetrics(r io.Reader) (map[string]float64, error) {

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // pushLatencyMetric is the server's push latency histogram: from a message
@@ -40,23 +38,12 @@ type ServerLatency struct {
 
 // pushLatency reads the push latency histogram's cumulative buckets from
 // /metrics.
-func (o *observer) pushLatency(ctx context.Context) ([]latencyBucket, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.admin+"/metrics", nil)
-	if err != nil {
-		return nil, fmt.Errorf("metrics request: %w", err)
-	}
-	resp, err := o.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("get metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("get metrics: status %d", resp.StatusCode)
-	}
-	return parseLatencyBuckets(resp.Body)
+func (o *observer) pushLatency(ctx context.Context) (buckets []latencyBucket, err error) {
+	err = o.scrape(ctx, func(r io.Reader) error {
+		buckets, err = parseLatencyBuckets(r)
+		return err
+	})
+	return buckets, err
 }
 
 // parseLatencyBuckets picks the lines `wspush_push_latency_seconds_bucket{le="X"} N`
