@@ -234,6 +234,21 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 			r.Server = serverLatency(serverBefore, after)
 		}
 	}
+	r.finish(ctx, obs, live)
+	stop()
+	<-readerDone
+	r.Latency = summarize(hist)
+	r.Over10ms, r.Over50ms = over10.Load(), over50.Load()
+	r.Lost = published - received.Load()
+	r.Timeline = timeline
+	wg.Wait()
+	r.countDrops(peers)
+	return r, nil
+}
+
+// finish takes the server's state at the end of a run: its last sample,
+// folded into the peaks, and the metrics the report lists.
+func (r *HostileResult) finish(ctx context.Context, obs *observer, live func() float64) {
 	r.After = obs.sample(ctx)
 	r.LiveAfter = live()
 	r.LivePeak = max(r.LivePeak, r.LiveAfter)
@@ -245,15 +260,6 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*HostileResult, error) 
 			r.Metrics[name] = m[name]
 		}
 	}
-	stop()
-	<-readerDone
-	r.Latency = summarize(hist)
-	r.Over10ms, r.Over50ms = over10.Load(), over50.Load()
-	r.Lost = published - received.Load()
-	r.Timeline = timeline
-	wg.Wait()
-	r.countDrops(peers)
-	return r, nil
 }
 
 // holdAttack is RunHostile's AttackOnly run: the peers attack for
@@ -274,17 +280,7 @@ func (r *HostileResult) holdAttack(ctx context.Context, cfg HostileConfig, obs *
 		r.Peak.RSS = max(r.Peak.RSS, s.RSS)
 		r.LivePeak = max(r.LivePeak, live())
 	}
-	r.After = obs.sample(ctx)
-	r.LiveAfter = live()
-	r.LivePeak = max(r.LivePeak, r.LiveAfter)
-	r.Peak.HeapInuse = max(r.Peak.HeapInuse, r.After.HeapInuse)
-	r.Peak.RSS = max(r.Peak.RSS, r.After.RSS)
-	if m, err := obs.metrics(ctx); err == nil {
-		r.Metrics = make(map[string]float64)
-		for _, name := range hostileMetrics {
-			r.Metrics[name] = m[name]
-		}
-	}
+	r.finish(ctx, obs, live)
 	stop()
 	wg.Wait()
 	r.countDrops(peers)

@@ -69,7 +69,13 @@ func (h *lineHandler) counts() (int, int) {
 
 func startGroup(t testing.TB, h Handler, loops int) *Group {
 	t.Helper()
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Loops: loops, Handler: h, Tick: 5 * time.Millisecond})
+	return startGroupConfig(t, Config{Addr: "127.0.0.1:0", Loops: loops, Handler: h, Tick: 5 * time.Millisecond})
+}
+
+// startGroupConfig is startGroup with the whole Config.
+func startGroupConfig(t testing.TB, cfg Config) *Group {
+	t.Helper()
+	g, err := Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,14 +33,7 @@ func (h *growthHandler) Read(c *Conn, b []byte) (int, int) {
 func TestReadsIntoATailAreBounded(t *testing.T) {
 	const readBuffer = 16 << 10
 	h := &growthHandler{}
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Loops: 1, Handler: h, ReadBuffer: readBuffer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
+	g := startGroupConfig(t, Config{Addr: "127.0.0.1:0", Loops: 1, Handler: h, ReadBuffer: readBuffer})
 	c := dialGroup(t, g)
 	unit := make([]byte, 4+1<<20)
 	binary.BigEndian.PutUint32(unit, 1<<20)
@@ -97,14 +90,7 @@ func (h *turnHandler) sequence() string {
 // one read of each busy peer, not four).
 func TestOneReadPerTurn(t *testing.T) {
 	h := &turnHandler{}
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Loops: 1, Handler: h, ReadBuffer: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
+	g := startGroupConfig(t, Config{Addr: "127.0.0.1:0", Loops: 1, Handler: h, ReadBuffer: 16 << 10})
 	c := dialGroup(t, g)
 	// Hold the loop while 64 KiB (four reads) arrive, so they wait together.
 	release := make(chan struct{})

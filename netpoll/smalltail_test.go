@@ -30,14 +30,7 @@ func TestSmallTailDoesNotShrinkReads(t *testing.T) {
 	const readBuffer = 16 << 10
 	const unit, units = 131, 1000 // 131,000 bytes: 8 reads of 16 KiB
 	h := &countingHandler{}
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Loops: 1, Handler: h, ReadBuffer: readBuffer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
+	g := startGroupConfig(t, Config{Addr: "127.0.0.1:0", Loops: 1, Handler: h, ReadBuffer: readBuffer})
 	c := dialGroup(t, g)
 	msg := make([]byte, 0, unit*units)
 	for range units {

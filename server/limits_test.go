@@ -341,20 +341,27 @@ func TestDrainingPeerIsNotReadAtLineRate(t *testing.T) {
 	if code := c.closeCode(t); code != 1002 {
 		t.Fatalf("closed with %d, want 1002", code)
 	}
-	junk := make([]byte, 1<<20)
+	writeUntilNotRead(t, c, make([]byte, 1<<20), 256<<20)
+}
+
+// writeUntilNotRead writes chunk to c again and again until a write stalls
+// for 300 ms (the server stopped reading), failing when more than limit
+// bytes went through first.
+func writeUntilNotRead(t *testing.T, c *rawConn, chunk []byte, limit int) {
+	t.Helper()
 	sent := 0
 	for {
 		c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
-		n, err := c.Write(junk)
+		n, err := c.Write(chunk)
 		sent += n
 		if err != nil {
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				t.Fatalf("write: %v", err)
 			}
-			break // the server stopped reading
+			return // the server stopped reading
 		}
-		if sent > 256<<20 {
+		if sent > limit {
 			t.Fatalf("the server read %d bytes after its close frame", sent)
 		}
 	}
@@ -405,21 +412,5 @@ func TestClosingPeerIsNotReadAtLineRate(t *testing.T) {
 	if code := c.closeCode(t); code != 1008 {
 		t.Fatalf("closed with %d, want 1008", code)
 	}
-	flood := bytes.Repeat(maskedFrame(0x9, make([]byte, 125)), (1<<20)/131)
-	sent := 0
-	for {
-		c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
-		n, err := c.Write(flood)
-		sent += n
-		if err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				t.Fatalf("write: %v", err)
-			}
-			break // the server stopped reading
-		}
-		if sent > 64<<20 {
-			t.Fatalf("the server read %d bytes after its close frame", sent)
-		}
-	}
+	writeUntilNotRead(t, c, bytes.Repeat(maskedFrame(0x9, make([]byte, 125)), (1<<20)/131), 64<<20)
 }
