@@ -12,10 +12,16 @@ import (
 // Config describes a group of event loops serving one listening address. The
 // zero value of a field means its default (see Defaults).
 type Config struct {
-	Addr       string        // host:port to listen on; port 0 picks a free one
-	Loops      int           // number of event loops
-	Handler    Handler       // the protocol
-	ReadBuffer int           // bytes of the per-loop read buffer
+	Addr    string  // host:port to listen on; port 0 picks a free one
+	Loops   int     // number of event loops
+	Handler Handler // the protocol
+	// ReadBuffer is the bytes of the per-loop read buffer, and so the most
+	// one connection is read per loop turn (maxReads reads of it).
+	ReadBuffer int
+	// PoolIdle bounds the bytes of buffers a loop's pool keeps for reuse
+	// (tails of unfinished messages, reassembled messages); 0 means the
+	// default (bufpool.DefaultMaxIdle), negative keeps none.
+	PoolIdle   int
 	SendBuffer int           // SO_SNDBUF for accepted sockets; 0 keeps the kernel's default
 	Tick       time.Duration // timer wheel resolution
 	Backlog    int           // listen backlog of each loop's listener

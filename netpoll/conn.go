@@ -362,6 +362,7 @@ func (c *Conn) readLater() {
 			}
 		}
 	}
+	c.loop.Stats.DeferredReads.Add(1)
 	c.loop.post(c.resume)
 }
 

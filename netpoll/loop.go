@@ -167,15 +167,17 @@ func (g *Group) Close() {
 
 // Stats are a loop's counters, readable from any goroutine.
 type Stats struct {
-	Wakeups      atomic.Uint64 // wake-ups by Post from other goroutines
-	Events       atomic.Uint64 // epoll events handled
-	Accepted     atomic.Uint64 // connections accepted
-	AcceptErrors atomic.Uint64 // accept4 failures other than EAGAIN (EMFILE...)
-	BytesWritten atomic.Uint64 // bytes the kernel accepted
-	Conns        atomic.Int64  // open connections
-	Panics       atomic.Uint64 // Handler callbacks that panicked (see Handler)
-	Tasks        atomic.Int64  // tasks posted and not yet taken by the loop
-	ListenPauses atomic.Uint64 // ticks the listener was not polled: out of descriptors, none to shed with
+	Wakeups       atomic.Uint64 // wake-ups by Post from other goroutines
+	Events        atomic.Uint64 // epoll events handled
+	Accepted      atomic.Uint64 // connections accepted
+	AcceptErrors  atomic.Uint64 // accept4 failures other than EAGAIN (EMFILE...)
+	BytesWritten  atomic.Uint64 // bytes the kernel accepted
+	Conns         atomic.Int64  // open connections
+	Panics        atomic.Uint64 // Handler callbacks that panicked (see Handler)
+	Tasks         atomic.Int64  // tasks posted and not yet taken by the loop
+	ListenPauses  atomic.Uint64 // ticks the listener was not polled: out of descriptors, none to shed with
+	DeferredReads atomic.Uint64 // reads put off to a later turn: the connection had used its turn's budget (maxReads)
+	PoolIdle      atomic.Int64  // bytes the buffer pool keeps for reuse, as of the last tick
 }
 
 // Loop is one event loop: an epoll instance, the goroutine easygo runs for it,
@@ -228,13 +230,23 @@ type Loop struct {
 	Stats Stats
 }
 
+// newPool returns a loop's buffer pool: up to 64 buffers a class, and at most
+// idle bytes in all (Config.PoolIdle).
+func newPool(idle int) *bufpool.Pool {
+	p := bufpool.New(64)
+	if idle != 0 {
+		p.LimitIdle(idle)
+	}
+	return p
+}
+
 func newLoop(id, lfd int, cfg Config) (*Loop, error) {
 	l := &Loop{
 		id:       id,
 		h:        cfg.Handler,
 		log:      cfg.Logger.With("loop", id),
 		rbuf:     make([]byte, cfg.ReadBuffer),
-		pool:     bufpool.New(64),
+		pool:     newPool(cfg.PoolIdle),
 		iov:      make([]unix.Iovec, 0, maxIovecs),
 		wheel:    newWheel(cfg.Tick, 1024),
 		lfd:      lfd,
@@ -400,6 +412,7 @@ func (l *Loop) onTick(ev epoll.EpollEvent) {
 		l.lpaused = false
 		l.pollListener()
 	}
+	l.Stats.PoolIdle.Store(int64(l.pool.Idle()))
 	l.now = time.Now()
 	l.wheel.advance(l.now, l.fire)
 	l.flushDirty()

@@ -55,6 +55,11 @@ func TestReadsIntoATailAreBounded(t *testing.T) {
 	if most := h.most.Load(); most > readBuffer {
 		t.Fatalf("one read took %d bytes, over ReadBuffer %d", most, readBuffer)
 	}
+	// 700 KiB arriving at once is more than one turn's read: the rest was
+	// read in later turns, and counted (wspush_deferred_reads_total).
+	if n := g.Loops()[0].Stats.DeferredReads.Load(); n == 0 {
+		t.Fatal("no read was deferred to a later turn")
+	}
 }
 
 // turnHandler records, in order, each Read ('R') and each run of the task

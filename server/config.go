@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/wspush/wspush/internal/bufpool"
 	"github.com/wspush/wspush/internal/defaults"
 	"github.com/wspush/wspush/pubsub"
 )
@@ -58,6 +59,8 @@ type Config struct {
 	MaxPendingBytes int           // bytes of unfinished client messages all connections may hold together, split evenly over the loops
 	MessageTimeout  time.Duration // a client message must complete within it once started
 	MaxLoopTasks    int           // tasks (pushes, client publishes) one loop may have waiting
+	ReadBuffer      int           // bytes of each loop's read buffer: the most one connection is read per loop turn
+	PoolIdle        int           // bytes of buffers each loop keeps for reuse (tails, reassembled messages)
 
 	// Authorization (issue 12, docs/auth.md). Any key turns auth on.
 	AuthHMACSecretFile  string        // HS256/384/512 secret file
@@ -128,6 +131,8 @@ func Defaults() Config {
 		MaxPendingBytes:   8 << 20,
 		MessageTimeout:    30 * time.Second,
 		MaxLoopTasks:      1024,
+		ReadBuffer:        64 << 10,
+		PoolIdle:          bufpool.DefaultMaxIdle,
 		TLSHandshakes:     128 * runtime.GOMAXPROCS(0),
 		TLSReloadInterval: 10 * time.Second,
 		// Cluster stream limits and retried publishes.

@@ -289,6 +289,12 @@ func newLimitMetrics(s *Server, reg *prometheus.Registry) *limitMetrics {
 				Name: "wspush_pending_bytes", Help: "Bytes of unfinished client messages the loop holds (bounded by its share of -max-pending-bytes).", ConstLabels: labels,
 			}, func() float64 { return float64(ls.pending.Load()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "wspush_deferred_reads_total", Help: "Reads put off to a later loop turn: the connection had been read -read-buffer bytes this turn.", ConstLabels: labels,
+			}, func() float64 { return float64(l.Stats.DeferredReads.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "wspush_buffer_pool_idle_bytes", Help: "Bytes of buffers the loop keeps for reuse, as of its last tick (bounded by -pool-idle).", ConstLabels: labels,
+			}, func() float64 { return float64(l.Stats.PoolIdle.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "wspush_listener_pauses_total", Help: "Ticks the loop's listener was not polled: out of descriptors with none spare to shed a connection.", ConstLabels: labels,
 			}, func() float64 { return float64(l.Stats.ListenPauses.Load()) }),
 		)

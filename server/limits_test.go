@@ -369,31 +369,48 @@ func writeUntilNotRead(t *testing.T, c *rawConn, chunk []byte, limit int) {
 
 // TestLargeMessagesLeaveNoLargeBuffers: the buffers a peer's large messages
 // took (its input's tail, the decoder's) are not kept by the loop once they
-// are done: a loop's pool keeps at most bufpool.MaxIdle bytes, in buffers of
-// at most bufpool.MaxKept, however large the messages it served.
+// are done: a loop's pool keeps at most -pool-idle bytes, in buffers of at
+// most bufpool.MaxKept, however large the messages it served; the
+// wspush_buffer_pool_idle_bytes gauge (Stats.PoolIdle) follows it.
 func TestLargeMessagesLeaveNoLargeBuffers(t *testing.T) {
-	s := startServer(t, Config{Loops: 1, MaxMessage: 2 << 20, MaxCommand: 2 << 20})
-	c := dialRaw(t, s)
-	c.upgrade(t, "/ws")
-	for _, size := range []int{1 << 20, 1<<20 + 1000, 600 << 10} {
-		msg := []byte(`{"op":"x","pad":"` + strings.Repeat("p", size) + `"}`)
-		// Written in pieces, so the tail grows through the classes.
-		f := maskedFrame(0x1, msg)
-		for off := 0; off < len(f); off += 100 << 10 {
-			if _, err := c.Write(f[off:min(off+100<<10, len(f))]); err != nil {
-				t.Fatal(err)
+	for _, tc := range []struct {
+		name     string
+		poolIdle int
+		want     int  // the most the pool may keep
+		some     bool // the last message's 64 KiB tail fits: the pool keeps it
+	}{
+		{"default", 0, bufpool.DefaultMaxIdle, true},
+		{"pool-idle=96KiB", 96 << 10, 96 << 10, true},
+		{"pool-idle=32KiB", 32 << 10, 32 << 10, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, Config{Loops: 1, MaxMessage: 2 << 20, MaxCommand: 2 << 20, PoolIdle: tc.poolIdle})
+			c := dialRaw(t, s)
+			c.upgrade(t, "/ws")
+			for _, size := range []int{1 << 20, 1<<20 + 1000, 600 << 10, 40 << 10} {
+				msg := []byte(`{"op":"x","pad":"` + strings.Repeat("p", size) + `"}`)
+				// Written in pieces, so the tail grows through the classes.
+				f := maskedFrame(0x1, msg)
+				for off := 0; off < len(f); off += 100 << 10 {
+					if _, err := c.Write(f[off:min(off+100<<10, len(f))]); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(time.Millisecond)
+				}
+				if _, p := c.readFrame(t); !strings.Contains(string(p), "unknown op") {
+					t.Fatalf("answer %.100s, want unknown op", p)
+				}
 			}
-			time.Sleep(time.Millisecond)
-		}
-		if _, p := c.readFrame(t); !strings.Contains(string(p), "unknown op") {
-			t.Fatalf("answer %.100s, want unknown op", p)
-		}
+			var idle int
+			s.group.Each(func(l *netpoll.Loop) {
+				if idle = l.Pool().Idle(); idle > tc.want || (tc.some && idle == 0) {
+					t.Errorf("loop %d keeps %d bytes of buffers, want at most %d (some: %v)", l.ID(), idle, tc.want, tc.some)
+				}
+			})
+			l := s.group.Loops()[0]
+			testsupport.WaitFor(t, "the pool gauge after a tick", func() bool { return l.Stats.PoolIdle.Load() == int64(idle) })
+		})
 	}
-	s.group.Each(func(l *netpoll.Loop) {
-		if idle := l.Pool().Idle(); idle > bufpool.MaxIdle {
-			t.Errorf("loop %d keeps %d bytes of buffers, over %d", l.ID(), idle, bufpool.MaxIdle)
-		}
-	})
 }
 
 // TestClosingPeerIsNotReadAtLineRate: after the server's close frame (here
@@ -413,4 +430,19 @@ func TestClosingPeerIsNotReadAtLineRate(t *testing.T) {
 		t.Fatalf("closed with %d, want 1008", code)
 	}
 	writeUntilNotRead(t, c, bytes.Repeat(maskedFrame(0x9, make([]byte, 125)), (1<<20)/131), 64<<20)
+}
+
+// TestReadBufferBounds: -read-buffer outside 4 KiB..16 MiB is refused at
+// start, with the flag's name.
+func TestReadBufferBounds(t *testing.T) {
+	for _, n := range []int{1024, 32 << 20} {
+		s, err := New(Config{Listen: "127.0.0.1:0", Admin: "", ReadBuffer: n})
+		if err == nil {
+			s.Close()
+			t.Fatalf("-read-buffer %d accepted", n)
+		}
+		if !strings.Contains(err.Error(), "-read-buffer") {
+			t.Errorf("-read-buffer %d: error %q does not name the flag", n, err)
+		}
+	}
 }

@@ -49,10 +49,21 @@ type Server struct {
 	sweepDone    chan struct{} // closed to stop the history sweeper (history.go); nil without one
 }
 
+// The bounds of -read-buffer: below 4 KiB a loop spends a syscall on every
+// few frames of a busy connection; above 16 MiB one connection's turn would
+// hold its loop for milliseconds, which the budget exists to prevent.
+const (
+	minReadBuffer = 4 << 10
+	maxReadBuffer = 16 << 20
+)
+
 // New starts a server: its event loops listen on cfg.Listen and its admin API
 // on cfg.Admin.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
+	if cfg.ReadBuffer < minReadBuffer || cfg.ReadBuffer > maxReadBuffer {
+		return nil, fmt.Errorf("-read-buffer %d: want %d to %d bytes", cfg.ReadBuffer, minReadBuffer, maxReadBuffer)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	origins, err := newOriginPolicy(cfg.AllowedOrigins)
 	if err != nil {
@@ -89,6 +100,8 @@ func New(cfg Config) (*Server, error) {
 		// does not read what it is sent is held back by TCP (limits.go).
 		PauseReadAt: cfg.MaxBuffered / pauseReadDivisor,
 		MaxTasks:    cfg.MaxLoopTasks,
+		ReadBuffer:  cfg.ReadBuffer,
+		PoolIdle:    cfg.PoolIdle,
 		Tick:        tickFor(cfg),
 		Logger:      s.log,
 		AcceptGate:  gate,

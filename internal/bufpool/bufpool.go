@@ -23,7 +23,7 @@ const (
 	DefaultPerClass = 8
 
 	// MaxIdlePerClass bounds the bytes a class keeps, whatever its count
-	// limit: one class does not take all of MaxIdle.
+	// limit: one class does not take all of the pool's idle bound.
 	MaxIdlePerClass = 512 << 10
 
 	// MaxKept is the largest buffer a Pool keeps once it is put back. A
@@ -33,8 +33,9 @@ const (
 	// burst of large or hostile messages (issue 10).
 	MaxKept = 64 << 10
 
-	// MaxIdle bounds the bytes all the classes of a Pool keep together.
-	MaxIdle = 1 << 20
+	// DefaultMaxIdle bounds the bytes all the classes of a Pool keep
+	// together unless LimitIdle sets another bound (wspush -pool-idle).
+	DefaultMaxIdle = 1 << 20
 
 	numClasses = maxShift - minShift + 1
 )
@@ -42,15 +43,16 @@ const (
 // Pool hands out buffers in power-of-two size classes from MinSize to
 // MaxSize, and keeps those put back up to MaxKept bytes each: each class
 // keeps at most a fixed number of buffers and MaxIdlePerClass bytes, and all
-// together at most MaxIdle bytes; buffers beyond are left to the garbage
-// collector.
+// together at most DefaultMaxIdle bytes (or the bound set with LimitIdle);
+// buffers beyond are left to the garbage collector.
 //
 // The zero value is ready to use and keeps up to DefaultPerClass buffers per
 // class.
 type Pool struct {
-	max  int
-	idle int // bytes kept in free
-	free [numClasses][][]byte
+	max     int
+	maxIdle int // bytes all classes may keep: 0 means DefaultMaxIdle, < 0 none
+	idle    int // bytes kept in free
+	free    [numClasses][][]byte
 }
 
 // New returns a Pool that keeps at most maxPerClass buffers per size class.
@@ -60,6 +62,26 @@ func New(maxPerClass int) *Pool {
 		maxPerClass = -1
 	}
 	return &Pool{max: maxPerClass}
+}
+
+// LimitIdle bounds the bytes the pool keeps for reuse, all classes
+// together, to n; n <= 0 keeps none. Buffers already kept over a lower bound
+// are kept until taken.
+func (p *Pool) LimitIdle(n int) {
+	if n <= 0 {
+		n = -1
+	}
+	p.maxIdle = n
+}
+
+func (p *Pool) idleBound() int {
+	switch {
+	case p.maxIdle == 0:
+		return DefaultMaxIdle
+	case p.maxIdle < 0:
+		return 0
+	}
+	return p.maxIdle
 }
 
 func (p *Pool) limit() int {
@@ -108,7 +130,7 @@ func (p *Pool) Get(n int) []byte {
 // and buffers of a class or pool that is already full, are dropped.
 func (p *Pool) Put(b []byte) {
 	c := cap(b)
-	if c < MinSize || c > MaxKept || c&(c-1) != 0 || p.idle+c > MaxIdle {
+	if c < MinSize || c > MaxKept || c&(c-1) != 0 || p.idle+c > p.idleBound() {
 		return
 	}
 	i := bits.Len(uint(c)) - 1 - minShift

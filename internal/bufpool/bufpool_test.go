@@ -106,47 +106,62 @@ func BenchmarkGetPut(b *testing.B) {
 }
 
 // TestIdleBounded: buffers above MaxKept are not kept, and all classes
-// together keep at most MaxIdle bytes.
+// together keep at most the idle bound: DefaultMaxIdle, or LimitIdle's.
 func TestIdleBounded(t *testing.T) {
-	p := New(64)
-	var held [][]byte
-	for size := MinSize; size <= 4<<20; size *= 2 {
-		for range 64 {
-			held = append(held, p.Get(size))
-		}
-	}
-	for _, b := range held {
-		p.Put(b)
-	}
-	if p.Idle() > MaxIdle || p.Idle() == 0 {
-		t.Fatalf("idle %d bytes, want 1 to %d", p.Idle(), MaxIdle)
-	}
-	for c := range p.free {
-		for _, b := range p.free[c] {
-			if cap(b) > MaxKept {
-				t.Fatalf("a %d-byte buffer kept, over MaxKept %d", cap(b), MaxKept)
+	for _, tc := range []struct {
+		name  string
+		limit int // passed to LimitIdle unless 0
+		want  int // the most Idle may be
+	}{
+		{"default", 0, DefaultMaxIdle},
+		{"256KiB", 256 << 10, 256 << 10},
+		{"4MiB", 4 << 20, 4 << 20},
+		{"none", -1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(64)
+			if tc.limit != 0 {
+				p.LimitIdle(tc.limit)
 			}
-		}
+			var held [][]byte
+			for size := MinSize; size <= 4<<20; size *= 2 {
+				for range 64 {
+					held = append(held, p.Get(size))
+				}
+			}
+			for _, b := range held {
+				p.Put(b)
+			}
+			if p.Idle() > tc.want || (tc.want > 0 && p.Idle() == 0) {
+				t.Fatalf("idle %d bytes, want at most %d (and some if allowed)", p.Idle(), tc.want)
+			}
+			for c := range p.free {
+				for _, b := range p.free[c] {
+					if cap(b) > MaxKept {
+						t.Fatalf("a %d-byte buffer kept, over MaxKept %d", cap(b), MaxKept)
+					}
+				}
+			}
+			if sum := kept(p); sum != p.Idle() {
+				t.Fatalf("Idle %d, the free lists hold %d", p.Idle(), sum)
+			}
+			for size := MinSize; size <= MaxKept; size *= 2 {
+				p.Get(size)
+			}
+			if sum := kept(p); sum != p.Idle() {
+				t.Fatalf("after Gets: Idle %d, the free lists hold %d", p.Idle(), sum)
+			}
+		})
 	}
+}
+
+// kept is the bytes p's free lists hold, counted from the lists themselves.
+func kept(p *Pool) int {
 	sum := 0
 	for c := range p.free {
 		for _, b := range p.free[c] {
 			sum += cap(b)
 		}
 	}
-	if sum != p.Idle() {
-		t.Fatalf("Idle %d, the free lists hold %d", p.Idle(), sum)
-	}
-	for size := MinSize; size <= MaxKept; size *= 2 {
-		p.Get(size)
-	}
-	sum = 0
-	for c := range p.free {
-		for _, b := range p.free[c] {
-			sum += cap(b)
-		}
-	}
-	if sum != p.Idle() {
-		t.Fatalf("after Gets: Idle %d, the free lists hold %d", p.Idle(), sum)
-	}
+	return sum
 }
