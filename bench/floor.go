@@ -23,9 +23,11 @@ import (
 // connections from a reader child (ServeFloorReader) and, per "message",
 // writes one prebuilt server frame to every socket, one write(2) each (a
 // sweep), paced at each rate in turn. The writes run on one goroutine locked
-// to its OS thread; nothing else in the process is busy meanwhile, so the
+// to its OS thread (Writers > 1: the sockets split over that many, each on
+// its own thread, a sweep ending when the last is done, as a server's loops
+// share a fan-out); nothing else in the process is busy meanwhile, so the
 // process's CPU (getrusage RUSAGE_SELF) is the cost of the writes plus the Go
-// runtime's share, like a server's; the thread's own CPU is reported too.
+// runtime's share, like a server's; the threads' own CPU is reported too.
 
 // FloorConfig describes a floor run.
 type FloorConfig struct {
@@ -35,6 +37,7 @@ type FloorConfig struct {
 	Duration time.Duration // per phase
 	Src      []string      // source addresses of the readers' connections
 	Loops    int           // reader loops in the child
+	Writers  int           // writer threads, each with its share of the sockets; 0 means 1
 	// NewReader returns the reader child's command (it must run ServeFloorReader).
 	NewReader func() (*exec.Cmd, error)
 }
@@ -42,6 +45,7 @@ type FloorConfig struct {
 // FloorResult is what a floor run measured.
 type FloorResult struct {
 	Conns        int         `json:"conns"`
+	Writers      int         `json:"writers"`
 	FrameBytes   int         `json:"frame_bytes"`
 	Written      int64       `json:"written_bytes"`
 	Read         int64       `json:"read_bytes"` // by the readers: equal to Written when every byte arrived
@@ -58,7 +62,7 @@ type FloorStep struct {
 	Seconds       float64  `json:"seconds"`
 	WritesPerSec  float64  `json:"writes_per_s"`
 	CPUSeconds    float64  `json:"process_cpu_s"`
-	ThreadCPU     float64  `json:"thread_cpu_s"`
+	ThreadCPU     float64  `json:"thread_cpu_s"` // the writer threads' together
 	CPUPerMWrites float64  `json:"process_cpu_s_per_m_writes"`
 	ThreadPerM    float64  `json:"thread_cpu_s_per_m_writes"`
 	Sweep         *Latency `json:"sweep"` // time one sweep of Conns writes takes
@@ -120,7 +124,7 @@ func RunFloor(ctx context.Context, cfg FloorConfig) (*FloorResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &FloorResult{Conns: len(fds)}
+	res := &FloorResult{Conns: len(fds), Writers: max(cfg.Writers, 1)}
 	if len(ready.Errors) > 0 || acceptErr != nil {
 		res.ConnectError = fmtCounts(ready.Errors)
 		if acceptErr != nil {
@@ -143,7 +147,7 @@ func RunFloor(ctx context.Context, cfg FloorConfig) (*FloorResult, error) {
 			if ctx.Err() != nil {
 				return
 			}
-			st, written := writePhase(ctx, fds, frame, rate, cfg.Duration)
+			st, written := writePhase(ctx, split(fds, res.Writers), frame, rate, cfg.Duration)
 			res.Written += written
 			res.Steps = append(res.Steps, st)
 		}
@@ -157,16 +161,31 @@ func RunFloor(ctx context.Context, cfg FloorConfig) (*FloorResult, error) {
 	return res, nil
 }
 
-// writePhase sweeps fds with frame at rate sweeps/s (0: back to back) for d.
-// It runs on a locked OS thread.
-func writePhase(ctx context.Context, fds []int, frame []byte, rate float64, d time.Duration) (FloorStep, int64) {
+// split cuts fds into n shares of nearly equal size.
+func split(fds []int, n int) [][]int {
+	n = min(n, len(fds))
+	shares := make([][]int, n)
+	for i := range shares {
+		shares[i] = fds[i*len(fds)/n : (i+1)*len(fds)/n]
+	}
+	return shares
+}
+
+// writePhase sweeps every share of sockets with frame at rate sweeps/s (0:
+// back to back) for d. The first share is written on the calling goroutine,
+// which runs on a locked OS thread; each other share by a sweeper on its own.
+func writePhase(ctx context.Context, shares [][]int, frame []byte, rate float64, d time.Duration) (FloorStep, int64) {
 	st := FloorStep{Rate: rate}
 	h := newHist()
 	n := math.MaxInt
 	if rate > 0 {
 		n = stepMessages(rate, d)
 	}
-	var written int64
+	others := make([]*sweeper, len(shares)-1)
+	for i := range others {
+		others[i] = startSweeper(shares[i+1], frame)
+	}
+	own := &sweeper{fds: shares[0], frame: frame}
 	p0, t0 := selfCPU(), threadCPU()
 	start := time.Now()
 	end := start.Add(d)
@@ -177,21 +196,25 @@ func writePhase(ctx context.Context, fds []int, frame []byte, rate float64, d ti
 			break
 		}
 		s := time.Now()
-		for _, fd := range fds {
-			m, _ := unix.Write(fd, frame)
-			st.Writes++
-			if m > 0 {
-				written += int64(m)
-			}
-			if m != len(frame) {
-				st.Short++
-			}
+		for _, o := range others {
+			o.next <- struct{}{}
+		}
+		own.sweep()
+		for _, o := range others {
+			<-o.swept
 		}
 		recordUS(h, time.Since(s).Nanoseconds())
 		st.Sweeps++
 	}
 	st.Seconds = time.Since(start).Seconds()
 	st.CPUSeconds, st.ThreadCPU = selfCPU()-p0, threadCPU()-t0
+	st.Writes, st.Short = own.writes, own.short
+	written := own.written
+	for _, o := range others {
+		close(o.next)
+		st.ThreadCPU += <-o.cpu
+		st.Writes, st.Short, written = st.Writes+o.writes, st.Short+o.short, written+o.written
+	}
 	if st.Writes > 0 {
 		st.CPUPerMWrites = st.CPUSeconds / (float64(st.Writes) / 1e6)
 		st.ThreadPerM = st.ThreadCPU / (float64(st.Writes) / 1e6)
@@ -199,6 +222,51 @@ func writePhase(ctx context.Context, fds []int, frame []byte, rate float64, d ti
 	}
 	st.Sweep = noCurve(summarize(h))
 	return st, written
+}
+
+// sweeper writes frame once to each of its sockets per sweep. A started
+// sweeper (startSweeper) runs on its own locked OS thread: a value on next
+// starts a sweep, swept answers its end, and closing next ends it, its
+// thread's CPU since the start then sent on cpu. Its counters are read once
+// cpu has answered.
+type sweeper struct {
+	fds     []int
+	frame   []byte
+	next    chan struct{}
+	swept   chan struct{}
+	cpu     chan float64
+	writes  int64
+	short   int64 // EAGAIN or partial: the socket buffer was full
+	written int64
+}
+
+func startSweeper(fds []int, frame []byte) *sweeper {
+	w := &sweeper{fds: fds, frame: frame, next: make(chan struct{}), swept: make(chan struct{}), cpu: make(chan float64, 1)}
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		t0 := threadCPU()
+		for range w.next {
+			w.sweep()
+			w.swept <- struct{}{}
+		}
+		w.cpu <- threadCPU() - t0
+	}()
+	return w
+}
+
+// sweep writes the frame to every socket once, one write(2) each.
+func (w *sweeper) sweep() {
+	for _, fd := range w.fds {
+		m, _ := unix.Write(fd, w.frame)
+		w.writes++
+		if m > 0 {
+			w.written += int64(m)
+		}
+		if m != len(w.frame) {
+			w.short++
+		}
+	}
 }
 
 // threadCPU returns the calling thread's user+system CPU seconds.
@@ -354,7 +422,7 @@ func (rc *readerChild) close() {
 // WriteTable writes the floor's figures.
 func (f *FloorResult) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "floor: one write(2) of a %d B frame per socket per sweep, %d sockets\n", f.FrameBytes, f.Conns)
+	fmt.Fprintf(tw, "floor: one write(2) of a %d B frame per socket per sweep, %d sockets, %d writer thread(s)\n", f.FrameBytes, f.Conns, max(f.Writers, 1))
 	if f.ConnectError != "" {
 		fmt.Fprintf(tw, "  connect errors\t%s\n", f.ConnectError)
 	}
@@ -367,7 +435,7 @@ func (f *FloorResult) WriteTable(w io.Writer) {
 		if s.Sweep != nil {
 			sw = fmt.Sprintf("p50 %s p99 %s max %s", fmtMS(s.Sweep.P50), fmtMS(s.Sweep.P99), fmtMS(s.Sweep.Max))
 		}
-		fmt.Fprintf(tw, "  %s\t%d sweeps, %d writes (%s/s), %d short; CPU per M writes: process %.2fs, writer thread %.2fs; sweep %s\n",
+		fmt.Fprintf(tw, "  %s\t%d sweeps, %d writes (%s/s), %d short; CPU per M writes: process %.2fs, writer threads %.2fs; sweep %s\n",
 			rate, s.Sweeps, s.Writes, fmtShort(s.WritesPerSec), s.Short, s.CPUPerMWrites, s.ThreadPerM, sw)
 	}
 	fmt.Fprintf(tw, "  bytes\twritten %d, read by the readers %d\n", f.Written, f.Read)

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -31,34 +32,38 @@ func TestFloor(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens sockets and a child process")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg := FloorConfig{Conns: 200, Size: 128, Rates: []float64{20, 0}, Duration: 500 * time.Millisecond,
-		Src: []string{"127.0.0.2", "127.0.0.3"}, NewReader: testFloorReader}
-	r, err := RunFloor(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tbl bytes.Buffer
-	r.WriteTable(&tbl)
-	t.Log("\n" + tbl.String())
-	if r.Conns != 200 || r.ConnectError != "" || len(r.Steps) != 2 || r.FrameBytes != 132 {
-		t.Fatalf("conns %d (%s), steps %d, frame %d", r.Conns, r.ConnectError, len(r.Steps), r.FrameBytes)
-	}
-	paced := r.Steps[0]
-	// 20 sweeps/s for 0.5 s: 10 sweeps of 200 writes
-	if paced.Sweeps != 10 || paced.Writes != 2000 || paced.Short != 0 || paced.Sweep == nil || paced.Sweep.Count != 10 {
-		t.Errorf("paced phase %+v", paced)
-	}
-	if s := r.Steps[1]; s.Sweeps < 1 || s.Writes != int64(s.Sweeps)*200 || s.Rate != 0 {
-		t.Errorf("back-to-back phase %+v", s)
-	}
-	if paced.CPUSeconds < 0 || paced.ThreadCPU < 0 || paced.ThreadCPU > paced.CPUSeconds+0.05 {
-		t.Errorf("cpu: process %v, thread %v", paced.CPUSeconds, paced.ThreadCPU)
-	}
-	// the back-to-back phase may find full socket buffers (short writes); what was written arrives
-	if r.Written == 0 || r.Read != r.Written {
-		t.Errorf("written %d, read %d", r.Written, r.Read)
+	for _, writers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("writers=%d", writers), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cfg := FloorConfig{Conns: 200, Size: 128, Rates: []float64{20, 0}, Duration: 500 * time.Millisecond,
+				Src: []string{"127.0.0.2", "127.0.0.3"}, Writers: writers, NewReader: testFloorReader}
+			r, err := RunFloor(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tbl bytes.Buffer
+			r.WriteTable(&tbl)
+			t.Log("\n" + tbl.String())
+			if r.Conns != 200 || r.ConnectError != "" || len(r.Steps) != 2 || r.FrameBytes != 132 || r.Writers != writers {
+				t.Fatalf("conns %d (%s), steps %d, frame %d, writers %d", r.Conns, r.ConnectError, len(r.Steps), r.FrameBytes, r.Writers)
+			}
+			paced := r.Steps[0]
+			// 20 sweeps/s for 0.5 s: 10 sweeps of 200 writes, whatever the writers
+			if paced.Sweeps != 10 || paced.Writes != 2000 || paced.Short != 0 || paced.Sweep == nil || paced.Sweep.Count != 10 {
+				t.Errorf("paced phase %+v", paced)
+			}
+			if s := r.Steps[1]; s.Sweeps < 1 || s.Writes != int64(s.Sweeps)*200 || s.Rate != 0 {
+				t.Errorf("back-to-back phase %+v", s)
+			}
+			if paced.CPUSeconds < 0 || paced.ThreadCPU < 0 || paced.ThreadCPU > paced.CPUSeconds+0.05 {
+				t.Errorf("cpu: process %v, threads %v", paced.CPUSeconds, paced.ThreadCPU)
+			}
+			// the back-to-back phase may find full socket buffers (short writes); what was written arrives
+			if r.Written == 0 || r.Read != r.Written {
+				t.Errorf("written %d, read %d", r.Written, r.Read)
+			}
+		})
 	}
 }
 

@@ -25,6 +25,7 @@ func runFloor(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of each phase")
 	fs.StringVar(&src, "src", "", "source IPv4 addresses of the readers' connections, e.g. 127.0.0.2-127.0.0.60")
 	fs.IntVar(&cfg.Loops, "loops", 2, "reader epoll loops in the child")
+	fs.IntVar(&cfg.Writers, "writers", 1, "writer threads, each writing its share of the sockets (a server's loops)")
 	fs.StringVar(&jsonOut, "json", "", "write the figures as JSON to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
