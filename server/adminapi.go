@@ -60,14 +60,15 @@ func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
 	return n, true
 }
 
-// eachUserSession runs fn on every open connection of user, each on its own
-// loop, and returns how many there were.
-func (s *Server) eachUserSession(user string, fn func(*session) bool) int {
+// eachUserSession runs fn on every open connection of user (and, with
+// joining, on those whose 101 waits for the cluster), each on its own loop,
+// and returns how many fn counted.
+func (s *Server) eachUserSession(user string, joining bool, fn func(*session) bool) int {
 	counts := make([]int, len(s.loops))
 	s.group.Each(func(l *netpoll.Loop) {
 		// fn may close connections, which edits the index: walk a copy.
 		for _, ss := range slices.Clone(s.loops[l.ID()].auth.users[user]) {
-			if ss.state == stateOpen && fn(ss) {
+			if (ss.state == stateOpen || joining && ss.state == stateJoining) && fn(ss) {
 				counts[l.ID()]++
 			}
 		}
@@ -81,8 +82,8 @@ func (s *Server) eachUserSession(user string, fn func(*session) bool) int {
 
 // disconnectLocal closes every connection of user on this node with 4002.
 func (s *Server) disconnectLocal(user string) int {
-	n := s.eachUserSession(user, func(ss *session) bool {
-		ss.closeWith(closeDisconnected, closeReasonDisconnected)
+	n := s.eachUserSession(user, true, func(ss *session) bool {
+		ss.disconnect()
 		return true
 	})
 	s.log.Info("server API: user disconnected", "user", user, "connections", n)
@@ -91,7 +92,7 @@ func (s *Server) disconnectLocal(user string) int {
 
 // unsubscribeLocal ends user's subscriptions to topic on this node.
 func (s *Server) unsubscribeLocal(user, topic string) int {
-	return s.eachUserSession(user, func(ss *session) bool {
+	return s.eachUserSession(user, false, func(ss *session) bool {
 		if !ss.holds(topic) {
 			return false
 		}

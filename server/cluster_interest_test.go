@@ -187,3 +187,40 @@ func TestClusterPendingBounds(t *testing.T) {
 	c.CloseNow()
 	testsupport.WaitFor(t, "no topics left", func() bool { return s.hub.Stats().Topics == 0 })
 }
+
+// TestClusterDisconnectJoining: POST /disconnect reaches a connection whose
+// 101 still waits for the cluster's interest in its topic: it gets the 101,
+// then the close 4002, as an open connection does (it was skipped before).
+func TestClusterDisconnectJoining(t *testing.T) {
+	s, proxy := slowClusterNode(t, Config{
+		AuthHMACSecretFile: writeFile(t, "hmac.key", testSecret), AuthAudience: testAudience, AuthIssuer: testIssuer,
+	})
+	const delay = 300 * time.Millisecond
+	proxy.SetDelay(delay)
+	type dialed struct {
+		c   *websocket.Conn
+		err error
+	}
+	done := make(chan dialed, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		token := hs(t, tokenClaims("42", time.Hour, "topics", []string{"*"}))
+		c, _, err := websocket.Dial(ctx, s.wsURL("/ws?topics=cold&token="+token), dialOptions(t, s, nil))
+		done <- dialed{c, err}
+	}()
+	testsupport.WaitFor(t, "the connection upgraded", func() bool { return s.Conns() == 1 })
+	code, m := adminDo(t, s, http.MethodPost, "/disconnect?user=42")
+	if code != http.StatusOK || m["disconnected"] != 1.0 {
+		t.Fatalf("/disconnect: %d %v, want 1 disconnected (the joining connection)", code, m)
+	}
+	d := <-done
+	if d.err != nil {
+		t.Fatalf("the joining connection's handshake failed: %v, want its 101 and then 4002", d.err)
+	}
+	defer d.c.CloseNow()
+	if code := readClose(t, d.c); code != 4002 {
+		t.Fatalf("closed with %d, want 4002", code)
+	}
+	testsupport.WaitFor(t, "the connection gone", func() bool { return s.Conns() == 0 })
+}

@@ -157,6 +157,22 @@ func (s *session) joined() {
 	s.open(j.resp, j.topics, j.since)
 }
 
+// disconnect closes the connection with 4002 for the server API (POST
+// /disconnect). A joining connection (its 101 waits for the cluster) gets
+// its 101 at once with the close right behind it, so its client learns
+// 4002 and stays away, as an open one does; without the 101 it would see a
+// failed handshake and reconnect. What it waited for is dropped: a late
+// confirmation or recovery read finds nothing pending.
+func (s *session) disconnect() {
+	if s.state == stateJoining {
+		resp := s.pend.join.resp
+		s.pend = nil
+		s.state = stateOpen
+		s.send(resp)
+	}
+	s.closeWith(closeDisconnected, closeReasonDisconnected)
+}
+
 // abandonWait follows the server API's unsubscribe from topic (POST
 // /unsubscribe): when a command's answer was waiting for that topic
 // (pending on the cluster, or being recovered), the Hub will not confirm it
