@@ -512,3 +512,39 @@ func TestClusterPublishInvalidUTF8(t *testing.T) {
 		t.Fatalf("push %+v, want seq %d", p, seq)
 	}
 }
+
+// TestClusterRecoverySkipsClosedConnections: with one recovery worker and a
+// slow NATS, the queued stream reads of clients that closed while they
+// waited are skipped (wspush_recovery_reads_skipped_total), not run for
+// nobody; the client that stayed is recovered.
+func TestClusterRecoverySkipsClosedConnections(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
+	s := startClusterNode(t, "nats://"+proxy.Addr(), Config{RecoveryWorkers: 1})
+	first, epoch := publishSeq(t, s, "r", `1`)
+	last, _ := publishSeq(t, s, "r", `2`)
+	subscribeTo(t, s, "r") // the interest is in place: the resumes below only read
+	resume := fmt.Sprintf(`{"op":"sub","topics":["r"],"since":{"r":{"epoch":%q,"seq":%d}}}`, epoch, first)
+
+	proxy.SetDelay(200 * time.Millisecond)
+	stays := dial(t, s, "/ws")
+	sendJSON(t, stays, resume) // its read takes the worker for a NATS round trip
+	const leaving = 4
+	for i := range leaving {
+		c := dial(t, s, "/ws")
+		sendJSON(t, c, resume)
+		testsupport.WaitFor(t, "the read queued", func() bool {
+			return metricValue(t, s, "wspush_recovery_reads_queued") >= float64(i+1)
+		})
+		c.CloseNow()
+	}
+	if a := readAnswer(t, stays); a.Topic != "r" || a.Recovered == nil || !*a.Recovered {
+		t.Fatalf("answer %+v, want r recovered", a)
+	}
+	if got := collect(t, stays, "r", last); !slices.Equal(got, []uint64{last}) {
+		t.Fatalf("replayed %v, want [%d]", got, last)
+	}
+	testsupport.WaitFor(t, "the closed clients' reads skipped", func() bool {
+		return metricValue(t, s, "wspush_recovery_reads_skipped_total") == leaving
+	})
+}

@@ -36,6 +36,9 @@ func clusterCollectors(s *Server) []prometheus.Collector {
 		gauge("wspush_recovery_reads_queued", "(v1.1) Cluster recoveries' stream reads waiting for a recovery worker (-recovery-workers); at -recovery-queue a resume is answered recovered:false.", func() float64 {
 			return float64(len(s.recoveries))
 		}),
+		counter("wspush_recovery_reads_skipped_total", "(v1.1) Cluster recoveries' stream reads skipped by the workers because their connection had closed (or the topic was unsubscribed) while they waited.", func() float64 {
+			return float64(s.recoverySkips.Load())
+		}),
 		counter("wspush_broker_gaps_total", "(v1.1) Times messages of a topic did not reach this node (an outage, a dropped message, a replaced stream): its subscribers here were closed with 4003 to resubscribe from their position.", func() float64 {
 			return float64(s.hub.Stats().Gaps)
 		}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/wspush/wspush/pubsub"
@@ -43,8 +44,13 @@ import (
 const maxRecoveryReads = 4
 
 // clusterRecovery is one subscription being recovered from the stream; it is
-// owned by the session's loop, never touched by a worker.
+// owned by the session's loop, never touched by a worker but for gone.
 type clusterRecovery struct {
+	// gone is set by the loop once nobody waits for the recovery (the
+	// connection closed, POST /unsubscribe took the topic): a worker then
+	// skips its queued read instead of spending a NATS round trip on it.
+	gone atomic.Bool
+
 	t     *pubsub.Topic
 	from  pubsub.Position // the client's position
 	at    uint64          // the subscription's own position when it was held
@@ -90,6 +96,10 @@ func (s *Server) startRecoveryWorkers(done <-chan struct{}) {
 // readForRecovery reads from the stream and posts the outcome to the
 // session's loop.
 func (s *Server) readForRecovery(rd recoveryRead) {
+	if rd.r.gone.Load() {
+		s.recoverySkips.Add(1)
+		return // the loop ignores a late read anyway (recoveryRead)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), recoveryReadTimeout)
 	res, err := s.nats.ReadSince(ctx, rd.topic, rd.after, rd.limit, rd.maxBytes)
 	cancel()
@@ -157,6 +167,21 @@ func (s *session) readMore(r *clusterRecovery, after pubsub.Position) bool {
 	default:
 		s.srv.log.Debug("recovery queue full: answered recovered:false", "topic", r.t.Name())
 		return false
+	}
+}
+
+// abandonRecoveries marks the recoveries p waits for as gone: the
+// connection is closing, so their queued reads are skipped.
+func (p *pendingState) abandonRecoveries() {
+	if p.recov != nil {
+		p.recov.gone.Store(true)
+	}
+	if p.joinRec != nil {
+		for _, jt := range p.joinRec.topics {
+			if jt.r != nil {
+				jt.r.gone.Store(true)
+			}
+		}
 	}
 }
 

@@ -184,6 +184,9 @@ func (s *session) abandonWait(topic string) {
 	if p == nil || p.waitOn == nil || p.joinRec != nil || p.waitOn.Name() != topic || s.holds(topic) {
 		return
 	}
+	if p.recov != nil {
+		p.recov.gone.Store(true)
+	}
 	p.waitOn, p.recov, p.unrecovered = nil, nil, false
 	s.resumeHeld()
 }

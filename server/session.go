@@ -123,6 +123,9 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 		s.srv.hub.Unsubscribe(c.Loop().ID(), s, t)
 	}
 	s.topics = nil
+	if s.pend != nil {
+		s.pend.abandonRecoveries() // their queued reads are skipped
+	}
 	s.srv.peers.remove(s.peer)
 	if s.held != nil {
 		s.setHeld(0)
