@@ -548,3 +548,60 @@ func TestClusterRecoverySkipsClosedConnections(t *testing.T) {
 		return metricValue(t, s, "wspush_recovery_reads_skipped_total") == leaving
 	})
 }
+
+// TestClusterRecoveryQueueFull: with one recovery worker busy on a slow NATS
+// and -recovery-queue 1 taken, a third resume is answered recovered:false at
+// once, at the topic's live position, and gets the next live push; the two
+// that found room are recovered.
+func TestClusterRecoveryQueueFull(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
+	s := startClusterNode(t, "nats://"+proxy.Addr(), Config{RecoveryWorkers: 1, RecoveryQueue: 1})
+	first, epoch := publishSeq(t, s, "q", `1`)
+	last, _ := publishSeq(t, s, "q", `2`)
+	subscribeTo(t, s, "q") // the interest is in place: the resumes below only read
+	resume := fmt.Sprintf(`{"op":"sub","topics":["q"],"since":{"q":{"epoch":%q,"seq":%d}}}`, epoch, first)
+
+	const delay = 300 * time.Millisecond
+	proxy.SetDelay(delay)
+	var roomy []*websocket.Conn
+	for i := range 2 { // the first read takes the worker, the second the queue's one place
+		c := dial(t, s, "/ws")
+		sendJSON(t, c, resume)
+		testsupport.WaitFor(t, "the read taken or queued", func() bool {
+			return i == 0 || metricValue(t, s, "wspush_recovery_reads_queued") == 1
+		})
+		if i == 0 {
+			time.Sleep(150 * time.Millisecond) // the idle worker takes it off the queue at once
+		}
+		roomy = append(roomy, c)
+	}
+	full := dial(t, s, "/ws")
+	start := time.Now()
+	sendJSON(t, full, resume)
+	a := readAnswer(t, full)
+	if a.Topic != "q" || a.Recovered == nil || *a.Recovered {
+		t.Fatalf("answer %+v, want q recovered:false", a)
+	}
+	if d := time.Since(start); d >= 2*delay {
+		t.Errorf("the refused resume was answered after %v, want at once (a NATS round trip is %v)", d, 2*delay)
+	}
+	if a.Seq != last {
+		t.Errorf("refused resume at %d, want the live position %d", a.Seq, last)
+	}
+	for i, c := range roomy {
+		if a := readAnswer(t, c); a.Topic != "q" || a.Recovered == nil || !*a.Recovered {
+			t.Fatalf("resume %d: answer %+v, want q recovered", i, a)
+		}
+		if got := collect(t, c, "q", last); !slices.Equal(got, []uint64{last}) {
+			t.Fatalf("resume %d replayed %v, want [%d]", i, got, last)
+		}
+	}
+	proxy.SetDelay(0)
+	next, _ := publishSeq(t, s, "q", `3`)
+	for i, c := range append(roomy, full) {
+		if p := readPush(t, c); p.Seq != next {
+			t.Fatalf("client %d got %+v, want the live push %d", i, p, next)
+		}
+	}
+}
