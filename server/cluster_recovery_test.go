@@ -605,3 +605,58 @@ func TestClusterRecoveryQueueFull(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterRecoverySharesReads: resumes of one topic from one position
+// share a stream read (wspush_recovery_reads_shared_total), each still
+// replayed whole; a resume whose shared read ended before a later publish
+// reads on from its end, so it misses nothing and gets nothing twice.
+func TestClusterRecoverySharesReads(t *testing.T) {
+	ns := testsupport.StartNATS(t, -1, t.TempDir())
+	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
+	s := startClusterNode(t, "nats://"+proxy.Addr(), Config{RecoveryWorkers: 1})
+	first, epoch := publishSeq(t, s, "s", `1`)
+	second, _ := publishSeq(t, s, "s", `2`)
+	subscribeTo(t, s, "s") // the interest is in place: the resumes below only read
+	resume := fmt.Sprintf(`{"op":"sub","topics":["s"],"since":{"s":{"epoch":%q,"seq":%d}}}`, epoch, first)
+
+	proxy.SetDelay(100 * time.Millisecond)
+	const clients = 5
+	var cs []*websocket.Conn
+	for range clients {
+		c := dial(t, s, "/ws")
+		sendJSON(t, c, resume)
+		cs = append(cs, c)
+	}
+	for i, c := range cs {
+		if a := readAnswer(t, c); a.Topic != "s" || a.Recovered == nil || !*a.Recovered {
+			t.Fatalf("client %d: answer %+v, want s recovered", i, a)
+		}
+		if got := collect(t, c, "s", second); !slices.Equal(got, []uint64{second}) {
+			t.Fatalf("client %d replayed %v, want [%d]", i, got, second)
+		}
+	}
+	if n := metricValue(t, s, "wspush_recovery_reads_shared_total"); n != clients-1 {
+		t.Fatalf("%v reads shared, want %d: one request for the %d resumes", n, clients-1, clients)
+	}
+
+	// Within the shared read's life a message is published: the next resume
+	// from the same position is answered by the read that ended before it,
+	// and reads on from there.
+	proxy.SetDelay(0)
+	third, _ := publishSeq(t, s, "s", `3`)
+	late := dial(t, s, "/ws")
+	sendJSON(t, late, resume)
+	if a := readAnswer(t, late); a.Recovered == nil || !*a.Recovered || a.Seq != first {
+		t.Fatalf("late resume: answer %+v, want recovered from %d", a, first)
+	}
+	if got := collect(t, late, "s", third); !slices.Equal(got, []uint64{second, third}) {
+		t.Fatalf("late resume replayed %v, want [%d %d]", got, second, third)
+	}
+	fourth, _ := publishSeq(t, s, "s", `4`)
+	if p := readPush(t, late); p.Seq != fourth {
+		t.Fatalf("late resume's next push %+v, want %d", p, fourth)
+	}
+	if n := metricValue(t, s, "wspush_recovery_reads_shared_total"); n != clients {
+		t.Fatalf("%v reads shared, want %d: the late resume's first read was the earlier one", n, clients)
+	}
+}

@@ -101,8 +101,14 @@ func (s *Server) readForRecovery(rd recoveryRead) {
 		return // the loop ignores a late read anyway (recoveryRead)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), recoveryReadTimeout)
-	res, err := s.nats.ReadSince(ctx, rd.topic, rd.after, rd.limit, rd.maxBytes)
+	k := readKey{epoch: s.nats.Epoch(), topic: rd.topic, after: rd.after, limit: rd.limit, maxBytes: rd.maxBytes}
+	res, shared, err := s.readShare.read(ctx, k, func(ctx context.Context) (natsbroker.Read, error) {
+		return s.nats.ReadSince(ctx, rd.topic, rd.after, rd.limit, rd.maxBytes)
+	})
 	cancel()
+	if shared {
+		s.recoveryShares.Add(1)
+	}
 	rd.s.c.Loop().Post(func() { rd.s.recoveryRead(rd.r, res, err) })
 }
 

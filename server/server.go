@@ -28,10 +28,12 @@ type Server struct {
 	nats   *natsbroker.Broker // the cluster broker with -broker, else nil
 	done   chan struct{}      // closed when the server stops: ends the client publishers and the recovery workers
 
-	recoveries    chan recoveryRead // cluster recoveries' reads of the stream, for the workers (clusterrecovery.go)
-	recoverySkips atomic.Uint64     // reads the workers skipped: their connection had closed
-	recent        *recentKeys       // a single node's Idempotency-Keys (idempotency.go); nil with a cluster broker
-	origins       originPolicy      // who may open a WebSocket from a browser page (origin.go)
+	recoveries     chan recoveryRead // cluster recoveries' reads of the stream, for the workers (clusterrecovery.go)
+	recoverySkips  atomic.Uint64     // reads the workers skipped: their connection had closed
+	recoveryShares atomic.Uint64     // reads answered by another worker's request (recoveryshare.go)
+	readShare      readShare         // stream reads in flight and just done, by key (recoveryshare.go)
+	recent         *recentKeys       // a single node's Idempotency-Keys (idempotency.go); nil with a cluster broker
+	origins        originPolicy      // who may open a WebSocket from a browser page (origin.go)
 
 	admin   *http.Server
 	adminLn net.Listener
