@@ -24,8 +24,9 @@ type Claims struct {
 	// IssuedAt is iat, zero when the token has none.
 	IssuedAt time.Time
 
-	subscribe Patterns
-	publish   Patterns
+	// grants are the patterns, shared with the connections whose tokens
+	// grant the same (grants.go); nil allows nothing.
+	grants *grants
 }
 
 // personalOwner returns the owner of a personal topic: the rest after its
@@ -53,7 +54,7 @@ func (c *Claims) CheckSubscribe(topic string) error {
 		}
 		return refuse(ReasonNotOwner, "personal topic of another user")
 	}
-	if c.subscribe.Match(topic) {
+	if c.grants.topics().Match(topic) {
 		return nil
 	}
 	return refuse(ReasonForbidden, "no topics pattern of the token allows this topic")
@@ -68,7 +69,7 @@ func (c *Claims) CheckPublish(topic string) error {
 	if owner, ok := personalOwner(topic); ok && (c.Anonymous || owner != c.Subject) {
 		return refuse(ReasonNotOwner, "personal topic of another user")
 	}
-	if c.publish.Match(topic) {
+	if c.grants.publishing().Match(topic) {
 		return nil
 	}
 	return refuse(ReasonForbidden, "no publish pattern of the token allows this topic")
@@ -86,7 +87,7 @@ func (c *Claims) CheckRefresh(next *Claims) error {
 }
 
 // Subscribe returns the compiled topics patterns.
-func (c *Claims) Subscribe() Patterns { return c.subscribe }
+func (c *Claims) Subscribe() Patterns { return c.grants.topics() }
 
 // Publish returns the compiled publish patterns.
-func (c *Claims) Publish() Patterns { return c.publish }
+func (c *Claims) Publish() Patterns { return c.grants.publishing() }

@@ -35,6 +35,7 @@ type Verifier struct {
 	pem       verifyKey // zero when no PEM key is configured
 	jwks      *jwksSource
 	anonymous *Claims // nil when anonymous connections are refused
+	grants    grantsTable
 
 	closeOnce sync.Once
 	closeErr  error
@@ -60,7 +61,7 @@ func New(cfg Config) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth: anonymous topics: %w", err)
 		}
-		v.anonymous = &Claims{Anonymous: true, subscribe: p}
+		v.anonymous = &Claims{Anonymous: true, grants: &grants{subscribe: p}}
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithExpirationRequired(),
@@ -107,12 +108,14 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if tc.IssuedAt != nil {
 		c.IssuedAt = tc.IssuedAt.Time
 	}
-	if c.subscribe, err = CompilePatterns(tc.Topics); err != nil {
+	var g grants
+	if g.subscribe, err = CompilePatterns(tc.Topics); err != nil {
 		return nil, refuse(ReasonBadClaim, "topics: "+err.Error())
 	}
-	if c.publish, err = CompilePatterns(tc.Publish); err != nil {
+	if g.publish, err = CompilePatterns(tc.Publish); err != nil {
 		return nil, refuse(ReasonBadClaim, "publish: "+err.Error())
 	}
+	c.grants = v.grants.share(g)
 	return c, nil
 }
 
