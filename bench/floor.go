@@ -124,7 +124,7 @@ func RunFloor(ctx context.Context, cfg FloorConfig) (*FloorResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &FloorResult{Conns: len(fds), Writers: max(cfg.Writers, 1)}
+	res := &FloorResult{Conns: len(fds), Writers: min(max(cfg.Writers, 1), len(fds))} // no writer without a socket
 	if len(ready.Errors) > 0 || acceptErr != nil {
 		res.ConnectError = fmtCounts(ready.Errors)
 		if acceptErr != nil {

@@ -19,8 +19,9 @@ type Config struct {
 	// one connection is read per loop turn (maxReads reads of it).
 	ReadBuffer int
 	// PoolIdle bounds the bytes of buffers a loop's pool keeps for reuse
-	// (tails of unfinished messages, reassembled messages); 0 means the
-	// default (bufpool.DefaultMaxIdle), negative keeps none.
+	// (tails of unfinished messages, reassembled messages); 0 or less means
+	// the default (bufpool.DefaultMaxIdle). The pool's own per-class bounds
+	// keep about 2.5 MiB at most whatever it is (bufpool).
 	PoolIdle   int
 	SendBuffer int           // SO_SNDBUF for accepted sockets; 0 keeps the kernel's default
 	Tick       time.Duration // timer wheel resolution

@@ -231,12 +231,10 @@ type Loop struct {
 }
 
 // newPool returns a loop's buffer pool: up to 64 buffers a class, and at most
-// idle bytes in all (Config.PoolIdle).
+// idle bytes in all (Config.PoolIdle, already defaulted).
 func newPool(idle int) *bufpool.Pool {
 	p := bufpool.New(64)
-	if idle != 0 {
-		p.LimitIdle(idle)
-	}
+	p.LimitIdle(idle)
 	return p
 }
 

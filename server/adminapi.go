@@ -60,15 +60,26 @@ func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
 	return n, true
 }
 
-// eachUserSession runs fn on every open connection of user (and, with
-// joining, on those whose 101 waits for the cluster), each on its own loop,
-// and returns how many fn counted.
-func (s *Server) eachUserSession(user string, joining bool, fn func(*session) bool) int {
+// eachUserSession runs fn on every open connection of user, each on its own
+// loop, and returns how many fn counted.
+func (s *Server) eachUserSession(user string, fn func(*session) bool) int {
+	return s.userSessions(user, func(ss *session) bool { return ss.state == stateOpen }, fn)
+}
+
+// eachUserConn is eachUserSession with the connections whose 101 waits for
+// the cluster (stateJoining) too.
+func (s *Server) eachUserConn(user string, fn func(*session) bool) int {
+	return s.userSessions(user, func(ss *session) bool { return ss.state == stateOpen || ss.state == stateJoining }, fn)
+}
+
+// userSessions runs fn on every connection of user that which admits, each
+// on its own loop, and returns how many fn counted.
+func (s *Server) userSessions(user string, which, fn func(*session) bool) int {
 	counts := make([]int, len(s.loops))
 	s.group.Each(func(l *netpoll.Loop) {
 		// fn may close connections, which edits the index: walk a copy.
 		for _, ss := range slices.Clone(s.loops[l.ID()].auth.users[user]) {
-			if (ss.state == stateOpen || joining && ss.state == stateJoining) && fn(ss) {
+			if which(ss) && fn(ss) {
 				counts[l.ID()]++
 			}
 		}
@@ -82,7 +93,7 @@ func (s *Server) eachUserSession(user string, joining bool, fn func(*session) bo
 
 // disconnectLocal closes every connection of user on this node with 4002.
 func (s *Server) disconnectLocal(user string) int {
-	n := s.eachUserSession(user, true, func(ss *session) bool {
+	n := s.eachUserConn(user, func(ss *session) bool {
 		ss.disconnect()
 		return true
 	})
@@ -92,7 +103,7 @@ func (s *Server) disconnectLocal(user string) int {
 
 // unsubscribeLocal ends user's subscriptions to topic on this node.
 func (s *Server) unsubscribeLocal(user, topic string) int {
-	return s.eachUserSession(user, false, func(ss *session) bool {
+	return s.eachUserSession(user, func(ss *session) bool {
 		if !ss.holds(topic) {
 			return false
 		}

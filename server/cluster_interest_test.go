@@ -195,23 +195,29 @@ func TestClusterDisconnectJoining(t *testing.T) {
 	s, proxy := slowClusterNode(t, Config{
 		AuthHMACSecretFile: writeFile(t, "hmac.key", testSecret), AuthAudience: testAudience, AuthIssuer: testIssuer,
 	})
-	const delay = 300 * time.Millisecond
-	proxy.SetDelay(delay)
+	// The cluster's interest takes a 2 s round trip: the 101 waits for it.
+	proxy.SetDelay(time.Second)
 	type dialed struct {
 		c   *websocket.Conn
 		err error
 	}
 	done := make(chan dialed, 1)
+	token := hs(t, tokenClaims("42", time.Hour, "topics", []string{"*"}))
+	opts := dialOptions(t, s, nil)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		token := hs(t, tokenClaims("42", time.Hour, "topics", []string{"*"}))
-		c, _, err := websocket.Dial(ctx, s.wsURL("/ws?topics=cold&token="+token), dialOptions(t, s, nil))
+		c, _, err := websocket.Dial(ctx, s.wsURL("/ws?topics=cold&token="+token), opts)
 		done <- dialed{c, err}
 	}()
 	testsupport.WaitFor(t, "the connection upgraded", func() bool { return s.Conns() == 1 })
+	if len(done) > 0 {
+		t.Fatal("the 101 came before the disconnect: the connection was not joining")
+	}
+	// 503 says the other nodes were not told in time over the slow NATS;
+	// this node's part is done either way.
 	code, m := adminDo(t, s, http.MethodPost, "/disconnect?user=42")
-	if code != http.StatusOK || m["disconnected"] != 1.0 {
+	if code != http.StatusOK && code != http.StatusServiceUnavailable || m["disconnected"] != 1.0 {
 		t.Fatalf("/disconnect: %d %v, want 1 disconnected (the joining connection)", code, m)
 	}
 	d := <-done

@@ -526,9 +526,11 @@ func TestClusterRecoverySkipsClosedConnections(t *testing.T) {
 	subscribeTo(t, s, "r") // the interest is in place: the resumes below only read
 	resume := fmt.Sprintf(`{"op":"sub","topics":["r"],"since":{"r":{"epoch":%q,"seq":%d}}}`, epoch, first)
 
-	proxy.SetDelay(200 * time.Millisecond)
+	// Every byte to and from NATS held 1 s: the first read takes the worker
+	// for 2 s, while the others queue behind it and their clients leave.
+	proxy.SetDelay(time.Second)
 	stays := dial(t, s, "/ws")
-	sendJSON(t, stays, resume) // its read takes the worker for a NATS round trip
+	sendJSON(t, stays, resume)
 	const leaving = 4
 	for i := range leaving {
 		c := dial(t, s, "/ws")
@@ -562,7 +564,7 @@ func TestClusterRecoveryQueueFull(t *testing.T) {
 	subscribeTo(t, s, "q") // the interest is in place: the resumes below only read
 	resume := fmt.Sprintf(`{"op":"sub","topics":["q"],"since":{"q":{"epoch":%q,"seq":%d}}}`, epoch, first)
 
-	const delay = 300 * time.Millisecond
+	const delay = 600 * time.Millisecond // a read takes the worker for 1.2 s
 	proxy.SetDelay(delay)
 	var roomy []*websocket.Conn
 	for i := range 2 { // the first read takes the worker, the second the queue's one place
@@ -608,15 +610,19 @@ func TestClusterRecoveryQueueFull(t *testing.T) {
 
 // TestClusterRecoverySharesReads: resumes of one topic from one position
 // share a stream read (wspush_recovery_reads_shared_total), each still
-// replayed whole; a resume whose shared read ended before a later publish
-// reads on from its end, so it misses nothing and gets nothing twice.
+// replayed whole; an answer that ends before what the resuming client's
+// loop has already handed out (a publish since) is not shared: that resume
+// reads anew, and misses nothing and gets nothing twice.
 func TestClusterRecoverySharesReads(t *testing.T) {
 	ns := testsupport.StartNATS(t, -1, t.TempDir())
 	proxy := testsupport.StartDelayProxy(t, ns.Addr().String())
-	s := startClusterNode(t, "nats://"+proxy.Addr(), Config{RecoveryWorkers: 1})
+	s := startClusterNode(t, "nats://"+proxy.Addr(), Config{RecoveryWorkers: 1, Loops: 1})
+	s.readShare.mu.Lock()
+	s.readShare.ttl = time.Minute // the answers stay for the whole test: only freshness decides
+	s.readShare.mu.Unlock()
 	first, epoch := publishSeq(t, s, "s", `1`)
 	second, _ := publishSeq(t, s, "s", `2`)
-	subscribeTo(t, s, "s") // the interest is in place: the resumes below only read
+	warm := subscribeTo(t, s, "s") // the interest is in place: the resumes below only read
 	resume := fmt.Sprintf(`{"op":"sub","topics":["s"],"since":{"s":{"epoch":%q,"seq":%d}}}`, epoch, first)
 
 	proxy.SetDelay(100 * time.Millisecond)
@@ -639,11 +645,13 @@ func TestClusterRecoverySharesReads(t *testing.T) {
 		t.Fatalf("%v reads shared, want %d: one request for the %d resumes", n, clients-1, clients)
 	}
 
-	// Within the shared read's life a message is published: the next resume
-	// from the same position is answered by the read that ended before it,
-	// and reads on from there.
+	// A message is published and reaches the (only) loop: the stored answer
+	// ends before it, so the next resume from the same position reads anew.
 	proxy.SetDelay(0)
 	third, _ := publishSeq(t, s, "s", `3`)
+	if p := readPush(t, warm); p.Seq != third {
+		t.Fatalf("warm subscriber got %+v, want %d", p, third)
+	}
 	late := dial(t, s, "/ws")
 	sendJSON(t, late, resume)
 	if a := readAnswer(t, late); a.Recovered == nil || !*a.Recovered || a.Seq != first {
@@ -656,7 +664,7 @@ func TestClusterRecoverySharesReads(t *testing.T) {
 	if p := readPush(t, late); p.Seq != fourth {
 		t.Fatalf("late resume's next push %+v, want %d", p, fourth)
 	}
-	if n := metricValue(t, s, "wspush_recovery_reads_shared_total"); n != clients {
-		t.Fatalf("%v reads shared, want %d: the late resume's first read was the earlier one", n, clients)
+	if n := metricValue(t, s, "wspush_recovery_reads_shared_total"); n != clients-1 {
+		t.Fatalf("%v reads shared, want %d: the late resume's answer was too old to share", n, clients-1)
 	}
 }

@@ -1,6 +1,10 @@
 package server
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // clusterCollectors are the metrics of the cluster broker's state and of
 // retried publishes (docs/cluster.md): the broker's only with -broker, the
@@ -39,7 +43,7 @@ func clusterCollectors(s *Server) []prometheus.Collector {
 		counter("wspush_recovery_reads_skipped_total", "(v1.1) Cluster recoveries' stream reads skipped by the workers because their connection had closed (or the topic was unsubscribed) while they waited.", func() float64 {
 			return float64(s.recoverySkips.Load())
 		}),
-		counter("wspush_recovery_reads_shared_total", "(v1.1) Cluster recoveries' stream reads answered by another's request for the same topic and position (in flight, or done within 1 s): no NATS round trip of their own.", func() float64 {
+		counter("wspush_recovery_reads_shared_total", fmt.Sprintf("(v1.1) Cluster recoveries' stream reads answered by another's request for the same topic and position (in flight, or done within %v): no NATS round trip of their own.", readShareTTL), func() float64 {
 			return float64(s.recoveryShares.Load())
 		}),
 		counter("wspush_broker_gaps_total", "(v1.1) Times messages of a topic did not reach this node (an outage, a dropped message, a replaced stream): its subscribers here were closed with 4003 to resubscribe from their position.", func() float64 {

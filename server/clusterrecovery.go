@@ -73,12 +73,25 @@ type recoveryRead struct {
 	after    pubsub.Position
 	limit    int
 	maxBytes int
+	live     uint64 // the topic's last seq the loop had handed out when it queued the read
 }
 
 // startRecoveryWorkers starts the workers that read the stream for the
 // recoveries of every loop; they stop when done closes.
 func (s *Server) startRecoveryWorkers(done <-chan struct{}) {
 	s.recoveries = make(chan recoveryRead, s.cfg.RecoveryQueue)
+	go func() { // shared reads leave when their life ends, not at the next read (recoveryshare.go)
+		tick := time.NewTicker(readShareTTL)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				s.readShare.expire(now)
+			}
+		}
+	}()
 	for range s.cfg.RecoveryWorkers {
 		go func() {
 			for {
@@ -102,7 +115,7 @@ func (s *Server) readForRecovery(rd recoveryRead) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), recoveryReadTimeout)
 	k := readKey{epoch: s.nats.Epoch(), topic: rd.topic, after: rd.after, limit: rd.limit, maxBytes: rd.maxBytes}
-	res, shared, err := s.readShare.read(ctx, k, func(ctx context.Context) (natsbroker.Read, error) {
+	res, shared, err := s.readShare.read(ctx, k, rd.live, func(ctx context.Context) (natsbroker.Read, error) {
 		return s.nats.ReadSince(ctx, rd.topic, rd.after, rd.limit, rd.maxBytes)
 	})
 	cancel()
@@ -166,7 +179,8 @@ func (s *session) readMore(r *clusterRecovery, after pubsub.Position) bool {
 		held = r.join.bytes() // a handshake's reads share -max-buffered (clusterjoin.go)
 	}
 	rd := recoveryRead{s: s, r: r, topic: r.t.Name(), after: after,
-		limit: max(int(s.srv.cfg.streamPerTopic())-len(r.msgs), 1), maxBytes: s.srv.cfg.MaxBuffered - held}
+		limit: max(int(s.srv.cfg.streamPerTopic())-len(r.msgs), 1), maxBytes: s.srv.cfg.MaxBuffered - held,
+		live: max(r.at, r.t.LoopLast(s.c.Loop().ID()))}
 	select {
 	case s.srv.recoveries <- rd:
 		return true
@@ -176,9 +190,13 @@ func (s *session) readMore(r *clusterRecovery, after pubsub.Position) bool {
 	}
 }
 
-// abandonRecoveries marks the recoveries p waits for as gone: the
-// connection is closing, so their queued reads are skipped.
-func (p *pendingState) abandonRecoveries() {
+// abandonRecoveries marks the recoveries s waits for as gone: the
+// connection is closing (or closed), so their queued reads are skipped.
+func (s *session) abandonRecoveries() {
+	p := s.pend
+	if p == nil {
+		return
+	}
 	if p.recov != nil {
 		p.recov.gone.Store(true)
 	}

@@ -123,9 +123,7 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 		s.srv.hub.Unsubscribe(c.Loop().ID(), s, t)
 	}
 	s.topics = nil
-	if s.pend != nil {
-		s.pend.abandonRecoveries() // their queued reads are skipped
-	}
+	s.abandonRecoveries()
 	s.srv.peers.remove(s.peer)
 	if s.held != nil {
 		s.setHeld(0)
@@ -283,6 +281,7 @@ func (s *session) closeWith(code ws.StatusCode, reason string) {
 	}
 	s.answerPing() // before our close frame, which nothing may follow
 	s.state = stateClosing
+	s.abandonRecoveries()
 	s.send(frames.AppendClose(nil, code, reason))
 	s.c.SetTimer(time.Now().Add(s.srv.cfg.CloseTimeout))
 }
@@ -292,6 +291,7 @@ func (s *session) closeWith(code ws.StatusCode, reason string) {
 // read and dropped, so the peer's last bytes never meet a reset.
 func (s *session) drain() {
 	s.state = stateDraining
+	s.abandonRecoveries()
 	if s.tls != nil {
 		s.closeNotifyTLS() // the TLS session's end goes out before the FIN
 	}

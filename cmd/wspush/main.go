@@ -110,7 +110,7 @@ func parseFlags(args []string) (server.Config, string, error) {
 	fs.IntVar(&cfg.MaxPendingBytes, "max-pending-bytes", cfg.MaxPendingBytes, "`bytes` of unfinished client messages all connections may hold together, split evenly over the loops (over it: close 1009)")
 	fs.DurationVar(&cfg.MessageTimeout, "message-timeout", cfg.MessageTimeout, "time within which a client message must complete once started (over it: close 1008)")
 	fs.IntVar(&cfg.ReadBuffer, "read-buffer", cfg.ReadBuffer, "`bytes` of each event loop's read buffer: the most one connection is read per loop turn, so a peer sending without pause cannot hold its loop longer")
-	fs.IntVar(&cfg.PoolIdle, "pool-idle", cfg.PoolIdle, "`bytes` of buffers each event loop keeps for reuse (unfinished and reassembled client messages, at most 64 KiB each); more is left to the GC")
+	fs.IntVar(&cfg.PoolIdle, "pool-idle", cfg.PoolIdle, "`bytes` of buffers each event loop keeps for reuse (unfinished and reassembled client messages, at most 64 KiB each; never more than about 2.5 MiB in all); more is left to the GC")
 	fs.IntVar(&cfg.MaxLoopTasks, "max-loop-tasks", cfg.MaxLoopTasks, "tasks (pushes, client publishes) one event loop may have waiting; past it client publishes are refused and cluster ingest waits")
 	// Authorization (issue 12, docs/auth.md): any key flag turns it on.
 	fs.StringVar(&cfg.AuthHMACSecretFile, "auth-hmac-secret-file", cfg.AuthHMACSecretFile, "`file` holding the HMAC secret of HS256/384/512 connection tokens (at least 32 bytes; turns auth on)")

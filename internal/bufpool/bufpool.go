@@ -74,6 +74,7 @@ func (p *Pool) LimitIdle(n int) {
 	p.maxIdle = n
 }
 
+// idleBound is the bytes all classes may keep together.
 func (p *Pool) idleBound() int {
 	switch {
 	case p.maxIdle == 0:
