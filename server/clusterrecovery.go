@@ -80,18 +80,9 @@ type recoveryRead struct {
 // recoveries of every loop; they stop when done closes.
 func (s *Server) startRecoveryWorkers(done <-chan struct{}) {
 	s.recoveries = make(chan recoveryRead, s.cfg.RecoveryQueue)
-	go func() { // shared reads leave when their life ends, not at the next read (recoveryshare.go)
-		tick := time.NewTicker(readShareTTL)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-tick.C:
-				s.readShare.expire(now)
-			}
-		}
-	}()
+	// Shared reads leave when their life ends, not at the next read
+	// (recoveryshare.go).
+	go every(readShareTTL, done, s.readShare.expire)
 	for range s.cfg.RecoveryWorkers {
 		go func() {
 			for {

@@ -52,18 +52,11 @@ func sweepInterval(ttl time.Duration) time.Duration {
 // place topics are forgotten: nothing on the push path looks at the clock
 // for that.
 func (s *Server) sweep(interval time.Duration, done <-chan struct{}) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case now := <-tick.C:
-			if n := s.hub.Sweep(now); n > 0 {
-				s.log.Debug("forgot idle topics", "topics", n)
-			}
+	every(interval, done, func(now time.Time) {
+		if n := s.hub.Sweep(now); n > 0 {
+			s.log.Debug("forgot idle topics", "topics", n)
 		}
-	}
+	})
 }
 
 func (s *Server) stopHistory() {

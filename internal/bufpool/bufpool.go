@@ -75,24 +75,21 @@ func (p *Pool) LimitIdle(n int) {
 }
 
 // idleBound is the bytes all classes may keep together.
-func (p *Pool) idleBound() int {
-	switch {
-	case p.maxIdle == 0:
-		return DefaultMaxIdle
-	case p.maxIdle < 0:
-		return 0
-	}
-	return p.maxIdle
-}
+func (p *Pool) idleBound() int { return setting(p.maxIdle, DefaultMaxIdle) }
 
-func (p *Pool) limit() int {
+// limit is the buffers one class may keep.
+func (p *Pool) limit() int { return setting(p.max, DefaultPerClass) }
+
+// setting reads a bound stored as 0 for its default def and negative for
+// none (0).
+func setting(v, def int) int {
 	switch {
-	case p.max == 0:
-		return DefaultPerClass
-	case p.max < 0:
+	case v == 0:
+		return def
+	case v < 0:
 		return 0
 	}
-	return p.max
+	return v
 }
 
 // class returns the index of the smallest class holding n bytes, or -1 if n is
