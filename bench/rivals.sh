@@ -10,9 +10,16 @@
 #   baseline  connect again, nbio (A) against bench/baseline (B), 1 round:
 #             places the rival beside the yardstick docs/benchmarks.md uses
 #
+# PIN=1 runs every server on CPU 0 and wsbench on CPU 1 (taskset): on a
+# shared 2-core machine an unpinned handshake rate mostly measures how the
+# scheduler splits the cores between the client, the server and everything
+# else running; pinned, each side has a core (GOMAXPROCS, wspush's loops and
+# nbio's pollers follow the affinity: one each) and the rate shows what the
+# server costs. docs/benchmarks.md quotes both.
+#
 # Bounded: about 2 minutes for all three. Results: $OUT/*.json, $OUT/*.html.
 #
-#   ROUNDS=3 OUT=out/rivals sh bench/rivals.sh [connect fanout baseline]
+#   ROUNDS=3 PIN=0 OUT=out/rivals sh bench/rivals.sh [connect fanout baseline]
 set -eu
 OUT=${OUT:-out/rivals}
 ROUNDS=${ROUNDS:-3}
@@ -20,7 +27,12 @@ SRC=${SRC:-127.0.0.2-127.0.0.60}
 WSPUSH_PORT=${WSPUSH_PORT:-27380}
 NBIO_PORT=${NBIO_PORT:-27480}
 BASE_PORT=${BASE_PORT:-27580}
+PIN=${PIN:-0}
 SCENARIOS=${*:-connect fanout baseline}
+SERVER_CPU= CLIENT_CPU=
+if [ "$PIN" = 1 ]; then
+	SERVER_CPU="taskset -c 0" CLIENT_CPU="taskset -c 1"
+fi
 
 mkdir -p "$OUT/bin"
 BIN=$(cd "$OUT/bin" && pwd)
@@ -35,8 +47,8 @@ cmp() {
 	shift 3
 	aport=$(port "$a") bport=$(port "$b")
 	acmd=$(server "$a" "$aport") bcmd=$(server "$b" "$bport")
-	echo "== $name: $a (A) against $b (B); uptime:$(uptime)"
-	"$BIN/wsbench" compare -no-progress -src "$SRC" \
+	echo "== $name: $a (A) against $b (B), PIN=$PIN; uptime:$(uptime)"
+	$CLIENT_CPU "$BIN/wsbench" compare -no-progress -src "$SRC" \
 		-a-name "$a" -a-url "ws://127.0.0.1:$aport/ws" -a-admin "http://127.0.0.1:$((aport + 1))" -a-cmd "$acmd" \
 		-b-name "$b" -b-url "ws://127.0.0.1:$bport/ws" -b-admin "http://127.0.0.1:$((bport + 1))" -b-cmd "$bcmd" \
 		-json "$OUT/$name.json" -report "$OUT/$name.html" "$@"
@@ -55,8 +67,8 @@ port() {
 # server prints the command line of server $1 listening on port $2 (admin: $2 + 1).
 server() {
 	case $1 in
-	wspush) echo "$BIN/wspush -log-level warn -listen 127.0.0.1:$2 -admin 127.0.0.1:$(($2 + 1))" ;;
-	*) echo "$BIN/$1 -listen 127.0.0.1:$2 -admin 127.0.0.1:$(($2 + 1))" ;;
+	wspush) echo "$SERVER_CPU $BIN/wspush -log-level warn -listen 127.0.0.1:$2 -admin 127.0.0.1:$(($2 + 1))" ;;
+	*) echo "$SERVER_CPU $BIN/$1 -listen 127.0.0.1:$2 -admin 127.0.0.1:$(($2 + 1))" ;;
 	esac
 }
 
