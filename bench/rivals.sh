@@ -9,6 +9,9 @@
 #   fanout    10,000 subscribers x 200 x 128 B, as fast as accepted, 1 round
 #   baseline  connect again, nbio (A) against bench/baseline (B), 1 round:
 #             places the rival beside the yardstick docs/benchmarks.md uses
+#   smoke     the rival alone, 500 subscribers on 5 topics x 20 messages:
+#             fails unless every connection opened and every push arrived
+#             in seq order (the rival's check; it has no Go tests)
 #
 # PIN=1 runs every server on CPU 0 and wsbench on CPU 1 (taskset): on a
 # shared 2-core machine an unpinned handshake rate mostly measures how the
@@ -72,11 +75,36 @@ server() {
 	esac
 }
 
+# first prints the first value of the JSON number field $1 in file $2.
+first() { grep -oE "\"$1\": *[0-9]+" "$2" | head -n 1 | grep -oE '[0-9]+$'; }
+
+# smoke runs a small fanout against a fresh nbio rival and checks its result.
+smoke() {
+	echo "== smoke: nbio, fanout 500 x 5 topics x 20 messages"
+	port=$(port nbio)
+	$(server nbio "$port") >"$OUT/smoke.log" 2>&1 &
+	pid=$!
+	rc=0
+	$CLIENT_CPU "$BIN/wsbench" fanout -no-progress -src "$SRC" -server-pid "$pid" \
+		-url "ws://127.0.0.1:$port/ws" -admin "http://127.0.0.1:$((port + 1))" \
+		-conns 500 -topics 5 -messages 20 -duration 20s -json "$OUT/smoke.json" || rc=$?
+	kill "$pid"
+	wait "$pid" || true
+	f=$OUT/smoke.json
+	if [ "$rc" != 0 ] || [ ! -s "$f" ] || [ "$(first connected "$f")" != 500 ] || [ "$(first expected "$f")" != 10000 ] ||
+		[ "$(first deliveries "$f")" != 10000 ] || [ "$(first lost "$f")" != 0 ] || [ "$(first out_of_order "$f")" != 0 ]; then
+		echo "smoke: FAILED (wsbench exit $rc; $f, $OUT/smoke.log)" >&2
+		exit 1
+	fi
+	echo "smoke: ok (500 connected, 10000 of 10000 pushes, 0 lost, 0 out of order)"
+}
+
 for s in $SCENARIOS; do
 	case $s in
 	connect) cmp connect wspush nbio -scenario connect -rounds "$ROUNDS" -conns 15000 -rate 0 -duration 30s ;;
 	fanout) cmp fanout wspush nbio -scenario fanout -rounds 1 -conns 10000 -rate 5000 -messages 200 -size 128 -duration 60s ;;
 	baseline) cmp baseline nbio baseline -scenario connect -rounds 1 -conns 15000 -rate 0 -duration 30s ;;
+	smoke) smoke ;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 done
