@@ -20,9 +20,9 @@
 # nbio's pollers follow the affinity: one each) and the rate shows what the
 # server costs. docs/benchmarks.md quotes both.
 #
-# Bounded: about 2 minutes for all three. Results: $OUT/*.json, $OUT/*.html.
+# Bounded: about 2.5 minutes for all four. Results: $OUT/*.json, $OUT/*.html.
 #
-#   ROUNDS=3 PIN=0 OUT=out/rivals sh bench/rivals.sh [connect fanout baseline]
+#   ROUNDS=3 PIN=0 OUT=out/rivals sh bench/rivals.sh [smoke connect fanout baseline]
 set -eu
 OUT=${OUT:-out/rivals}
 ROUNDS=${ROUNDS:-3}
@@ -31,7 +31,7 @@ WSPUSH_PORT=${WSPUSH_PORT:-27380}
 NBIO_PORT=${NBIO_PORT:-27480}
 BASE_PORT=${BASE_PORT:-27580}
 PIN=${PIN:-0}
-SCENARIOS=${*:-connect fanout baseline}
+SCENARIOS=${*:-smoke connect fanout baseline}
 SERVER_CPU= CLIENT_CPU=
 if [ "$PIN" = 1 ]; then
 	SERVER_CPU="taskset -c 0" CLIENT_CPU="taskset -c 1"
