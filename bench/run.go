@@ -156,6 +156,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer p.stop()
 		cfg.ServerPID = p.pid()
 		sleepCtx(ctx, 200*time.Millisecond) // let it settle before the "before" sample
+		if p.exited() {
+			// its /proc figures would be zeros and whoever answers on
+			// the address would be measured in its place
+			return nil, fmt.Errorf("server %q exited right after starting: %s (-v shows its output)", cfg.ServerCmd[0], p.cmd.ProcessState)
+		}
 	}
 	if cfg.Scenario == "inbox" {
 		// one subscriber per topic: a fanout over Conns topics (inbox.go)

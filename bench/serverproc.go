@@ -21,9 +21,18 @@ type serverProc struct {
 }
 
 // startServer runs argv and waits until every address in addrs accepts TCP.
+// An address that accepts before the server is started belongs to another
+// process, which would be measured in its place (the server itself fails to
+// bind and exits): that is an error.
 func startServer(ctx context.Context, argv []string, addrs []string, cfg *Config) (*serverProc, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("empty server command")
+	}
+	for _, a := range addrs {
+		if c, err := net.DialTimeout("tcp", a, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s already accepts connections before %q starts: another process holds it", a, argv[0])
+		}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = cfg.ServerLog, cfg.ServerLog
@@ -58,6 +67,16 @@ func startServer(ctx context.Context, argv []string, addrs []string, cfg *Config
 }
 
 func (p *serverProc) pid() int { return p.cmd.Process.Pid }
+
+// exited reports whether the server process has ended.
+func (p *serverProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
 
 // stop sends SIGTERM, then SIGKILL after 5 s.
 func (p *serverProc) stop() {

@@ -18,6 +18,25 @@ func listenReusePort(addr *net.TCPAddr, backlog int) (int, error) {
 	return bindSocket(addr, backlog, true)
 }
 
+// setAcceptedOptions sets on the listener the options every connection
+// needs, TCP_NODELAY and (sndbuf > 0) SO_SNDBUF: Linux clones an accepted
+// socket from its listener, options included, so they cost one setsockopt
+// per listener instead of one or two per connection (TCP_NODELAY alone was
+// about 2.5 % of the server's CPU in a connection storm, docs/benchmarks.md
+// "Handshakes against nbio"). TestAcceptedSocketsInheritOptions checks the
+// kernel does so.
+func setAcceptedOptions(lfd, sndbuf int) error {
+	if err := unix.SetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return fmt.Errorf("listener TCP_NODELAY: %w", err)
+	}
+	if sndbuf > 0 {
+		if err := unix.SetsockoptInt(lfd, unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf); err != nil {
+			return fmt.Errorf("listener SO_SNDBUF: %w", err)
+		}
+	}
+	return nil
+}
+
 // checkPortFree fails with an error wrapping EADDRINUSE ("address already in
 // use") when another socket holds addr's port: SO_REUSEPORT alone would let a
 // second wspush (same user) bind beside the first and take a share of its

@@ -4,9 +4,11 @@ package netpoll
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +55,39 @@ func TestSimultaneousListenersOneWins(t *testing.T) {
 		}
 		if won != 1 {
 			t.Fatalf("%d of %d groups listening on %s at once, want exactly 1", won, racers, addr)
+		}
+	}
+}
+
+// optsHandler answers every line with the accepted socket's TCP_NODELAY
+// and SO_SNDBUF, read with getsockopt.
+type optsHandler struct{ lineHandler }
+
+func (h *optsHandler) Read(c *Conn, b []byte) (int, int) {
+	nd, err1 := unix.GetsockoptInt(c.Fd(), unix.IPPROTO_TCP, unix.TCP_NODELAY)
+	sb, err2 := unix.GetsockoptInt(c.Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF)
+	c.Queue(fmt.Appendf(nil, "%d %d %v %v\n", nd, sb, err1, err2))
+	return len(b), 0
+}
+
+// The options are set on the listeners only (setAcceptedOptions): this
+// fails if the kernel stops copying them into accepted sockets.
+func TestAcceptedSocketsInheritOptions(t *testing.T) {
+	const sndbuf = 24 << 10
+	g := startGroupConfig(t, Config{Addr: "127.0.0.1:0", Loops: 2, Handler: &optsHandler{}, SendBuffer: sndbuf, Tick: 5 * time.Millisecond})
+	for i := 0; i < 4; i++ { // both loops' listeners, most likely
+		c := dialGroup(t, g)
+		if _, err := c.Write([]byte("x\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Linux doubles the SO_SNDBUF asked for (bookkeeping overhead)
+		if got, want := string(buf[:n]), fmt.Sprintf("1 %d <nil> <nil>\n", 2*sndbuf); got != want {
+			t.Errorf("accepted socket: TCP_NODELAY, SO_SNDBUF = %q, want %q", got, want)
 		}
 	}
 }

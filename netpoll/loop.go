@@ -74,6 +74,12 @@ func Listen(cfg Config) (*Group, error) {
 	g := &Group{}
 	for i := 0; i < cfg.Loops; i++ {
 		lfd, err := listenReusePort(addr, cfg.Backlog)
+		if err == nil {
+			err = setAcceptedOptions(lfd, cfg.SendBuffer)
+			if err != nil {
+				unix.Close(lfd)
+			}
+		}
 		if err != nil {
 			g.Close()
 			return nil, err
@@ -204,10 +210,12 @@ type Loop struct {
 	spare    int  // reserved descriptor given up to shed a connection on EMFILE
 	lpaused  bool // the listener is out of the epoll set until the next tick (see shed)
 	pauseAt  int  // Config.PauseReadAt
-	sndbuf   int
-	tfd      int // timerfd driving the wheel
+	tfd      int  // timerfd driving the wheel
 	tbuf     [8]byte
 	efdRead  [8]byte
+	peer     unix.RawSockaddrAny // the address accept4 returned last (AcceptedPeer)
+	peerLen  uint32
+	opening  *Conn // the connection in Handler.Open, whose address peer holds
 
 	gate         AcceptGate // nil: accept whatever arrives
 	acceptPaused bool       // the listener is out of epoll (PauseAccept)
@@ -248,7 +256,6 @@ func newLoop(id, lfd int, cfg Config) (*Loop, error) {
 		iov:      make([]unix.Iovec, 0, maxIovecs),
 		wheel:    newWheel(cfg.Tick, 1024),
 		lfd:      lfd,
-		sndbuf:   cfg.SendBuffer,
 		pauseAt:  cfg.PauseReadAt,
 		maxTasks: int64(cfg.MaxTasks),
 		efd:      -1,
@@ -429,8 +436,10 @@ func (l *Loop) onAccept(ev epoll.EpollEvent) {
 			l.PauseAccept()
 			return
 		}
-		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), 0, 0,
-			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		l.peer.Addr.Family = unix.AF_UNSPEC
+		l.peerLen = unix.SizeofSockaddrAny
+		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), uintptr(unsafe.Pointer(&l.peer)),
+			uintptr(unsafe.Pointer(&l.peerLen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		if errno != 0 && l.gate != nil {
 			l.gate.Unadmit(l)
 		}
@@ -499,11 +508,9 @@ func (l *Loop) pauseListener() {
 	l.pollListener()
 }
 
+// open registers an accepted socket, which already has TCP_NODELAY and
+// SO_SNDBUF: it inherits them from the listener (setAcceptedOptions).
 func (l *Loop) open(fd int) {
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	if l.sndbuf > 0 {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, l.sndbuf)
-	}
 	c := &Conn{fd: int32(fd), idx: int32(len(l.conns)), loop: l}
 	// Edge-triggered for both directions: registered once, never modified.
 	if err := l.ep.Add(fd, epoll.EPOLLIN|epoll.EPOLLOUT|epoll.EPOLLRDHUP|epoll.EPOLLET, c.onEvent); err != nil {
@@ -517,7 +524,9 @@ func (l *Loop) open(fd int) {
 	l.conns = append(l.conns, c)
 	l.Stats.Accepted.Add(1)
 	l.Stats.Conns.Add(1)
+	l.opening = c // AcceptedPeer: l.peer is c's
 	c.open()
+	l.opening = nil
 	l.flushDirty()
 }
 

@@ -18,7 +18,14 @@ import (
 // already gone), which is not counted. With the PROXY protocol the address
 // is known only once the header is parsed: the connection is then counted
 // under the header's client (readProxy, proxy.go), never under the proxy's.
-func peerAddr(c *netpoll.Conn) netip.Addr { return peerAddrOf(c.Fd()) }
+// While Handler.Open runs it is the address accept4 returned, which saves a
+// getpeername(2) per connection.
+func peerAddr(c *netpoll.Conn) netip.Addr {
+	if a, ok := c.AcceptedPeer(); ok {
+		return a
+	}
+	return peerAddrOf(c.Fd())
+}
 
 // peerAddrOf is getpeername(2) of fd without an allocation: unix.Getpeername
 // puts its sockaddr buffer and the Sockaddr it returns on the heap, about
@@ -32,13 +39,7 @@ func peerAddrOf(fd int) netip.Addr {
 	if errno != 0 {
 		return netip.Addr{}
 	}
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		return netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa)).Addr)
-	case unix.AF_INET6:
-		return netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa)).Addr).Unmap()
-	}
-	return netip.Addr{}
+	return netpoll.SockaddrIP(&rsa)
 }
 
 // peerTable counts the open TCP connections of each peer address, over all
