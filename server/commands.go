@@ -222,7 +222,7 @@ func (s *session) publish(cmd command) {
 		s.authError(err, cmd.Topic)
 		return
 	}
-	if q := s.ls.publishes; q != nil {
+	if q := s.ls().publishes; q != nil {
 		// The cluster broker waits for NATS: hand the publish to the loop's
 		// publisher goroutine rather than stall every connection of the loop.
 		select {

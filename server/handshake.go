@@ -119,7 +119,7 @@ type handshakeResult struct {
 // answers it: an upgrade to WebSocket, a static file, or an HTTP error. It
 // returns the bytes it consumed (0 while the request is incomplete).
 func (s *session) handshake(b []byte) int {
-	r := s.ls.parseHandshake(b)
+	r := s.ls().parseHandshake(b)
 	switch {
 	case r.status == 0:
 		return 0
@@ -258,8 +258,9 @@ func (s *session) upgrade(r handshakeResult) {
 		// replay (v1.1 ?since=) follows the answers (since.go).
 		s.state = stateOpen
 		s.upgradeSince(r)
-		s.lastRead = time.Now()
-		s.setOpenTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
+		now := time.Now()
+		s.lastRead = s.srv.mono(now)
+		s.setOpenTimer(now.Add(s.srv.cfg.PingInterval))
 		return
 	}
 	// Subscribed before the 101 leaves, answered right after it; in cluster
@@ -287,8 +288,9 @@ func (s *session) open(resp []byte, topics []string, since map[string]pubsub.Pos
 	s.state = stateOpen
 	s.send(resp)
 	loop := s.c.Loop().ID()
-	s.lastRead = time.Now()
-	s.setOpenTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
+	now := time.Now()
+	s.lastRead = s.srv.mono(now)
+	s.setOpenTimer(now.Add(s.srv.cfg.PingInterval))
 	for i, name := range topics {
 		t := s.topic(name)
 		if t == nil {

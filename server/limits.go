@@ -106,7 +106,7 @@ func (p *latestPing) set(b []byte) { p.n, p.due = uint8(copy(p.payload[:], b)), 
 
 // answerPing queues the pong for the latest ping, if one is due.
 func (s *session) answerPing() {
-	p := &s.ls.ping
+	p := &s.ls().ping
 	if !p.due {
 		return
 	}
@@ -171,11 +171,11 @@ func (s *session) hold(rest int, done bool) bool {
 	// control frame or a small command in flight is never refused because
 	// others filled the budget with large messages.
 	n := max(0, raw-freeHold)
-	if n > h.bytes && int(s.ls.pending.Load())-h.bytes+n > s.ls.maxPending {
+	if n > h.bytes && int(s.ls().pending.Load())-h.bytes+n > s.ls().maxPending {
 		s.setHeld(0)
 		h.since = time.Time{}
 		s.srv.limits.pendingRefused.Inc()
-		s.srv.log.Debug("closing a connection past -max-pending-bytes", "held", n, "loop_pending", s.ls.pending.Load())
+		s.srv.log.Debug("closing a connection past -max-pending-bytes", "held", n, "loop_pending", s.ls().pending.Load())
 		s.fail(errTooMuchPending)
 		return false
 	}
@@ -184,8 +184,8 @@ func (s *session) hold(rest int, done bool) bool {
 	case raw == 0:
 		h.since = time.Time{}
 	case h.since.IsZero() || done:
-		h.since = s.lastRead
-		if at := h.since.Add(s.srv.cfg.MessageTimeout); s.state == stateOpen && at.Before(s.lastRead.Add(s.srv.cfg.PingInterval)) {
+		h.since = s.srv.wall(s.lastRead)
+		if at := h.since.Add(s.srv.cfg.MessageTimeout); s.state == stateOpen && at.Before(h.since.Add(s.srv.cfg.PingInterval)) {
 			// After a read no ping or idle deadline comes earlier than
 			// PingInterval: the message's deadline is the next one.
 			s.setOpenTimer(at)
@@ -200,7 +200,7 @@ func (s *session) setHeld(n int) {
 		return
 	}
 	h := s.heldInput()
-	s.ls.pending.Add(int64(n - h.bytes))
+	s.ls().pending.Add(int64(n - h.bytes))
 	h.bytes = n
 }
 

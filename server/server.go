@@ -47,13 +47,14 @@ type Server struct {
 	buffered     bufferedScan // the last bufferedAmount scan, shared by scrapes (metrics.go)
 	shuttingDown atomic.Bool
 	sweepDone    chan struct{} // closed to stop the history sweeper (history.go); nil without one
+	epoch        time.Time     // the zero of the sessions' monotonic clock (clock.go)
 }
 
 // New starts a server: its event loops listen on cfg.Listen and its admin API
 // on cfg.Admin.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, epoch: time.Now()}
 	origins, err := newOriginPolicy(cfg.AllowedOrigins)
 	if err != nil {
 		return nil, err
