@@ -52,6 +52,12 @@ type outq struct {
 	head   int
 	off    int
 	queued int // bytes not yet written: the connection's bufferedAmount
+
+	// copied holds what QueueCopy copied. It is emptied only when the
+	// queue goes back to the loop (putq), everything in it written or
+	// dropped, and its room is kept with the queue: the copies of the next
+	// connections' handshake answers go there, and leave no garbage behind.
+	copied []byte
 }
 
 // Loop is the loop that owns c.
@@ -91,6 +97,26 @@ func (c *Conn) Queue(b []byte) {
 		c.dirty = true
 		l.dirty = append(l.dirty, c)
 	}
+}
+
+// QueueCopy queues a copy of b, for bytes the caller reuses at once (a
+// loop's scratch). The copy goes into a buffer the loop keeps with the
+// connection's output queue and reuses for other connections once it is
+// written, so a small answer costs no allocation; Queue, by reference, is for
+// what is shared or kept anyway (prepared frames).
+func (c *Conn) QueueCopy(b []byte) {
+	if c.fd < 0 || len(b) == 0 {
+		return
+	}
+	if c.out == nil {
+		c.out = c.loop.getq()
+	}
+	q := c.out
+	// A reallocation leaves the earlier copies where they were, queued
+	// by reference: the old array lives until they are written.
+	start := len(q.copied)
+	q.copied = append(q.copied, b...)
+	c.Queue(q.copied[start:len(q.copied):len(q.copied)])
 }
 
 // StopReading stops reading c for good: what the peer sends from now on stays

@@ -604,6 +604,10 @@ func (l *Loop) closeFds() {
 	}
 }
 
+// maxCopiedKept bounds the QueueCopy room a queue keeps in the loop's free
+// list: a few handshake answers' worth (a 101 is about 130 bytes).
+const maxCopiedKept = 1024
+
 func (l *Loop) getq() *outq {
 	if n := len(l.freeq); n > 0 {
 		q := l.freeq[n-1]
@@ -617,7 +621,8 @@ func (l *Loop) getq() *outq {
 func (l *Loop) putq(q *outq) {
 	clear(q.bufs)
 	q.bufs, q.head, q.off, q.queued = q.bufs[:0], 0, 0, 0
-	if cap(q.bufs) > 4*maxIovecs {
+	q.copied = q.copied[:0]
+	if cap(q.bufs) > 4*maxIovecs || cap(q.copied) > maxCopiedKept {
 		return // a queue that grew for a burst is not kept
 	}
 	if len(l.freeq) < 1024 {

@@ -76,6 +76,23 @@ func (s *session) send(b []byte) {
 	}
 }
 
+// sendCopy is send for bytes the caller reuses (the loop's handshake
+// scratch): a copy is queued, in the connection's queue's own room
+// (netpoll.Conn.QueueCopy); over TLS the record is a copy anyway.
+func (s *session) sendCopy(b []byte) {
+	if s.state == stateDraining {
+		return
+	}
+	if s.tls != nil {
+		s.sendTLS(b)
+	} else {
+		s.c.QueueCopy(b)
+	}
+	if n := s.c.Buffered(); n > s.srv.cfg.MaxBuffered && n > len(b) {
+		s.dropSlow()
+	}
+}
+
 // pendingShare is one loop's share of -max-pending-bytes: the total split
 // evenly, as SO_REUSEPORT spreads connections evenly, so that each loop
 // checks its own sum without touching another loop's (no shared counter on

@@ -177,7 +177,7 @@ func (s *session) upgradeSince(r handshakeResult) {
 		}
 		answers[i] = reply{Op: "subscribed", Topic: t, Seq: &seq, Epoch: topic.Epoch()}
 	}
-	s.send(r.resp)
+	s.sendCopy(r.resp) // the loop's scratch
 	for _, a := range answers {
 		s.reply(a)
 	}
