@@ -19,9 +19,9 @@ import (
 // methods only from that loop's goroutine (inside Handler callbacks or tasks
 // posted to the loop).
 //
-// Every idle connection holds one: it is kept at 112 bytes, a size class below
-// 128 (TestConnSizeClass), by keeping what only a connection with output
-// needs in outq.
+// Every idle connection holds one: it is kept at 96 bytes, a size class
+// (TestConnSizeClass), by keeping what only a connection with output needs
+// in outq, and the small fields together.
 type Conn struct {
 	fd   int32 // -1 once closed
 	idx  int32 // position in loop.conns
@@ -29,14 +29,13 @@ type Conn struct {
 	tail []byte // unconsumed input; nil when none
 	out  *outq  // queued output; nil when none
 
-	dirty      bool   // in loop.dirty, waiting for the end-of-callback flush
-	reading    bool   // inside Handler.Read: tail must stay put
-	closeWrite bool   // shut down the sending side once the queue has drained
-	blocked    bool   // the last write met a full send buffer: wait for EPOLLOUT
-	rdhup      bool   // the peer shut down its side
-	paused     bool   // input left unread while the queue is over the loop's PauseReadAt
-	resume     func() // readLater's task, made once
-	noRead     bool   // StopReading was called
+	dirty      bool // in loop.dirty, waiting for the end-of-callback flush
+	reading    bool // inside Handler.Read: tail must stay put
+	closeWrite bool // shut down the sending side once the queue has drained
+	blocked    bool // the last write met a full send buffer: wait for EPOLLOUT
+	rdhup      bool // the peer shut down its side
+	paused     bool // input left unread while the queue is over the loop's PauseReadAt
+	noRead     bool // StopReading was called
 
 	tnext, tprev *Conn // timer wheel links
 	tdue         int64 // tick of the deadline; 0 when none
@@ -379,16 +378,16 @@ const exactTail = bufpool.MaxKept
 // push latency p50 of 64-155 ms; with 1, 16-24 ms; docs/benchmarks.md).
 const maxReads = 1
 
-// readLater reads c again once the loop has served its other events.
-func (c *Conn) readLater() {
-	if c.resume == nil {
-		c.resume = func() {
-			if c.fd >= 0 && !c.paused {
-				c.readAll()
-			}
-		}
+// readLater reads c again once the loop has served its other events. The
+// task is a method value made per call (16 bytes for a read of up to
+// ReadBuffer), not a closure kept in every Conn, idle ones included.
+func (c *Conn) readLater() { c.loop.post(c.readAgain) }
+
+// readAgain is readLater's task.
+func (c *Conn) readAgain() {
+	if c.fd >= 0 && !c.paused {
+		c.readAll()
 	}
-	c.loop.post(c.resume)
 }
 
 // minTail is the smallest tail buffer: the pool's smallest class.

@@ -128,7 +128,8 @@ func upgradeTLS(fd int, req []byte) (net.Conn, error) {
 // the server: Go heap (runtime.MemStats after a GC) and process RSS, at
 // 5,000, 10,000, 15,000 and 19,000 connections held by another process.
 // Reported per connection at 10,000 (against the server before any
-// connection) and as the slope from 10,000 to 19,000.
+// connection) and as the slope from 10,000 to 19,000, with what the server
+// allocated per connection while they came (alloc-B/conn, allocs/conn).
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./server/
 //
@@ -152,7 +153,7 @@ func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
 	child := testsupport.StartChild(b, idleClientsEnv+"="+s.Addr().String(), idleTokenEnv+"="+token,
 		fmt.Sprintf("%s=%d", idleClientsTLSEnv, map[bool]int{false: 0, true: 1}[tr.tls]))
 	defer child.Stop()
-	type sample struct{ conns, heap, rss, scavenged float64 }
+	type sample struct{ conns, heap, rss, scavenged, allocated, mallocs float64 }
 	var samples []sample
 	for _, n := range []int{0, 5000, 10000, 15000, 19000} {
 		if !child.Hold(n) {
@@ -166,7 +167,7 @@ func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
 		runtime.ReadMemStats(&ms)
 		before := float64(testsupport.RSS(b))
 		debug.FreeOSMemory() // what the runtime's scavenger returns over time anyway
-		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), before, float64(testsupport.RSS(b))})
+		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), before, float64(testsupport.RSS(b)), float64(ms.TotalAlloc), float64(ms.Mallocs)})
 		b.Logf("%6d connections: heap %7.1f MiB, RSS %7.1f MiB, %7.1f MiB after FreeOSMemory", n, float64(ms.HeapAlloc)/(1<<20), before/(1<<20), float64(testsupport.RSS(b))/(1<<20))
 	}
 	at0, at10k, at19k := samples[0], samples[2], samples[4]
@@ -175,5 +176,10 @@ func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
 	b.ReportMetric((at10k.rss-at0.rss)/at10k.conns, "rss-B/conn@10k")
 	b.ReportMetric((at19k.rss-at10k.rss)/(at19k.conns-at10k.conns), "rss-B/conn-slope")
 	b.ReportMetric((at10k.scavenged-at0.scavenged)/at10k.conns, "scavenged-rss-B/conn@10k")
+	// What the ramp allocated in all, per connection: above the heap per
+	// connection it is garbage, which a connection storm leaves resident
+	// until it is collected and the pages returned.
+	b.ReportMetric((at10k.allocated-at0.allocated)/at10k.conns, "alloc-B/conn")
+	b.ReportMetric((at10k.mallocs-at0.mallocs)/at10k.conns, "allocs/conn")
 	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines@19k")
 }
