@@ -195,6 +195,7 @@ type Loop struct {
 	after    []func() // run once after the next flushDirty (AfterFlush)
 	sweeping bool     // flushDirty after onWake's tasks: it may take the tasks posted meanwhile
 	freeq    []*outq
+	freein   []*inq
 	wheel    *wheel
 	fire     func(*Conn)
 	now      time.Time
@@ -601,6 +602,25 @@ func (l *Loop) closeFds() {
 			unix.Close(*fd)
 			*fd = -1
 		}
+	}
+}
+
+// getin is an input holder for a connection that keeps a tail.
+func (l *Loop) getin() *inq {
+	if n := len(l.freein); n > 0 {
+		q := l.freein[n-1]
+		l.freein[n-1] = nil
+		l.freein = l.freein[:n-1]
+		return q
+	}
+	return &inq{}
+}
+
+// putin takes back a holder whose tail went back to the pool.
+func (l *Loop) putin(q *inq) {
+	q.tail = nil
+	if len(l.freein) < 1024 {
+		l.freein = append(l.freein, q)
 	}
 }
 

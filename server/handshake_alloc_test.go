@@ -24,6 +24,9 @@ var handshakeAllocCases = []struct {
 // gobwas/ws's Sec-WebSocket-Accept value (28 bytes) and the string of the
 // ?topics= value, which the topics' names are cut from.
 func TestHandshakeAllocs(t *testing.T) {
+	if raceDetector {
+		t.Skip("allocation counts are noise under the race detector")
+	}
 	ls := fuzzLoopServer()
 	for _, tc := range handshakeAllocCases {
 		req := []byte(hsWS(tc.target))
