@@ -642,7 +642,10 @@ func (l *Loop) putq(q *outq) {
 	clear(q.bufs)
 	q.bufs, q.head, q.off, q.queued = q.bufs[:0], 0, 0, 0
 	q.copied = q.copied[:0]
-	if cap(q.bufs) > 4*maxIovecs || cap(q.copied) > maxCopiedKept {
+	if cap(q.copied) > maxCopiedKept {
+		q.copied = nil // room that grew for a burst of answers is not kept
+	}
+	if cap(q.bufs) > 4*maxIovecs {
 		return // a queue that grew for a burst is not kept
 	}
 	if len(l.freeq) < 1024 {

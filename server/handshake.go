@@ -305,6 +305,10 @@ func (s *session) upgrade(r handshakeResult) {
 	// Subscribed before the 101 leaves, answered right after it; in cluster
 	// mode both wait for the topics new to the node (pending.go).
 	pending := 0
+	if len(r.topics) > 1 {
+		// One array of the right size, not the 1, 2, 4... of appends.
+		s.topics = make([]*pubsub.Topic, 0, len(r.topics))
+	}
 	for _, t := range r.topics {
 		if _, _, waiting := s.add(t); waiting {
 			pending++

@@ -58,6 +58,11 @@ type loopServer struct {
 	qTopics   []string                   // its ?topics= values (splitQuery)
 	qSince    []string                   // its ?since= values (splitQuery)
 
+	// The scratch of the answers to commands (session.reply): encoded,
+	// framed, and queued as copies.
+	replyJSON  []byte
+	replyFrame []byte
+
 	// replay is the scratch of the resubscribes from a position (since.go):
 	// filled and queued in one loop turn, then cleared.
 	replay []pubsub.HistoryMessage

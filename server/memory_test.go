@@ -25,8 +25,9 @@ import (
 // their memory and descriptors are not counted against the server's.
 const idleClientsEnv = "WSPUSH_IDLE_CLIENTS_ADDR"
 
-// idleTokenEnv, when set, is the token the idle clients present (?token=).
-const idleTokenEnv = "WSPUSH_IDLE_CLIENTS_TOKEN"
+// idleQueryEnv, when set, is the query of the idle clients' requests
+// (token=..., topics=...).
+const idleQueryEnv = "WSPUSH_IDLE_CLIENTS_QUERY"
 
 // idleClientsTLSEnv, set to 1, makes the idle clients speak TLS (wss://).
 const idleClientsTLSEnv = "WSPUSH_IDLE_CLIENTS_TLS"
@@ -50,8 +51,8 @@ func idleClients(addr string) (testsupport.Holder, error) {
 		return nil, fmt.Errorf("want a 127.0.0.1 address, got %s", addr)
 	}
 	target := "/ws"
-	if tok := os.Getenv(idleTokenEnv); tok != "" {
-		target += "?token=" + tok
+	if q := os.Getenv(idleQueryEnv); q != "" {
+		target += "?" + q
 	}
 	req := []byte("GET " + target + " HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -133,7 +134,8 @@ func upgradeTLS(fd int, req []byte) (net.Conn, error) {
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./server/
 //
-// The tls sub-benchmark holds wss:// connections (Go's TLS 1.3 client).
+// The tls sub-benchmark holds wss:// connections (Go's TLS 1.3 client), the
+// topics one plain connections subscribed to three topics at the handshake.
 func BenchmarkIdleConnMemory(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(map[bool]string{false: "tcp", true: "tls"}[tr.tls], func(b *testing.B) {
@@ -142,15 +144,22 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			}
 		})
 	}
+	// Subscribed at the handshake: the topics' entries, and the
+	// "subscribed" answers among what the ramp allocates.
+	b.Run("topics", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			measureIdleConns(b, transports[0], Config{}, "topics=idle.a,idle.b,idle.c")
+		}
+	})
 }
 
 // measureIdleConns runs the measurement on a server over tr with cfg's
-// fields over the idle settings; the clients present token when it is not
-// empty.
-func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
+// fields over the idle settings; the clients' requests carry query when it
+// is not empty.
+func measureIdleConns(b *testing.B, tr transport, cfg Config, query string) {
 	cfg.Loops, cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout = 2, time.Minute, time.Hour, 2*time.Hour
 	s := startServer(b, tr.config(b, cfg))
-	child := testsupport.StartChild(b, idleClientsEnv+"="+s.Addr().String(), idleTokenEnv+"="+token,
+	child := testsupport.StartChild(b, idleClientsEnv+"="+s.Addr().String(), idleQueryEnv+"="+query,
 		fmt.Sprintf("%s=%d", idleClientsTLSEnv, map[bool]int{false: 0, true: 1}[tr.tls]))
 	defer child.Stop()
 	type sample struct{ conns, heap, rss, scavenged, allocated, mallocs float64 }
