@@ -42,6 +42,7 @@ type Decoder struct {
 	compressed bool      // the message in progress has RSV1
 	lent       bool      // buf was returned as a Payload and goes back at the next call
 	text       UTF8      // UTF-8 state of the text message in progress
+	failed     uint8     // the first error, final: 1 + its index in decodeErrors; 0 for none
 	buf        []byte    // its reassembly buffer, from Pool
 
 	// done counts the payload bytes of the frame at the start of the caller's
@@ -49,7 +50,6 @@ type Decoder struct {
 	// arriving in many reads costs O(size) in total.
 	done int
 	need int
-	err  *CloseError // the first error is final
 }
 
 // Message is a complete message or control frame returned by Next.
@@ -91,8 +91,8 @@ type Message struct {
 // error again and the connection should be closed with its code. With an
 // error, n counts the bytes consumed before the offending frame.
 func (d *Decoder) Next(b []byte) (m Message, n int, err error) {
-	if d.err != nil {
-		return Message{}, 0, d.err
+	if d.failed != 0 {
+		return Message{}, 0, decodeErrors[d.failed-1]
 	}
 	if d.lent {
 		d.put(d.buf)
@@ -269,7 +269,7 @@ func (d *Decoder) put(b []byte) {
 }
 
 func (d *Decoder) fail(n int, err *CloseError) (Message, int, error) {
-	d.err = err
+	d.failed = failure(err)
 	return Message{}, n, err
 }
 

@@ -180,7 +180,7 @@ func (s *session) hold(rest int, done bool) bool {
 	if !s.c.Closed() && (s.state == stateOpen || s.state == stateClosing) {
 		raw = rest + s.dec.Buffered()
 	}
-	if raw == 0 && (s.held == nil || s.held.bytes == 0 && s.held.since.IsZero()) {
+	if held := s.held(); raw == 0 && (held == nil || held.bytes == 0 && held.since.IsZero()) {
 		return true // the common case: nothing unfinished before or after
 	}
 	h := s.heldInput()
@@ -213,7 +213,7 @@ func (s *session) hold(rest int, done bool) bool {
 
 // setHeld sets the session's pending bytes, keeping the loop's sum.
 func (s *session) setHeld(n int) {
-	if s.held == nil && n == 0 {
+	if s.held() == nil && n == 0 {
 		return
 	}
 	h := s.heldInput()
@@ -221,21 +221,25 @@ func (s *session) setHeld(n int) {
 	h.bytes = n
 }
 
-// heldInput is the session's heldInput, allocated on first use.
-func (s *session) heldInput() *heldInput {
-	if s.held == nil {
-		s.held = new(heldInput)
+// heldInput is the session's heldInput, allocated (in its sessionAside)
+// on first use.
+func (s *session) heldInput() *heldInput { return &s.setAside().held }
+
+// held is the session's heldInput, nil when it never needed one.
+func (s *session) held() *heldInput {
+	if s.aside == nil {
+		return nil
 	}
-	return s.held
+	return &s.aside.held
 }
 
 // messageSince is when the connection's unfinished message started; zero
 // when none.
 func (s *session) messageSince() time.Time {
-	if s.held == nil {
-		return time.Time{}
+	if h := s.held(); h != nil {
+		return h.since
 	}
-	return s.held.since
+	return time.Time{}
 }
 
 // messageLate fails the connection whose unfinished message started more
@@ -246,7 +250,7 @@ func (s *session) messageLate(now time.Time) bool {
 		return false
 	}
 	s.srv.limits.messageTimeouts.Inc()
-	s.srv.log.Debug("closing a connection whose message is too slow", "started", since, "held", s.held.bytes)
+	s.srv.log.Debug("closing a connection whose message is too slow", "started", since, "held", s.held().bytes)
 	s.fail(errMessageTooSlow)
 	return true
 }

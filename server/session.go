@@ -26,9 +26,9 @@ const (
 // connection's loop (see the package comment).
 //
 // Every idle connection holds one, so its size is counted: it fits the
-// 192-byte allocation size class (TestSessionSizeClass). State that most
-// connections never use lives behind pointers allocated when it is (held,
-// pend, claims, tls, proxy), the small fields share one word, the last read's
+// 176-byte allocation size class (TestSessionSizeClass). State that most
+// connections never use lives behind pointers allocated when it is (aside,
+// claims, tls, proxy), the small fields share one word, the last read's
 // time is 8 bytes on the server's monotonic clock (clock.go), the peer
 // address 16 (peerIP), and the loop's loopServer is looked up (ls), not kept.
 type session struct {
@@ -37,8 +37,7 @@ type session struct {
 	dec      frames.Decoder
 	topics   []*pubsub.Topic
 	lastRead monoTime      // when the current (or last) input was read
-	held     *heldInput    // unfinished message bytes, counted against -max-pending-bytes; nil until there were some (limits.go)
-	pend     *pendingState // a subscription pending on the cluster and what waits behind it; nil when none (pending.go)
+	aside    *sessionAside // what only some connections need at times; nil until one is needed
 
 	state      uint8
 	upgraded   bool   // counted in Server.open
@@ -54,6 +53,21 @@ type session struct {
 	claims *auth.Claims  // what the token allows (auth.go); nil with auth off
 	tls    *sessionTLS   // nil on plain TCP
 	proxy  *sessionProxy // nil without -proxy-protocol
+}
+
+// sessionAside is what a session needs only at times, behind one pointer in
+// every session: allocated the first time either part is needed, and kept.
+type sessionAside struct {
+	held heldInput     // unfinished message bytes, counted against -max-pending-bytes (limits.go)
+	pend *pendingState // a subscription pending on the cluster and what waits behind it; nil when none (pending.go)
+}
+
+// setAside is the session's sessionAside, allocated on first use.
+func (s *session) setAside() *sessionAside {
+	if s.aside == nil {
+		s.aside = new(sessionAside)
+	}
+	return s.aside
 }
 
 // ls is the loopServer of the session's loop: looked up rather than kept, 8
@@ -128,9 +142,9 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	}
 	s.topics = nil
 	s.srv.peers.remove(s.peer)
-	if s.held != nil {
+	if h := s.held(); h != nil {
 		s.setHeld(0)
-		s.held.since = time.Time{}
+		h.since = time.Time{}
 	}
 	s.authClosed()
 	s.dec.Release()
