@@ -26,11 +26,12 @@ const (
 // connection's loop (see the package comment).
 //
 // Every idle connection holds one, so its size is counted: it fits the
-// 176-byte allocation size class (TestSessionSizeClass). State that most
+// 160-byte allocation size class (TestSessionSizeClass). State that most
 // connections never use lives behind pointers allocated when it is (aside,
 // claims, tls, proxy), the small fields share one word, the last read's
 // time is 8 bytes on the server's monotonic clock (clock.go), the peer
-// address 16 (peerIP), and the loop's loopServer is looked up (ls), not kept.
+// address 16 (peerIP), the loop's loopServer is looked up (ls), not kept, and
+// the Decoder (48 bytes) keeps its reassembly buffer and error out of line.
 type session struct {
 	srv      *Server
 	c        *netpoll.Conn
