@@ -225,6 +225,7 @@ func runOnce(ctx context.Context, cfg Config, kind string) (*Result, error) {
 	res := &Result{Scenario: kind, Label: cfg.Label, URLs: cfg.URLs, Started: start, Conns: cfg.Conns,
 		Topics: len(topics), Messages: cfg.Messages, Size: cfg.Size, SlowFraction: cfg.Slow, Procs: max(1, cfg.Procs),
 		Batch: cfg.Batch, PubRate: cfg.PubRate}
+	obs.warm(ctx)
 	srv := &ServerStats{Before: obs.sample(ctx)}
 
 	// workers

@@ -38,18 +38,34 @@ type Decoder struct {
 
 	// The small fields sit together, after Deflate: a Decoder is in every
 	// connection's session.
-	op         ws.OpCode // opcode of the fragmented message in progress, 0 if none
-	compressed bool      // the message in progress has RSV1
-	lent       bool      // buf was returned as a Payload and goes back at the next call
-	text       UTF8      // UTF-8 state of the text message in progress
-	buf        []byte    // its reassembly buffer, from Pool
+	op         ws.OpCode   // opcode of the fragmented message in progress, 0 if none
+	compressed bool        // the message in progress has RSV1
+	lent       bool        // frag.buf was returned as a Payload and goes back at the next call
+	text       UTF8        // UTF-8 state of the text message in progress
+	failed     uint8       // the first error, final: 1 + its index in decodeErrors; 0 for none
+	frag       *reassembly // its reassembly buffer; nil until a message is first fragmented
 
 	// done counts the payload bytes of the frame at the start of the caller's
 	// buffer that are already unmasked and validated, so that a large frame
 	// arriving in many reads costs O(size) in total.
 	done int
 	need int
-	err  *CloseError // the first error is final
+}
+
+// reassembly holds a Decoder's reassembly buffer (from Pool), behind a
+// pointer: most connections never send a fragmented message, and a slice
+// header in every Decoder would cost each session 16 bytes more. It is
+// allocated when a message is first fragmented and kept until Release.
+type reassembly struct {
+	buf []byte
+}
+
+// buffered is the reassembly buffer; nil when none.
+func (d *Decoder) buffered() []byte {
+	if d.frag == nil {
+		return nil
+	}
+	return d.frag.buf
 }
 
 // Message is a complete message or control frame returned by Next.
@@ -91,12 +107,12 @@ type Message struct {
 // error again and the connection should be closed with its code. With an
 // error, n counts the bytes consumed before the offending frame.
 func (d *Decoder) Next(b []byte) (m Message, n int, err error) {
-	if d.err != nil {
-		return Message{}, 0, d.err
+	if d.failed != 0 {
+		return Message{}, 0, decodeErrors[d.failed-1]
 	}
 	if d.lent {
-		d.put(d.buf)
-		d.buf, d.lent = nil, false
+		d.put(d.frag.buf)
+		d.frag.buf, d.lent = nil, false
 	}
 	for {
 		h, hn, err := ParseHeader(b[n:])
@@ -152,7 +168,7 @@ func (d *Decoder) Next(b []byte) (m Message, n int, err error) {
 		}
 		d.appendBuf(p)
 		if h.Fin {
-			m = Message{Op: d.op, Payload: d.buf, Compressed: d.compressed}
+			m = Message{Op: d.op, Payload: d.frag.buf, Compressed: d.compressed}
 			d.op, d.lent = 0, true
 			d.text.Reset()
 			return m, n, nil
@@ -176,13 +192,13 @@ func (d *Decoder) Need() int {
 
 // Buffered is the number of payload bytes of the fragmented message in
 // progress held in the reassembly buffer (0 when none).
-func (d *Decoder) Buffered() int { return len(d.buf) }
+func (d *Decoder) Buffered() int { return len(d.buffered()) }
 
 // Release gives the reassembly buffer back to the pool and resets the
 // Decoder, keeping MaxMessage and Pool. Call it when the connection closes.
 // A Payload returned earlier must not be used afterwards.
 func (d *Decoder) Release() {
-	d.put(d.buf)
+	d.put(d.buffered())
 	*d = Decoder{MaxMessage: d.MaxMessage, Pool: d.Pool, Deflate: d.Deflate}
 }
 
@@ -215,7 +231,7 @@ func (d *Decoder) check(h ws.Header) *CloseError {
 	case d.op != 0:
 		return ErrProtocolNotContinuation
 	}
-	size := h.Length + int64(len(d.buf))
+	size := h.Length + int64(len(d.buffered()))
 	// Need() and the caller's buffer arithmetic must not overflow an int.
 	if size > math.MaxInt-ws.MaxHeaderSize || d.MaxMessage > 0 && size > int64(d.MaxMessage) {
 		return ErrMessageTooBig
@@ -242,17 +258,21 @@ func (d *Decoder) advance(h ws.Header, p []byte, text bool) *CloseError {
 // larger buffer from the pool and giving the old one back. It grows with the
 // fragments received (doubling), never with a size a header declares.
 func (d *Decoder) appendBuf(p []byte) {
-	want := len(d.buf) + len(p)
-	if want > cap(d.buf) || d.buf == nil {
-		size := max(want, 2*cap(d.buf))
+	if d.frag == nil {
+		d.frag = new(reassembly)
+	}
+	f := d.frag
+	want := len(f.buf) + len(p)
+	if want > cap(f.buf) || f.buf == nil {
+		size := max(want, 2*cap(f.buf))
 		if d.MaxMessage > 0 && size > d.MaxMessage {
 			size = max(want, d.MaxMessage)
 		}
-		b := append(d.get(size), d.buf...)
-		d.put(d.buf)
-		d.buf = b
+		b := append(d.get(size), f.buf...)
+		d.put(f.buf)
+		f.buf = b
 	}
-	d.buf = append(d.buf, p...)
+	f.buf = append(f.buf, p...)
 }
 
 func (d *Decoder) get(n int) []byte {
@@ -269,7 +289,7 @@ func (d *Decoder) put(b []byte) {
 }
 
 func (d *Decoder) fail(n int, err *CloseError) (Message, int, error) {
-	d.err = err
+	d.failed = failure(err)
 	return Message{}, n, err
 }
 

@@ -71,3 +71,24 @@ var (
 	// ErrMessageTooBig (1009): a message larger than Decoder.MaxMessage.
 	ErrMessageTooBig = &CloseError{ws.StatusMessageTooBig, "message too big"}
 )
+
+// decodeErrors are the errors a Decoder can return: it keeps the first as a
+// byte among its small fields (Decoder.failed), a pointer less in every
+// connection's session.
+var decodeErrors = [...]*CloseError{
+	ErrProtocol, ErrProtocolLength, ErrProtocolRSV, ErrProtocolOpcode, ErrProtocolUnmasked,
+	ErrProtocolControlFragmented, ErrProtocolControlTooLong, ErrProtocolContinuation,
+	ErrProtocolNotContinuation, ErrProtocolCloseLength, ErrProtocolCloseCode,
+	ErrInvalidUTF8, ErrInvalidDeflate, ErrMessageTooBig,
+}
+
+// failure is err's Decoder.failed: 1 + its index in decodeErrors. An error
+// not in the table (none is) would be kept as ErrProtocol, still a 1002.
+func failure(err *CloseError) uint8 {
+	for i, e := range decodeErrors {
+		if e == err {
+			return uint8(i + 1)
+		}
+	}
+	return 1
+}

@@ -19,30 +19,37 @@ import (
 // methods only from that loop's goroutine (inside Handler callbacks or tasks
 // posted to the loop).
 //
-// Every idle connection holds one: it is kept at 112 bytes, a size class below
-// 128 (TestConnSizeClass), by keeping what only a connection with output
-// needs in outq.
+// Every idle connection holds one: it is kept at 80 bytes, a size class
+// (TestConnSizeClass), by keeping what only a connection with output needs
+// in outq, the unconsumed input of one with a unit still arriving in inq,
+// and the small fields together.
 type Conn struct {
 	fd   int32 // -1 once closed
 	idx  int32 // position in loop.conns
 	loop *Loop
-	tail []byte // unconsumed input; nil when none
-	out  *outq  // queued output; nil when none
+	in   *inq  // unconsumed input; nil when none
+	out  *outq // queued output; nil when none
 
-	dirty      bool   // in loop.dirty, waiting for the end-of-callback flush
-	reading    bool   // inside Handler.Read: tail must stay put
-	closeWrite bool   // shut down the sending side once the queue has drained
-	blocked    bool   // the last write met a full send buffer: wait for EPOLLOUT
-	rdhup      bool   // the peer shut down its side
-	paused     bool   // input left unread while the queue is over the loop's PauseReadAt
-	resume     func() // readLater's task, made once
-	noRead     bool   // StopReading was called
+	dirty      bool // in loop.dirty, waiting for the end-of-callback flush
+	reading    bool // inside Handler.Read: tail must stay put
+	closeWrite bool // shut down the sending side once the queue has drained
+	blocked    bool // the last write met a full send buffer: wait for EPOLLOUT
+	rdhup      bool // the peer shut down its side
+	paused     bool // input left unread while the queue is over the loop's PauseReadAt
+	noRead     bool // StopReading was called
 
 	tnext, tprev *Conn // timer wheel links
 	tdue         int64 // tick of the deadline; 0 when none
 
 	// Data is the Handler's per-connection state.
 	Data any
+}
+
+// inq holds a connection's unconsumed input (tail, never empty) while it
+// has some: the partial unit a read left, in a buffer of the loop's pool.
+// Loops keep the holders they hand out (getin, putin), as they keep outqs.
+type inq struct {
+	tail []byte
 }
 
 // outq is a connection's output: references to immutable buffers, sent in
@@ -52,6 +59,12 @@ type outq struct {
 	head   int
 	off    int
 	queued int // bytes not yet written: the connection's bufferedAmount
+
+	// copied holds what QueueCopy copied. It is emptied only when the
+	// queue goes back to the loop (putq), everything in it written or
+	// dropped, and its room is kept with the queue: the copies of the next
+	// connections' handshake answers go there, and leave no garbage behind.
+	copied []byte
 }
 
 // Loop is the loop that owns c.
@@ -91,6 +104,26 @@ func (c *Conn) Queue(b []byte) {
 		c.dirty = true
 		l.dirty = append(l.dirty, c)
 	}
+}
+
+// QueueCopy queues a copy of b, for bytes the caller reuses at once (a
+// loop's scratch). The copy goes into a buffer the loop keeps with the
+// connection's output queue and reuses for other connections once it is
+// written, so a small answer costs no allocation; Queue, by reference, is for
+// what is shared or kept anyway (prepared frames).
+func (c *Conn) QueueCopy(b []byte) {
+	if c.fd < 0 || len(b) == 0 {
+		return
+	}
+	if c.out == nil {
+		c.out = c.loop.getq()
+	}
+	q := c.out
+	// A reallocation leaves the earlier copies where they were, queued
+	// by reference: the old array lives until they are written.
+	start := len(q.copied)
+	q.copied = append(q.copied, b...)
+	c.Queue(q.copied[start:len(q.copied):len(q.copied)])
 }
 
 // StopReading stops reading c for good: what the peer sends from now on stays
@@ -180,10 +213,19 @@ func (c *Conn) Close(err error) {
 }
 
 func (c *Conn) releaseTail() {
-	if c.tail != nil {
-		c.loop.pool.Put(c.tail)
-		c.tail = nil
+	if c.in != nil {
+		c.loop.pool.Put(c.in.tail)
+		c.loop.putin(c.in)
+		c.in = nil
 	}
+}
+
+// tail is the connection's unconsumed input; nil when none.
+func (c *Conn) tail() []byte {
+	if c.in == nil {
+		return nil
+	}
+	return c.in.tail
 }
 
 func (c *Conn) onEvent(ev epoll.EpollEvent) {
@@ -247,20 +289,21 @@ func (c *Conn) readAll() {
 		dst := l.rbuf
 		inTail := false // the read goes into the tail's room, not rbuf
 		inBuf := 0      // bytes of the tail copied in front of dst in rbuf
+		tail := c.tail()
 		switch {
-		case c.tail != nil && len(c.tail) <= len(l.rbuf)/2:
+		case tail != nil && len(tail) <= len(l.rbuf)/2:
 			// A small tail is gathered in rbuf, behind a copy of it: read
 			// into the tail's own room (a 512-byte buffer holding part of
 			// a ping, say) a flooder's input came 393 bytes a syscall,
 			// each a full read that cost the connection its turn, and
 			// 200 ping flooders posted ~50,000 reads in front of pushes.
-			inBuf = copy(l.rbuf, c.tail)
+			inBuf = copy(l.rbuf, tail)
 			dst = l.rbuf[inBuf:]
-		case c.tail != nil:
+		case tail != nil:
 			// At most ReadBuffer a read, into a tail too: a turn reads at
 			// most maxReads of them, however large the unit being gathered.
 			inTail = true
-			dst = c.tail[len(c.tail):min(cap(c.tail), len(c.tail)+len(l.rbuf))]
+			dst = tail[len(tail):min(cap(tail), len(tail)+len(l.rbuf))]
 		}
 		n, err := unix.Read(int(c.fd), dst)
 		switch {
@@ -277,8 +320,8 @@ func (c *Conn) readAll() {
 		}
 		var b []byte
 		if inTail {
-			c.tail = c.tail[:len(c.tail)+n]
-			b = c.tail
+			b = tail[:len(tail)+n]
+			c.in.tail = b
 		} else {
 			b = l.rbuf[:inBuf+n]
 		}
@@ -321,11 +364,11 @@ func (c *Conn) keep(rest []byte, need int) {
 	if need > len(rest) {
 		size = min(size, need)
 	}
-	if c.tail != nil && cap(c.tail) >= size && cap(c.tail) <= 4*max(size, minTail) {
-		if &rest[0] != &c.tail[0] { // nothing consumed (a unit still gathering): already in place
-			copy(c.tail[:len(rest)], rest) // rest may be longer than the tail was (gathered in rbuf)
+	if tail := c.tail(); tail != nil && cap(tail) >= size && cap(tail) <= 4*max(size, minTail) {
+		if &rest[0] != &tail[0] { // nothing consumed (a unit still gathering): already in place
+			copy(tail[:len(rest)], rest) // rest may be longer than the tail was (gathered in rbuf)
 		}
-		c.tail = c.tail[:len(rest)]
+		c.in.tail = tail[:len(rest)]
 		return
 	}
 	var buf []byte
@@ -335,8 +378,12 @@ func (c *Conn) keep(rest []byte, need int) {
 		buf = c.loop.pool.Get(size)
 	}
 	buf = append(buf, rest...)
-	c.releaseTail()
-	c.tail = buf
+	if c.in == nil {
+		c.in = c.loop.getin()
+	} else {
+		c.loop.pool.Put(c.in.tail)
+	}
+	c.in.tail = buf
 }
 
 // exactTail is the size above which a tail is allocated to its size rather
@@ -353,17 +400,19 @@ const exactTail = bufpool.MaxKept
 // push latency p50 of 64-155 ms; with 1, 16-24 ms; docs/benchmarks.md).
 const maxReads = 1
 
-// readLater reads c again once the loop has served its other events.
+// readLater reads c again once the loop has served its other events. The
+// task is a method value made per call (16 bytes for a read of up to
+// ReadBuffer), not a closure kept in every Conn, idle ones included.
 func (c *Conn) readLater() {
-	if c.resume == nil {
-		c.resume = func() {
-			if c.fd >= 0 && !c.paused {
-				c.readAll()
-			}
-		}
-	}
 	c.loop.Stats.DeferredReads.Add(1)
-	c.loop.post(c.resume)
+	c.loop.post(c.readAgain)
+}
+
+// readAgain is readLater's task.
+func (c *Conn) readAgain() {
+	if c.fd >= 0 && !c.paused {
+		c.readAll()
+	}
 }
 
 // minTail is the smallest tail buffer: the pool's smallest class.

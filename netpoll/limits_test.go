@@ -60,7 +60,7 @@ func tailCap(g *Group) int {
 	n := 0
 	g.Each(func(l *Loop) {
 		for _, c := range l.Conns() {
-			n += cap(c.tail)
+			n += cap(c.tail())
 		}
 	})
 	return n

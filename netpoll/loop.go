@@ -203,6 +203,7 @@ type Loop struct {
 	after    []func() // run once after the next flushDirty (AfterFlush)
 	sweeping bool     // flushDirty after onWake's tasks: it may take the tasks posted meanwhile
 	freeq    []*outq
+	freein   []*inq
 	wheel    *wheel
 	fire     func(*Conn)
 	now      time.Time
@@ -624,6 +625,29 @@ func (l *Loop) closeFds() {
 	}
 }
 
+// getin is an input holder for a connection that keeps a tail.
+func (l *Loop) getin() *inq {
+	if n := len(l.freein); n > 0 {
+		q := l.freein[n-1]
+		l.freein[n-1] = nil
+		l.freein = l.freein[:n-1]
+		return q
+	}
+	return &inq{}
+}
+
+// putin takes back a holder whose tail went back to the pool.
+func (l *Loop) putin(q *inq) {
+	q.tail = nil
+	if len(l.freein) < 1024 {
+		l.freein = append(l.freein, q)
+	}
+}
+
+// maxCopiedKept bounds the QueueCopy room a queue keeps in the loop's free
+// list: a few handshake answers' worth (a 101 is about 130 bytes).
+const maxCopiedKept = 1024
+
 func (l *Loop) getq() *outq {
 	if n := len(l.freeq); n > 0 {
 		q := l.freeq[n-1]
@@ -637,6 +661,10 @@ func (l *Loop) getq() *outq {
 func (l *Loop) putq(q *outq) {
 	clear(q.bufs)
 	q.bufs, q.head, q.off, q.queued = q.bufs[:0], 0, 0, 0
+	q.copied = q.copied[:0]
+	if cap(q.copied) > maxCopiedKept {
+		q.copied = nil // room that grew for a burst of answers is not kept
+	}
 	if cap(q.bufs) > 4*maxIovecs {
 		return // a queue that grew for a burst is not kept
 	}

@@ -178,7 +178,7 @@ func TestCloseFreesEverything(t *testing.T) {
 		var tail atomic.Bool
 		g.Each(func(l *Loop) {
 			for _, conn := range l.Conns() {
-				if conn.tail != nil {
+				if conn.in != nil {
 					tail.Store(true)
 				}
 			}

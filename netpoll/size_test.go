@@ -9,7 +9,7 @@ import (
 
 // maxConnSize is the allocation size class a Conn must fit: every idle
 // connection holds one (docs/benchmarks.md, idle memory).
-const maxConnSize = 112
+const maxConnSize = 80
 
 // TestConnSizeClass fails when Conn outgrows its size class: per-connection
 // state that only some connections use belongs behind a pointer (outq holds

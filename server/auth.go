@@ -270,7 +270,7 @@ func (s *session) admit(claims *auth.Claims) bool {
 				resp: httpJSONError(http.StatusTooManyRequests, errTooManyUserConns)})
 			return false
 		}
-		idx := &s.ls.auth.users
+		idx := &s.ls().auth.users
 		if *idx == nil {
 			*idx = make(map[string][]*session)
 		}
@@ -289,7 +289,7 @@ func (s *session) authClosed() {
 	}
 	s.claims = nil
 	s.srv.auth.release(c.Subject)
-	idx := s.ls.auth.users
+	idx := s.ls().auth.users
 	list := idx[c.Subject]
 	for i, o := range list {
 		if o == s {

@@ -23,7 +23,7 @@ func BenchmarkIdleConnMemoryAuth(b *testing.B) {
 	key := writeFile(b, "hmac.key", testSecret)
 	tok := hs(b, tokenClaims("bench", 24*time.Hour, "aud", nil, "iss", nil, "topics", []string{"news.*", "ticker"}))
 	for i := 0; i < b.N; i++ {
-		measureIdleConns(b, transports[0], Config{AuthHMACSecretFile: key}, tok)
+		measureIdleConns(b, transports[0], Config{AuthHMACSecretFile: key}, "token="+tok)
 	}
 }
 

@@ -151,7 +151,7 @@ func (s *session) subscribeFromStream(topic string, from pubsub.Position) {
 	}
 }
 
-// startRecovery starts s.pend.recov, whose subscription is held at
+// startRecovery starts s.pend().recov, whose subscription is held at
 // position at, with its first read.
 func (s *session) startRecovery(at uint64) {
 	r := s.pending().recov
@@ -184,7 +184,7 @@ func (s *session) readMore(r *clusterRecovery, after pubsub.Position) bool {
 // abandonRecoveries marks the recoveries s waits for as gone: the
 // connection is closing (or closed), so their queued reads are skipped.
 func (s *session) abandonRecoveries() {
-	p := s.pend
+	p := s.pend()
 	if p == nil {
 		return
 	}
@@ -202,7 +202,7 @@ func (s *session) abandonRecoveries() {
 
 // recoveryRead is a worker's read, on the session's loop.
 func (s *session) recoveryRead(r *clusterRecovery, res natsbroker.Read, err error) {
-	p := s.pend // nil once nothing is pending: a late read
+	p := s.pend() // nil once nothing is pending: a late read
 	current := p != nil && (p.recov == r || r.join != nil && p.joinRec == r.join)
 	if !current || s.state != stateOpen || s.c.Closed() {
 		return // the connection left or is closing meanwhile

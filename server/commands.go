@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"strings"
 
 	"github.com/gobwas/ws"
 
@@ -222,7 +223,7 @@ func (s *session) publish(cmd command) {
 		s.authError(err, cmd.Topic)
 		return
 	}
-	if q := s.ls.publishes; q != nil {
+	if q := s.ls().publishes; q != nil {
 		// The cluster broker waits for NATS: hand the publish to the loop's
 		// publisher goroutine rather than stall every connection of the loop.
 		select {
@@ -242,7 +243,29 @@ func (s *session) publish(cmd command) {
 
 // reply queues one answer as a text frame.
 func (s *session) reply(r reply) {
-	b, _ := json.Marshal(r) // a reply always marshals
+	ls := s.ls()
+	if body, ok := appendReply(ls.replyJSON[:0], r); ok {
+		ls.replyJSON = body
+		ls.replyFrame = frames.AppendFrame(ls.replyFrame[:0], ws.OpText, true, body)
+		s.sendCopy(ls.replyFrame)
+		return
+	}
+	s.replyMarshal(r)
+}
+
+// replyMarshal is reply through encoding/json, for answers with other than
+// printable ASCII in them. It marshals a deep copy of r so that nothing r
+// points to escapes (escape analysis is not field-sensitive): the callers'
+// reply values and their Seq stay on their stacks.
+func (s *session) replyMarshal(r reply) {
+	m := reply{Op: strings.Clone(r.Op), Topic: strings.Clone(r.Topic), Error: strings.Clone(r.Error), Epoch: strings.Clone(r.Epoch)}
+	if r.Seq != nil {
+		m.Seq = ptr(*r.Seq)
+	}
+	if r.Recovered != nil {
+		m.Recovered = ptr(*r.Recovered)
+	}
+	b, _ := json.Marshal(m) // a reply always marshals
 	s.send(frames.AppendFrame(nil, ws.OpText, true, b))
 }
 

@@ -96,7 +96,7 @@ func fuzzCheck(t *testing.T, cfg *Config, req []byte, r handshakeResult) {
 		t.Fatalf("consumed %d bytes, not up to the end of the header", r.n)
 	}
 	method, _, _ := requestLine(req)
-	head := method == http.MethodHead
+	head := string(method) == http.MethodHead
 	// What goes on the wire: the head, then the file of a 200 to GET.
 	wire := append(slices.Clone(r.resp), r.body...)
 	br := bufio.NewReader(bytes.NewReader(wire))

@@ -44,13 +44,13 @@ func (ls *loopServer) onRequest(uri []byte) error {
 	if i < 0 {
 		return nil
 	}
-	q, err := url.ParseQuery(string(uri[i+1:]))
+	topics, since, err := ls.splitQuery(uri[i+1:])
 	if err != nil {
 		return ls.reject(reasonBadRequest, http.StatusBadRequest, "malformed query: "+err.Error())
 	}
 	clear(ls.seen)
 	max := ls.srv.cfg.MaxSubs
-	for _, v := range q["topics"] {
+	for _, v := range topics {
 		for t := range strings.SplitSeq(v, ",") {
 			if _, dup := ls.seen[t]; t == "" || dup {
 				continue
@@ -66,8 +66,44 @@ func (ls *loopServer) onRequest(uri []byte) error {
 			ls.topics = append(ls.topics, t)
 		}
 	}
-	return ls.querySince(q["since"])
+	return ls.querySince(since)
 }
+
+// splitQuery is url.ParseQuery's "topics" and "since" values of query, in
+// the loop's scratch (valid until its next handshake). A query without
+// escapes or semicolons (the common one) is split in place: each of those
+// values is one string, and nothing else of the query (a token, say) is
+// copied, where url.ParseQuery allocated the whole query, a map and a slice
+// per key, garbage right after the handshake. Any other query goes through
+// url.ParseQuery itself, errors included.
+func (ls *loopServer) splitQuery(query []byte) (topics, since []string, err error) {
+	ls.qTopics, ls.qSince = ls.qTopics[:0], ls.qSince[:0]
+	if bytes.ContainsAny(query, "%+;") {
+		q, err := url.ParseQuery(string(query))
+		if err != nil {
+			return nil, nil, err
+		}
+		return q[queryTopics], q[querySince], nil
+	}
+	for len(query) > 0 {
+		var pair []byte
+		pair, query, _ = bytes.Cut(query, []byte("&"))
+		key, value, _ := bytes.Cut(pair, []byte("="))
+		switch string(key) {
+		case queryTopics:
+			ls.qTopics = append(ls.qTopics, string(value))
+		case querySince:
+			ls.qSince = append(ls.qSince, string(value))
+		}
+	}
+	return ls.qTopics, ls.qSince, nil
+}
+
+// The query parameters of an upgrade that splitQuery returns.
+const (
+	queryTopics = "topics"
+	querySince  = "since" // v1.1
+)
 
 func (ls *loopServer) onHost(host []byte) error {
 	ls.host = append(ls.host[:0], host...)
@@ -105,7 +141,7 @@ type handshakeResult struct {
 	n       int                        // bytes of input consumed: 0 while the request is incomplete
 	status  int                        // 101, 200 (a static file) or an HTTP error status
 	reason  failureReason              // "" for 101 and 200
-	resp    []byte                     // the response head; for an error, with its body
+	resp    []byte                     // the response head; for an error, with its body; a 101's is the loop's scratch, valid until its next handshake
 	body    []byte                     // the file a 200 to GET carries: embedded and immutable
 	echo    bool                       // an upgrade of /echo
 	deflate bool                       // the upgrade negotiated permessage-deflate
@@ -119,7 +155,7 @@ type handshakeResult struct {
 // answers it: an upgrade to WebSocket, a static file, or an HTTP error. It
 // returns the bytes it consumed (0 while the request is incomplete).
 func (s *session) handshake(b []byte) int {
-	r := s.ls.parseHandshake(b)
+	r := s.ls().parseHandshake(b)
 	switch {
 	case r.status == 0:
 		return 0
@@ -155,7 +191,7 @@ func (s *session) handshake(b []byte) int {
 func (ls *loopServer) parseHandshake(b []byte) handshakeResult {
 	r := ls.answer(b)
 	if r.status >= 400 {
-		if method, _, ok := requestLine(b); ok && method == http.MethodHead {
+		if method, _, ok := requestLine(b); ok && string(method) == http.MethodHead {
 			// The answer to HEAD has the header of the answer to GET and no
 			// content (RFC 9110 section 9.3.2), errors included.
 			r.resp = r.resp[:bytes.Index(r.resp, headerEnd)+len(headerEnd)]
@@ -180,16 +216,16 @@ func (ls *loopServer) answer(b []byte) handshakeResult {
 	if !ok {
 		return refusal(n, reasonBadRequest, http.StatusBadRequest, msgMalformedRequestLine, "")
 	}
-	path, _, _ := strings.Cut(target, "?")
+	path, _, _ := bytes.Cut(target, []byte("?"))
 	echo := false
 	switch {
-	case path == "/ws":
-	case path == "/echo" && cfg.Echo:
+	case string(path) == "/ws":
+	case string(path) == "/echo" && cfg.Echo:
 		echo = true
 	default:
-		return fileResult(n, method, path)
+		return fileResult(n, string(method), string(path))
 	}
-	if method != http.MethodGet {
+	if string(method) != http.MethodGet {
 		return refusal(n, reasonMethod, http.StatusMethodNotAllowed, "WebSocket handshakes use GET", "Allow: GET\r\n")
 	}
 	if !hasHeader(req, "Upgrade") {
@@ -212,11 +248,14 @@ func (ls *loopServer) runUpgrader(req []byte) handshakeResult {
 	ls.auth.reset()
 	ls.ext.Reset()
 	_, err := ls.up.Upgrade(&ls.io)
-	resp := bytes.Clone(ls.io.w)
 	if err == nil {
+		// The 101 stays in the loop's scratch: the session queues a copy
+		// (sendCopy) that leaves no garbage behind, where a clone per
+		// upgrade was most of what a connection storm left to collect.
 		_, deflate := ls.ext.Accepted()
-		return handshakeResult{status: http.StatusSwitchingProtocols, resp: resp, topics: ls.topics, since: ls.since, deflate: deflate, claims: ls.auth.claims}
+		return handshakeResult{status: http.StatusSwitchingProtocols, resp: ls.io.w, topics: ls.topics, since: ls.since, deflate: deflate, claims: ls.auth.claims}
 	}
+	resp := bytes.Clone(ls.io.w)
 	r := handshakeResult{status: http.StatusInternalServerError, reason: ls.reason, resp: resp, err: err}
 	if r.reason == "" {
 		r.reason = reasonBadRequest
@@ -258,13 +297,18 @@ func (s *session) upgrade(r handshakeResult) {
 		// replay (v1.1 ?since=) follows the answers (since.go).
 		s.state = stateOpen
 		s.upgradeSince(r)
-		s.lastRead = time.Now()
-		s.setOpenTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
+		now := time.Now()
+		s.lastRead = s.srv.mono(now)
+		s.setOpenTimer(now.Add(s.srv.cfg.PingInterval))
 		return
 	}
 	// Subscribed before the 101 leaves, answered right after it; in cluster
 	// mode both wait for the topics new to the node (pending.go).
 	pending := 0
+	if len(r.topics) > 1 {
+		// One array of the right size, not the 1, 2, 4... of appends.
+		s.topics = make([]*pubsub.Topic, 0, len(r.topics))
+	}
 	for _, t := range r.topics {
 		if _, _, waiting := s.add(t); waiting {
 			pending++
@@ -272,8 +316,8 @@ func (s *session) upgrade(r handshakeResult) {
 	}
 	if pending > 0 {
 		s.state = stateJoining
-		// r.topics and r.since are the loop's scratch: kept as copies.
-		s.pending().join = &joinState{resp: r.resp, topics: slices.Clone(r.topics), since: maps.Clone(r.since), waiting: pending}
+		// r.resp, r.topics and r.since are the loop's scratch: kept as copies.
+		s.pending().join = &joinState{resp: bytes.Clone(r.resp), topics: slices.Clone(r.topics), since: maps.Clone(r.since), waiting: pending}
 		return
 	}
 	s.open(r.resp, r.topics, r.since)
@@ -285,10 +329,11 @@ func (s *session) upgrade(r handshakeResult) {
 // "recovered":false.
 func (s *session) open(resp []byte, topics []string, since map[string]pubsub.Position) {
 	s.state = stateOpen
-	s.send(resp)
+	s.sendCopy(resp)
 	loop := s.c.Loop().ID()
-	s.lastRead = time.Now()
-	s.setOpenTimer(s.lastRead.Add(s.srv.cfg.PingInterval))
+	now := time.Now()
+	s.lastRead = s.srv.mono(now)
+	s.setOpenTimer(now.Add(s.srv.cfg.PingInterval))
 	for i, name := range topics {
 		t := s.topic(name)
 		if t == nil {
@@ -357,15 +402,16 @@ func (s *session) refused(r handshakeResult) {
 	s.drain()
 }
 
-// requestLine splits "METHOD target HTTP/1.x" off the start of req.
-func requestLine(req []byte) (method, target string, ok bool) {
+// requestLine splits "METHOD target HTTP/1.x" off the start of req. Method
+// and target are req's bytes: no string is made for an upgrade.
+func requestLine(req []byte) (method, target []byte, ok bool) {
 	line, _, _ := bytes.Cut(req, []byte("\r\n"))
 	m, rest, ok1 := bytes.Cut(line, []byte(" "))
 	t, proto, ok2 := bytes.Cut(rest, []byte(" "))
 	if !ok1 || !ok2 || len(m) == 0 || len(t) == 0 || !bytes.HasPrefix(proto, []byte("HTTP/")) {
-		return "", "", false
+		return nil, nil, false
 	}
-	return string(m), string(t), true
+	return m, t, true
 }
 
 // hasHeader reports whether the request has a header field named name (any

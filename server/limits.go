@@ -76,6 +76,23 @@ func (s *session) send(b []byte) {
 	}
 }
 
+// sendCopy is send for bytes the caller reuses (the loop's handshake
+// scratch): a copy is queued, in the connection's queue's own room
+// (netpoll.Conn.QueueCopy); over TLS the record is a copy anyway.
+func (s *session) sendCopy(b []byte) {
+	if s.state == stateDraining {
+		return
+	}
+	if s.tls != nil {
+		s.sendTLS(b)
+	} else {
+		s.c.QueueCopy(b)
+	}
+	if n := s.c.Buffered(); n > s.srv.cfg.MaxBuffered && n > len(b) {
+		s.dropSlow()
+	}
+}
+
 // pendingShare is one loop's share of -max-pending-bytes: the total split
 // evenly, as SO_REUSEPORT spreads connections evenly, so that each loop
 // checks its own sum without touching another loop's (no shared counter on
@@ -106,7 +123,7 @@ func (p *latestPing) set(b []byte) { p.n, p.due = uint8(copy(p.payload[:], b)), 
 
 // answerPing queues the pong for the latest ping, if one is due.
 func (s *session) answerPing() {
-	p := &s.ls.ping
+	p := &s.ls().ping
 	if !p.due {
 		return
 	}
@@ -163,7 +180,7 @@ func (s *session) hold(rest int, done bool) bool {
 	if !s.c.Closed() && (s.state == stateOpen || s.state == stateClosing) {
 		raw = rest + s.dec.Buffered()
 	}
-	if raw == 0 && (s.held == nil || s.held.bytes == 0 && s.held.since.IsZero()) {
+	if held := s.held(); raw == 0 && (held == nil || held.bytes == 0 && held.since.IsZero()) {
 		return true // the common case: nothing unfinished before or after
 	}
 	h := s.heldInput()
@@ -171,11 +188,11 @@ func (s *session) hold(rest int, done bool) bool {
 	// control frame or a small command in flight is never refused because
 	// others filled the budget with large messages.
 	n := max(0, raw-freeHold)
-	if n > h.bytes && int(s.ls.pending.Load())-h.bytes+n > s.ls.maxPending {
+	if n > h.bytes && int(s.ls().pending.Load())-h.bytes+n > s.ls().maxPending {
 		s.setHeld(0)
 		h.since = time.Time{}
 		s.srv.limits.pendingRefused.Inc()
-		s.srv.log.Debug("closing a connection past -max-pending-bytes", "held", n, "loop_pending", s.ls.pending.Load())
+		s.srv.log.Debug("closing a connection past -max-pending-bytes", "held", n, "loop_pending", s.ls().pending.Load())
 		s.fail(errTooMuchPending)
 		return false
 	}
@@ -184,8 +201,8 @@ func (s *session) hold(rest int, done bool) bool {
 	case raw == 0:
 		h.since = time.Time{}
 	case h.since.IsZero() || done:
-		h.since = s.lastRead
-		if at := h.since.Add(s.srv.cfg.MessageTimeout); s.state == stateOpen && at.Before(s.lastRead.Add(s.srv.cfg.PingInterval)) {
+		h.since = s.srv.wall(s.lastRead)
+		if at := h.since.Add(s.srv.cfg.MessageTimeout); s.state == stateOpen && at.Before(h.since.Add(s.srv.cfg.PingInterval)) {
 			// After a read no ping or idle deadline comes earlier than
 			// PingInterval: the message's deadline is the next one.
 			s.setOpenTimer(at)
@@ -196,29 +213,33 @@ func (s *session) hold(rest int, done bool) bool {
 
 // setHeld sets the session's pending bytes, keeping the loop's sum.
 func (s *session) setHeld(n int) {
-	if s.held == nil && n == 0 {
+	if s.held() == nil && n == 0 {
 		return
 	}
 	h := s.heldInput()
-	s.ls.pending.Add(int64(n - h.bytes))
+	s.ls().pending.Add(int64(n - h.bytes))
 	h.bytes = n
 }
 
-// heldInput is the session's heldInput, allocated on first use.
-func (s *session) heldInput() *heldInput {
-	if s.held == nil {
-		s.held = new(heldInput)
+// heldInput is the session's heldInput, allocated (in its sessionAside)
+// on first use.
+func (s *session) heldInput() *heldInput { return &s.setAside().held }
+
+// held is the session's heldInput, nil when it never needed one.
+func (s *session) held() *heldInput {
+	if s.aside == nil {
+		return nil
 	}
-	return s.held
+	return &s.aside.held
 }
 
 // messageSince is when the connection's unfinished message started; zero
 // when none.
 func (s *session) messageSince() time.Time {
-	if s.held == nil {
-		return time.Time{}
+	if h := s.held(); h != nil {
+		return h.since
 	}
-	return s.held.since
+	return time.Time{}
 }
 
 // messageLate fails the connection whose unfinished message started more
@@ -229,7 +250,7 @@ func (s *session) messageLate(now time.Time) bool {
 		return false
 	}
 	s.srv.limits.messageTimeouts.Inc()
-	s.srv.log.Debug("closing a connection whose message is too slow", "started", since, "held", s.held.bytes)
+	s.srv.log.Debug("closing a connection whose message is too slow", "started", since, "held", s.held().bytes)
 	s.fail(errMessageTooSlow)
 	return true
 }

@@ -55,6 +55,13 @@ type loopServer struct {
 	origin    []byte              // its Origin header, when hasOrigin
 	hasOrigin bool
 	since     map[string]pubsub.Position // (v1.1) ?since=, nil without
+	qTopics   []string                   // its ?topics= values (splitQuery)
+	qSince    []string                   // its ?since= values (splitQuery)
+
+	// The scratch of the answers to commands (session.reply): encoded,
+	// framed, and queued as copies.
+	replyJSON  []byte
+	replyFrame []byte
 
 	// replay is the scratch of the resubscribes from a position (since.go):
 	// filled and queued in one loop turn, then cleared.

@@ -25,8 +25,9 @@ import (
 // their memory and descriptors are not counted against the server's.
 const idleClientsEnv = "WSPUSH_IDLE_CLIENTS_ADDR"
 
-// idleTokenEnv, when set, is the token the idle clients present (?token=).
-const idleTokenEnv = "WSPUSH_IDLE_CLIENTS_TOKEN"
+// idleQueryEnv, when set, is the query of the idle clients' requests
+// (token=..., topics=...).
+const idleQueryEnv = "WSPUSH_IDLE_CLIENTS_QUERY"
 
 // idleClientsTLSEnv, set to 1, makes the idle clients speak TLS (wss://).
 const idleClientsTLSEnv = "WSPUSH_IDLE_CLIENTS_TLS"
@@ -50,8 +51,8 @@ func idleClients(addr string) (testsupport.Holder, error) {
 		return nil, fmt.Errorf("want a 127.0.0.1 address, got %s", addr)
 	}
 	target := "/ws"
-	if tok := os.Getenv(idleTokenEnv); tok != "" {
-		target += "?token=" + tok
+	if q := os.Getenv(idleQueryEnv); q != "" {
+		target += "?" + q
 	}
 	req := []byte("GET " + target + " HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -128,11 +129,13 @@ func upgradeTLS(fd int, req []byte) (net.Conn, error) {
 // the server: Go heap (runtime.MemStats after a GC) and process RSS, at
 // 5,000, 10,000, 15,000 and 19,000 connections held by another process.
 // Reported per connection at 10,000 (against the server before any
-// connection) and as the slope from 10,000 to 19,000.
+// connection) and as the slope from 10,000 to 19,000, with what the server
+// allocated per connection while they came (alloc-B/conn, allocs/conn).
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./server/
 //
-// The tls sub-benchmark holds wss:// connections (Go's TLS 1.3 client).
+// The tls sub-benchmark holds wss:// connections (Go's TLS 1.3 client), the
+// topics one plain connections subscribed to three topics at the handshake.
 func BenchmarkIdleConnMemory(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(map[bool]string{false: "tcp", true: "tls"}[tr.tls], func(b *testing.B) {
@@ -141,18 +144,25 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			}
 		})
 	}
+	// Subscribed at the handshake: the topics' entries, and the
+	// "subscribed" answers among what the ramp allocates.
+	b.Run("topics", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			measureIdleConns(b, transports[0], Config{}, "topics=idle.a,idle.b,idle.c")
+		}
+	})
 }
 
 // measureIdleConns runs the measurement on a server over tr with cfg's
-// fields over the idle settings; the clients present token when it is not
-// empty.
-func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
+// fields over the idle settings; the clients' requests carry query when it
+// is not empty.
+func measureIdleConns(b *testing.B, tr transport, cfg Config, query string) {
 	cfg.Loops, cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout = 2, time.Minute, time.Hour, 2*time.Hour
 	s := startServer(b, tr.config(b, cfg))
-	child := testsupport.StartChild(b, idleClientsEnv+"="+s.Addr().String(), idleTokenEnv+"="+token,
+	child := testsupport.StartChild(b, idleClientsEnv+"="+s.Addr().String(), idleQueryEnv+"="+query,
 		fmt.Sprintf("%s=%d", idleClientsTLSEnv, map[bool]int{false: 0, true: 1}[tr.tls]))
 	defer child.Stop()
-	type sample struct{ conns, heap, rss, scavenged float64 }
+	type sample struct{ conns, heap, rss, scavenged, allocated, mallocs float64 }
 	var samples []sample
 	for _, n := range []int{0, 5000, 10000, 15000, 19000} {
 		if !child.Hold(n) {
@@ -166,7 +176,7 @@ func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
 		runtime.ReadMemStats(&ms)
 		before := float64(testsupport.RSS(b))
 		debug.FreeOSMemory() // what the runtime's scavenger returns over time anyway
-		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), before, float64(testsupport.RSS(b))})
+		samples = append(samples, sample{float64(n), float64(ms.HeapAlloc), before, float64(testsupport.RSS(b)), float64(ms.TotalAlloc), float64(ms.Mallocs)})
 		b.Logf("%6d connections: heap %7.1f MiB, RSS %7.1f MiB, %7.1f MiB after FreeOSMemory", n, float64(ms.HeapAlloc)/(1<<20), before/(1<<20), float64(testsupport.RSS(b))/(1<<20))
 	}
 	at0, at10k, at19k := samples[0], samples[2], samples[4]
@@ -175,5 +185,10 @@ func measureIdleConns(b *testing.B, tr transport, cfg Config, token string) {
 	b.ReportMetric((at10k.rss-at0.rss)/at10k.conns, "rss-B/conn@10k")
 	b.ReportMetric((at19k.rss-at10k.rss)/(at19k.conns-at10k.conns), "rss-B/conn-slope")
 	b.ReportMetric((at10k.scavenged-at0.scavenged)/at10k.conns, "scavenged-rss-B/conn@10k")
+	// What the ramp allocated in all, per connection: above the heap per
+	// connection it is garbage, which a connection storm leaves resident
+	// until it is collected and the pages returned.
+	b.ReportMetric((at10k.allocated-at0.allocated)/at10k.conns, "alloc-B/conn")
+	b.ReportMetric((at10k.mallocs-at0.mallocs)/at10k.conns, "allocs/conn")
 	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines@19k")
 }

@@ -42,6 +42,30 @@ func peerAddrOf(fd int) netip.Addr {
 	return netpoll.SockaddrIP(&rsa)
 }
 
+// peerIP is the address a connection is counted under: an IPv6 address, or
+// an IPv4 one in its IPv4-mapped form; all zeros (the unspecified address,
+// never a TCP peer) means unknown, which is not counted. It is 16 bytes where
+// a netip.Addr is 24: every session holds one until it closes
+// (TestSessionSizeClass), and the table's keys are these too. An IPv6 zone
+// is not kept: a peer is counted by its address.
+type peerIP [16]byte
+
+// toPeerIP is a's counting key; the zero Addr gives the unknown key.
+func toPeerIP(a netip.Addr) peerIP {
+	if !a.IsValid() {
+		return peerIP{}
+	}
+	return a.Unmap().As16()
+}
+
+// addr is the address p stands for (IPv4 unmapped), for logs and tests.
+func (p peerIP) addr() netip.Addr {
+	if p == (peerIP{}) {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom16(p).Unmap()
+}
+
 // peerTable counts the open TCP connections of each peer address, over all
 // loops: a client's connections land on any loop (SO_REUSEPORT hashes the
 // 4-tuple). It has one entry per address with at least one connection,
@@ -58,28 +82,27 @@ const peerShards = 64
 
 type peerShard struct {
 	mu sync.Mutex
-	n  map[netip.Addr]int32
+	n  map[peerIP]int32
 	_  [40]byte // a shard per cache line: loops accepting at once do not share one
 }
 
 func newPeerTable(limit int) *peerTable {
 	p := &peerTable{limit: limit, seed: maphash.MakeSeed()}
 	for i := range p.shards {
-		p.shards[i].n = make(map[netip.Addr]int32)
+		p.shards[i].n = make(map[peerIP]int32)
 	}
 	return p
 }
 
-func (p *peerTable) shard(a netip.Addr) *peerShard {
-	b := a.As16()
-	return &p.shards[maphash.Bytes(p.seed, b[:])%peerShards]
+func (p *peerTable) shard(a peerIP) *peerShard {
+	return &p.shards[maphash.Bytes(p.seed, a[:])%peerShards]
 }
 
 // add counts one more connection of a and reports whether it is within the
 // limit. A connection over the limit is counted too (until remove): it is
 // still an open descriptor.
-func (p *peerTable) add(a netip.Addr) bool {
-	if !a.IsValid() {
+func (p *peerTable) add(a peerIP) bool {
+	if a == (peerIP{}) {
 		return true
 	}
 	sh := p.shard(a)
@@ -91,8 +114,8 @@ func (p *peerTable) add(a netip.Addr) bool {
 }
 
 // remove forgets one connection of a.
-func (p *peerTable) remove(a netip.Addr) {
-	if !a.IsValid() {
+func (p *peerTable) remove(a peerIP) {
+	if a == (peerIP{}) {
 		return
 	}
 	sh := p.shard(a)

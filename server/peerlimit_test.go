@@ -140,3 +140,34 @@ func TestPeerAddrOf(t *testing.T) {
 		t.Errorf("peerAddrOf(-1) = %v, want the zero Addr", got)
 	}
 }
+
+// TestPeerIP checks the session's 16-byte peer key: one key per address
+// whichever form it came in, back to the address it stands for, and the zero
+// Addr as the unknown key the table does not count.
+func TestPeerIP(t *testing.T) {
+	v4 := netip.MustParseAddr("192.0.2.7")
+	for _, tc := range []struct{ in, want netip.Addr }{
+		{v4, v4},
+		{netip.MustParseAddr("::ffff:192.0.2.7"), v4}, // a dual-stack socket's form of the same peer
+		{netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::1")},
+		{netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("fe80::1")},
+		{netip.Addr{}, netip.Addr{}},
+	} {
+		if got := toPeerIP(tc.in).addr(); got != tc.want {
+			t.Errorf("toPeerIP(%v).addr() = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	p := newPeerTable(1)
+	if !p.add(toPeerIP(v4)) || p.add(toPeerIP(netip.MustParseAddr("::ffff:192.0.2.7"))) {
+		t.Error("the IPv4 and IPv4-mapped forms of one peer are not counted as one")
+	}
+	if !p.add(peerIP{}) || !p.add(peerIP{}) || p.addresses() != 1 {
+		t.Errorf("the unknown key is counted: %d addresses", p.addresses())
+	}
+	p.remove(toPeerIP(v4))
+	p.remove(toPeerIP(v4))
+	p.remove(peerIP{})
+	if n := p.addresses(); n != 0 {
+		t.Errorf("%d addresses left after removing every connection", n)
+	}
+}

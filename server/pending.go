@@ -61,17 +61,33 @@ type joinState struct {
 }
 
 // waiting reports whether commands must be held.
-func (s *session) waiting() bool { return s.pend != nil && s.pend.waitOn != nil }
+func (s *session) waiting() bool { p := s.pend(); return p != nil && p.waitOn != nil }
+
+// pend is the session's deferred work; nil when none.
+func (s *session) pend() *pendingState {
+	if s.aside == nil {
+		return nil
+	}
+	return s.aside.pend
+}
+
+// dropPending drops the session's deferred work, done.
+func (s *session) dropPending() {
+	if s.aside != nil {
+		s.aside.pend = nil
+	}
+}
 
 // pending is the session's deferred work, allocated on first use and dropped
 // once it is done: most connections never wait on the cluster, and holding
 // pendingState in every session would put each one a size class up
 // (docs/benchmarks.md, idle memory).
 func (s *session) pending() *pendingState {
-	if s.pend == nil {
-		s.pend = new(pendingState)
+	a := s.setAside()
+	if a.pend == nil {
+		a.pend = new(pendingState)
 	}
-	return s.pend
+	return a.pend
 }
 
 // holdCommand keeps a command for after the pending answer. Past maxHeldBytes the
@@ -100,7 +116,7 @@ func (srv *Server) maxCommand() int { return min(srv.cfg.MaxCommand, srv.cfg.Max
 // Subscribed is the Hub's confirmation of a pending subscription, on the
 // session's loop (pubsub.Confirmer).
 func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
-	p := s.pend
+	p := s.pend()
 	if p == nil {
 		return // nothing waits on a confirmation
 	}
@@ -110,7 +126,7 @@ func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
 			s.joined()
 		}
 	case s.state != stateOpen:
-		s.pend = nil
+		s.dropPending()
 	case t == p.waitOn && p.recov != nil:
 		s.startRecovery(t.Hold(s.c.Loop().ID(), s)) // answered when it ends
 	case t == p.waitOn:
@@ -127,7 +143,7 @@ func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
 // resumeHeld carries on with what was held, until it is done or waits again.
 func (s *session) resumeHeld() {
 	for s.state == stateOpen && !s.waiting() {
-		p := s.pend // again each time: a command may have finished with it
+		p := s.pend() // again each time: a command may have finished with it
 		switch {
 		case p == nil:
 			return // nothing held
@@ -142,7 +158,7 @@ func (s *session) resumeHeld() {
 			p.heldBytes -= len(cmd)
 			s.command(cmd)
 		default:
-			s.pend = nil // done: drop it with the emptied slices' arrays
+			s.dropPending() // done: drop it with the emptied slices' arrays
 			return
 		}
 	}
@@ -165,8 +181,8 @@ func (s *session) joined() {
 // confirmation or recovery read finds nothing pending.
 func (s *session) disconnect() {
 	if s.state == stateJoining {
-		resp := s.pend.join.resp
-		s.pend = nil
+		resp := s.pend().join.resp // a copy the session owns (upgrade)
+		s.dropPending()
 		s.state = stateOpen
 		s.send(resp)
 	}
@@ -180,7 +196,7 @@ func (s *session) disconnect() {
 // so the topic is answered nothing and what was held goes on. A
 // handshake's recoveries see it themselves (answerJoin).
 func (s *session) abandonWait(topic string) {
-	p := s.pend // nil when nothing waits
+	p := s.pend() // nil when nothing waits
 	if p == nil || p.waitOn == nil || p.joinRec != nil || p.waitOn.Name() != topic || s.holds(topic) {
 		return
 	}

@@ -85,7 +85,7 @@ func (s *session) readProxy(b []byte) (used, need int) {
 	s.srv.log.Debug("PROXY protocol header", "client", s.proxy.client, "proxy", peer,
 		"version", h.Version, "command", h.Command.String())
 	// -max-conns-per-ip counts the client, not the balancer.
-	s.peer = s.proxy.client.Addr()
+	s.peer = toPeerIP(s.proxy.client.Addr())
 	if !s.srv.peers.add(s.peer) {
 		if s.srv.tls != nil {
 			s.refuseBeforeTLS(reasonMaxConnsPerIP)

@@ -10,7 +10,8 @@ import (
 // The per-connection rate limit on what a client makes the server do: a
 // token bucket of -command-burst tokens refilled at -command-rate per second,
 // kept as the GCRA's one number (the time the bucket would be full again,
-// session.cmdTAT) so a connection holds two small fields and no timer.
+// session.cmdTAT, on the server's monotonic clock like session.lastRead)
+// so a connection holds two small fields and no timer.
 //
 // A token is the work of one small command, so a message is charged for the
 // work it asks for, not counted as one (v1.1):
@@ -122,7 +123,7 @@ func (s *session) rateLimited(cost int) {
 // error saying why, a strike, and the bucket emptied.
 func (s *session) overBurst(cost int, why string) {
 	s.srv.metrics.overBurst.Inc()
-	s.cmdTAT = s.lastRead.UnixNano() + int64(s.srv.cfg.CommandBurst)*s.interval()
+	s.cmdTAT = int64(s.lastRead) + int64(s.srv.cfg.CommandBurst)*s.interval()
 	if !s.strike(cost) {
 		s.reply(errorReply(why))
 	}
@@ -133,7 +134,7 @@ func (s *session) interval() int64 { return int64(time.Second) / int64(s.srv.cfg
 
 // take takes cost tokens from the bucket if it holds them.
 func (s *session) take(cost int) bool {
-	now := s.lastRead.UnixNano() // read() took the time for this input already
+	now := int64(s.lastRead) // read() took the time for this input already
 	interval := s.interval()
 	tat := max(s.cmdTAT, now) + int64(cost)*interval
 	if tat-now > int64(s.srv.cfg.CommandBurst)*interval {

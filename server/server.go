@@ -50,6 +50,7 @@ type Server struct {
 	buffered     bufferedScan // the last bufferedAmount scan, shared by scrapes (metrics.go)
 	shuttingDown atomic.Bool
 	sweepDone    chan struct{} // closed to stop the history sweeper (history.go); nil without one
+	epoch        time.Time     // the zero of the sessions' monotonic clock (clock.go)
 }
 
 // The bounds of -read-buffer: below 4 KiB a loop spends a syscall on every
@@ -67,7 +68,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReadBuffer < minReadBuffer || cfg.ReadBuffer > maxReadBuffer {
 		return nil, fmt.Errorf("-read-buffer %d: want %d to %d bytes", cfg.ReadBuffer, minReadBuffer, maxReadBuffer)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, epoch: time.Now()}
 	origins, err := newOriginPolicy(cfg.AllowedOrigins)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -27,18 +26,19 @@ const (
 // connection's loop (see the package comment).
 //
 // Every idle connection holds one, so its size is counted: it fits the
-// 224-byte allocation size class (TestSessionSizeClass). State that most
-// connections never use lives behind pointers allocated when it is (held,
-// pend, claims, tls, proxy), and the small fields share one word.
+// 160-byte allocation size class (TestSessionSizeClass). State that most
+// connections never use lives behind pointers allocated when it is (aside,
+// claims, tls, proxy), the small fields share one word, the last read's
+// time is 8 bytes on the server's monotonic clock (clock.go), the peer
+// address 16 (peerIP), the loop's loopServer is looked up (ls), not kept, and
+// the Decoder (48 bytes) keeps its reassembly buffer and error out of line.
 type session struct {
 	srv      *Server
-	ls       *loopServer
 	c        *netpoll.Conn
 	dec      frames.Decoder
 	topics   []*pubsub.Topic
-	lastRead time.Time
-	held     *heldInput    // unfinished message bytes, counted against -max-pending-bytes; nil until there were some (limits.go)
-	pend     *pendingState // a subscription pending on the cluster and what waits behind it; nil when none (pending.go)
+	lastRead monoTime      // when the current (or last) input was read
+	aside    *sessionAside // what only some connections need at times; nil until one is needed
 
 	state      uint8
 	upgraded   bool   // counted in Server.open
@@ -48,19 +48,38 @@ type session struct {
 	overIP     bool   // over -max-conns-per-ip: the request gets 429 once it is whole (overPeerLimit)
 	cmdStrikes uint16 // refused commands not yet forgiven by allowed ones (ratelimit.go)
 
-	peer   netip.Addr // counted in Server.peers until the connection closes
-	cmdTAT int64      // the command rate limit's bucket: when it is full again, in Unix ns (ratelimit.go)
+	peer   peerIP // counted in Server.peers until the connection closes (peerlimit.go)
+	cmdTAT int64  // the command rate limit's bucket: when it is full again, a monoTime (ratelimit.go)
 
 	claims *auth.Claims  // what the token allows (auth.go); nil with auth off
 	tls    *sessionTLS   // nil on plain TCP
 	proxy  *sessionProxy // nil without -proxy-protocol
 }
 
+// sessionAside is what a session needs only at times, behind one pointer in
+// every session: allocated the first time either part is needed, and kept.
+type sessionAside struct {
+	held heldInput     // unfinished message bytes, counted against -max-pending-bytes (limits.go)
+	pend *pendingState // a subscription pending on the cluster and what waits behind it; nil when none (pending.go)
+}
+
+// setAside is the session's sessionAside, allocated on first use.
+func (s *session) setAside() *sessionAside {
+	if s.aside == nil {
+		s.aside = new(sessionAside)
+	}
+	return s.aside
+}
+
+// ls is the loopServer of the session's loop: looked up rather than kept, 8
+// bytes less in every session for two loads per use.
+func (s *session) ls() *loopServer { return s.srv.loops[s.c.Loop().ID()] }
+
 // handler adapts Server to netpoll.Handler.
 type handler struct{ s *Server }
 
 func (h handler) Open(c *netpoll.Conn) {
-	s := &session{srv: h.s, ls: h.s.loops[c.Loop().ID()], c: c}
+	s := &session{srv: h.s, c: c}
 	s.dec.MaxMessage = h.s.cfg.MaxMessage
 	s.dec.Pool = c.Loop().Pool()
 	c.Data = s
@@ -71,7 +90,7 @@ func (h handler) Open(c *netpoll.Conn) {
 	}
 	// Counted from accept, before any byte is read: connections that never
 	// finish a handshake count against -max-conns-per-ip too.
-	s.peer = peerAddr(c)
+	s.peer = toPeerIP(peerAddr(c))
 	if !h.s.peers.add(s.peer) {
 		if h.s.tls != nil {
 			s.refuseBeforeTLS(reasonMaxConnsPerIP)
@@ -125,9 +144,9 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 	s.topics = nil
 	s.abandonRecoveries()
 	s.srv.peers.remove(s.peer)
-	if s.held != nil {
+	if h := s.held(); h != nil {
 		s.setHeld(0)
-		s.held.since = time.Time{}
+		h.since = time.Time{}
 	}
 	s.authClosed()
 	s.dec.Release()
@@ -145,8 +164,8 @@ func (h handler) Close(c *netpoll.Conn, err error) {
 
 // read consumes what it can of b: the handshake, then whole frames.
 func (s *session) read(b []byte) (used, need int) {
-	s.ls.ping.due = false // the loop's: whatever a panicked read left is not this connection's
-	s.lastRead = time.Now()
+	s.ls().ping.due = false // the loop's: whatever a panicked read left is not this connection's
+	s.lastRead = s.srv.mono(time.Now())
 	s.pinged = false
 	if s.state == stateHandshake {
 		used = s.handshake(b)
@@ -213,7 +232,7 @@ func (s *session) message(m frames.Message) {
 	switch m.Op {
 	case ws.OpPing:
 		if s.controlAllowed() { // a ping over the rate is not answered (ratelimit.go)
-			s.ls.ping.set(m.Payload)
+			s.ls().ping.set(m.Payload)
 		}
 	case ws.OpPong:
 		s.controlAllowed()
@@ -230,7 +249,7 @@ func (s *session) message(m frames.Message) {
 		if m.Compressed {
 			pool := s.c.Loop().Pool()
 			var err error
-			if payload, err = s.ls.inflater.Inflate(pool, m.Payload, s.dec.MaxMessage); err != nil {
+			if payload, err = s.ls().inflater.Inflate(pool, m.Payload, s.dec.MaxMessage); err != nil {
 				s.fail(err)
 				return
 			}
@@ -251,7 +270,7 @@ func (s *session) data(op ws.OpCode, payload []byte) {
 	}
 	switch {
 	case s.echo && s.deflate:
-		s.send(s.ls.deflater.AppendFrame(nil, op, payload))
+		s.send(s.ls().deflater.AppendFrame(nil, op, payload))
 	case s.echo:
 		s.send(frames.AppendFrame(nil, op, true, payload))
 	case op == ws.OpBinary:
@@ -335,7 +354,7 @@ func (s *session) timer(now time.Time) {
 		if s.messageLate(now) || s.expired(now) {
 			return
 		}
-		silent := now.Sub(s.lastRead)
+		silent := now.Sub(s.srv.wall(s.lastRead))
 		switch {
 		case silent >= cfg.IdleTimeout:
 			s.srv.log.Debug("closing idle connection", "silent", silent)
@@ -354,9 +373,9 @@ func (s *session) timer(now time.Time) {
 // with a ping out, closed as idle.
 func (s *session) keepaliveDeadline() time.Time {
 	if s.pinged {
-		return s.lastRead.Add(s.srv.cfg.IdleTimeout)
+		return s.srv.wall(s.lastRead).Add(s.srv.cfg.IdleTimeout)
 	}
-	return s.lastRead.Add(s.srv.cfg.PingInterval)
+	return s.srv.wall(s.lastRead).Add(s.srv.cfg.PingInterval)
 }
 
 var (

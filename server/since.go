@@ -80,17 +80,17 @@ func (s *session) resume(topic string, from pubsub.Position, planned int) (reply
 			return subscribedReply(topic, pos, pos == from), 0
 		}
 	}
-	start := len(s.ls.replay)
-	res, _ := s.srv.hub.Resume(loop, s, topic, from, s.ls.replay) // valid: checked by the caller
+	start := len(s.ls().replay)
+	res, _ := s.srv.hub.Resume(loop, s, topic, from, s.ls().replay) // valid: checked by the caller
 	s.topics = append(s.topics, res.Topic)
-	s.ls.replay = res.Replay
+	s.ls().replay = res.Replay
 	bytes := 0
 	for _, m := range res.Replay[start:] {
 		bytes += len(m.Push.Frame) // a compressed frame is never larger
 	}
 	if res.Recovered && s.c.Buffered()+planned+bytes > s.srv.cfg.MaxBuffered {
-		clear(s.ls.replay[start:])
-		s.ls.replay = s.ls.replay[:start]
+		clear(s.ls().replay[start:])
+		s.ls().replay = s.ls().replay[:start]
 		res.Recovered, bytes = false, 0
 		res.Position = pubsub.Position{Epoch: res.Topic.Epoch(), Seq: res.Topic.Position(loop, s)}
 		s.srv.log.Debug("replay larger than -max-buffered: answered recovered:false", "topic", topic)
@@ -106,12 +106,12 @@ func subscribedReply(topic string, pos pubsub.Position, recovered bool) reply {
 // replay queues the loop's replay scratch to the connection as ordinary
 // pushes, then empties it so that it pins no push.
 func (s *session) replay() {
-	for _, m := range s.ls.replay {
+	for _, m := range s.ls().replay {
 		s.Push(m.Push)
 	}
-	s.srv.metrics.replayed.Add(float64(len(s.ls.replay)))
-	clear(s.ls.replay)
-	s.ls.replay = s.ls.replay[:0]
+	s.srv.metrics.replayed.Add(float64(len(s.ls().replay)))
+	clear(s.ls().replay)
+	s.ls().replay = s.ls().replay[:0]
 }
 
 // subscribeSince is subscribe from a position: the answer, then the
@@ -177,7 +177,7 @@ func (s *session) upgradeSince(r handshakeResult) {
 		}
 		answers[i] = reply{Op: "subscribed", Topic: t, Seq: &seq, Epoch: topic.Epoch()}
 	}
-	s.send(r.resp)
+	s.sendCopy(r.resp) // the loop's scratch
 	for _, a := range answers {
 		s.reply(a)
 	}

@@ -7,7 +7,7 @@ import (
 
 // maxSessionSize is the allocation size class a session must fit: every idle
 // connection holds one (docs/benchmarks.md, idle memory).
-const maxSessionSize = 224
+const maxSessionSize = 160
 
 // TestSessionSizeClass fails when session outgrows its size class: state that
 // most connections never use belongs behind a pointer allocated when it is

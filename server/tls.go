@@ -133,7 +133,7 @@ func (s *session) readTLS(in []byte) {
 		}
 		return
 	}
-	ls := s.ls
+	ls := s.ls()
 	dst := ls.plain[:0]
 	if t.ptail != nil {
 		dst = t.ptail
