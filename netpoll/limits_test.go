@@ -262,13 +262,17 @@ func emfileChildMain(t *testing.T) {
 	}
 	defer g.Close()
 	l := g.Loops()[0]
-	// Clients wait in the backlog; then every descriptor is taken, and the
-	// spare with them: the state after a shed whose spare was taken by
-	// another file.
+	// Clients wait in the backlog (each sent a byte: the listeners defer
+	// accepting a connection until its first bytes, deferAcceptSeconds);
+	// then every descriptor is taken, and the spare with them: the state
+	// after a shed whose spare was taken by another file.
 	var clients []net.Conn
 	for i := 0; i < 4; i++ {
 		c, err := net.Dial("tcp", g.Addr().String())
 		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte{0}); err != nil {
 			t.Fatal(err)
 		}
 		clients = append(clients, c)

@@ -29,6 +29,9 @@ func setAcceptedOptions(lfd, sndbuf int) error {
 	if err := unix.SetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return fmt.Errorf("listener TCP_NODELAY: %w", err)
 	}
+	if err := unix.SetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAcceptSeconds); err != nil {
+		return fmt.Errorf("listener TCP_DEFER_ACCEPT: %w", err)
+	}
 	if sndbuf > 0 {
 		if err := unix.SetsockoptInt(lfd, unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf); err != nil {
 			return fmt.Errorf("listener SO_SNDBUF: %w", err)
@@ -36,6 +39,17 @@ func setAcceptedOptions(lfd, sndbuf int) error {
 	}
 	return nil
 }
+
+// deferAcceptSeconds is the listeners' TCP_DEFER_ACCEPT: the kernel puts a
+// connection in the accept queue once its first bytes have arrived (every
+// client speaks first: the HTTP request, a TLS ClientHello, a PROXY
+// header), so a loop wakes once to accept and read it, not once to accept
+// it and again when its request arrives. In a connection storm that is
+// 10-12 % more handshakes a second at 0.87-0.92x the CPU
+// (docs/benchmarks.md, "Handshakes against nbio"). A client that connects
+// and sends nothing is accepted anyway once this passes (the kernel's next
+// SYN-ACK retransmission after it), and then meets -handshake-timeout.
+const deferAcceptSeconds = 1
 
 // checkPortFree fails with an error wrapping EADDRINUSE ("address already in
 // use") when another socket holds addr's port: SO_REUSEPORT alone would let a

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/testsupport"
 )
 
 // TestSimultaneousListenersOneWins: groups listening on one port at the same
@@ -90,4 +92,21 @@ func TestAcceptedSocketsInheritOptions(t *testing.T) {
 			t.Errorf("accepted socket: TCP_NODELAY, SO_SNDBUF = %q, want %q", got, want)
 		}
 	}
+}
+
+// TestListenerDefersAcceptUntilData: a connection is accepted once its
+// first bytes arrive (TCP_DEFER_ACCEPT), not when its TCP handshake ends, so
+// the loop wakes once for both.
+func TestListenerDefersAcceptUntilData(t *testing.T) {
+	g := startGroupConfig(t, Config{Addr: "127.0.0.1:0", Handler: &sizedHandler{}})
+	l := g.Loops()[0]
+	c := dialGroup(t, g) // connected: the kernel completed the handshake
+	time.Sleep(300 * time.Millisecond)
+	if n := l.Stats.Accepted.Load(); n != 0 {
+		t.Fatalf("%d connections accepted before any byte arrived, want 0", n)
+	}
+	if _, err := c.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	testsupport.WaitFor(t, "the connection accepted once it spoke", func() bool { return l.Stats.Accepted.Load() == 1 })
 }

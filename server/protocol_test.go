@@ -467,8 +467,10 @@ func testProtocolBadPeersDoNotHurtOthers(t *testing.T, tr transport) {
 	stalled := protoFrame(0x81, []byte("stalled"))
 	protoSend(t, staller, chunks(stalled[:1]))
 
-	// A TCP connection with nothing on it.
+	// A TCP connection with nothing on it: the kernel holds it for the
+	// listener's TCP_DEFER_ACCEPT second, then the server has it too.
 	silent := dialRaw(t, s)
+	testsupport.WaitFor(t, "the silent peer accepted", func() bool { return s.tcpConns() == 2 })
 
 	// 1 MiB of garbage after the upgrade; it starts with RSV bits set.
 	garbage := dialRaw(t, s)
