@@ -3,6 +3,7 @@
 package netpoll
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -60,10 +61,11 @@ type outq struct {
 	off    int
 	queued int // bytes not yet written: the connection's bufferedAmount
 
-	// copied holds what QueueCopy copied. It is emptied only when the
-	// queue goes back to the loop (putq), everything in it written or
-	// dropped, and its room is kept with the queue: the copies of the next
-	// connections' handshake answers go there, and leave no garbage behind.
+	// copied holds what QueueCopy copied, at most maxCopiedKept bytes. It
+	// is emptied only when the queue goes back to the loop (putq),
+	// everything in it written or dropped, and its room is kept with the
+	// queue: the copies of the next connections' handshake answers go
+	// there, and leave no garbage behind.
 	copied []byte
 }
 
@@ -119,6 +121,14 @@ func (c *Conn) QueueCopy(b []byte) {
 		c.out = c.loop.getq()
 	}
 	q := c.out
+	if len(q.copied)+len(b) > maxCopiedKept {
+		// The room is emptied only when the queue drains (putq): a queue
+		// that never does (a slow reader still sending commands) would
+		// keep every answer it was ever given, written or not. Past the
+		// room a copy is its own allocation, freed once written.
+		c.Queue(bytes.Clone(b))
+		return
+	}
 	// A reallocation leaves the earlier copies where they were, queued
 	// by reference: the old array lives until they are written.
 	start := len(q.copied)

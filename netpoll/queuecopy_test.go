@@ -67,3 +67,29 @@ func keys(m map[string]bool) []string {
 	}
 	return out
 }
+
+// TestQueueCopyRoomBounded: the room a queue keeps for copies is emptied
+// only when the queue drains, so a queue that never does (a slow reader that
+// keeps sending commands) must not keep every answer: past maxCopiedKept a
+// copy is an allocation of its own, freed once written.
+func TestQueueCopyRoomBounded(t *testing.T) {
+	h := &lineHandler{}
+	g := startGroup(t, h, 1)
+	dialGroup(t, g)
+	testsupport.WaitFor(t, "the connection to open", func() bool { opened, _ := h.counts(); return opened == 1 })
+	l := g.Loops()[0]
+	room := make(chan int, 1)
+	l.Post(func() {
+		c := l.Conns()[0]
+		answer := make([]byte, 60)
+		for range 20000 { // within one task: nothing is written meanwhile
+			c.QueueCopy(answer)
+		}
+		room <- cap(c.out.copied)
+		c.Discard()
+	})
+	// append may round the room's last growth up: at most twice the bound.
+	if n := <-room; n > 2*maxCopiedKept {
+		t.Fatalf("the queue keeps %d bytes of room for copies, over twice %d", n, maxCopiedKept)
+	}
+}
