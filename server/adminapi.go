@@ -103,7 +103,10 @@ func (s *Server) disconnectLocal(user string) int {
 
 // unsubscribeLocal ends user's subscriptions to topic on this node.
 func (s *Server) unsubscribeLocal(user, topic string) int {
-	return s.eachUserSession(user, func(ss *session) bool {
+	return s.eachUserConn(user, func(ss *session) bool {
+		if ss.state == stateJoining {
+			return ss.leaveWhileJoining(topic) // pending.go
+		}
 		if !ss.holds(topic) {
 			return false
 		}

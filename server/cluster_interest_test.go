@@ -230,3 +230,58 @@ func TestClusterDisconnectJoining(t *testing.T) {
 	}
 	testsupport.WaitFor(t, "the connection gone", func() bool { return s.Conns() == 0 })
 }
+
+// TestClusterUnsubscribeJoining: POST /unsubscribe reaches a connection
+// whose 101 still waits for the cluster's interest: the topic leaves its
+// handshake, it stops waiting (its 101 comes at once, the other topic
+// answered), it is told "unsubscribed", and that topic's pushes do not
+// reach it.
+func TestClusterUnsubscribeJoining(t *testing.T) {
+	s, proxy := slowClusterNode(t, Config{
+		AuthHMACSecretFile: writeFile(t, "hmac.key", testSecret), AuthAudience: testAudience, AuthIssuer: testIssuer,
+	})
+	// "warm" is in place on the node (another user holds it): not waited for.
+	warm := dialToken(t, s, hs(t, tokenClaims("7", time.Hour, "topics", []string{"*"})), "&topics=warm")
+	expectReply(t, warm, map[string]any{"op": "subscribed", "topic": "warm"})
+	proxy.SetDelay(time.Second)       // the interest in "cold" takes a 2 s round trip
+	type dialed struct {
+		c   *websocket.Conn
+		err error
+	}
+	done := make(chan dialed, 1)
+	token := hs(t, tokenClaims("42", time.Hour, "topics", []string{"*"}))
+	opts := dialOptions(t, s, nil)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, s.wsURL("/ws?topics=cold,warm&token="+token), opts)
+		done <- dialed{c, err}
+	}()
+	testsupport.WaitFor(t, "the connection upgraded", func() bool { return s.Conns() == 2 })
+	if len(done) > 0 {
+		t.Fatal("the 101 came before the unsubscribe: the connection was not joining")
+	}
+	start := time.Now()
+	code, m := adminDo(t, s, http.MethodPost, "/unsubscribe?user=42&topic=cold")
+	if code != http.StatusOK && code != http.StatusServiceUnavailable || m["unsubscribed"] != 1.0 {
+		t.Fatalf("/unsubscribe: %d %v, want 1 unsubscribed (the joining connection)", code, m)
+	}
+	d := <-done
+	if d.err != nil {
+		t.Fatalf("handshake: %v", d.err)
+	}
+	defer d.c.CloseNow()
+	if wait := time.Since(start); wait > 1500*time.Millisecond {
+		t.Errorf("the 101 came %v after the unsubscribe, want at once (nothing left to wait for)", wait)
+	}
+	for _, want := range []map[string]any{{"op": "subscribed", "topic": "warm"}, {"op": "unsubscribed", "topic": "cold"}} {
+		expectReply(t, d.c, want)
+	}
+	proxy.SetDelay(0)
+	clusterPublish(t, s, "cold", `"c"`)
+	seq := clusterPublish(t, s, "warm", `"w"`)
+	if p := readPush(t, d.c); p.Topic != "warm" || p.Seq != seq {
+		t.Fatalf("got %+v, want only the warm push %d", p, seq)
+	}
+	readPush(t, warm)
+}

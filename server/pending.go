@@ -58,6 +58,7 @@ type joinState struct {
 	topics  []string
 	since   map[string]pubsub.Position // ?since= (cluster mode: answered recovered:false)
 	waiting int                        // pending topics not yet confirmed
+	left    []string                   // topics the server API took meanwhile: answered "unsubscribed" after the 101
 }
 
 // waiting reports whether commands must be held.
@@ -171,6 +172,37 @@ func (s *session) joined() {
 	j := p.join
 	p.join = nil
 	s.open(j.resp, j.topics, j.since)
+	for _, name := range j.left {
+		if s.state != stateOpen {
+			return // dropped while answering (limits.go)
+		}
+		s.reply(reply{Op: "unsubscribed", Topic: name})
+	}
+}
+
+// leaveWhileJoining is the server API's unsubscribe (POST /unsubscribe)
+// for a connection whose 101 waits for the cluster: topic leaves the
+// handshake's topics and, if the connection was waiting for its interest,
+// the wait; after the 101 the client is told "unsubscribed", as an open
+// connection is. It reports whether the connection held topic.
+func (s *session) leaveWhileJoining(topic string) bool {
+	j := s.pend().join
+	i := slices.Index(j.topics, topic)
+	t := s.topic(topic)
+	if i < 0 || t == nil {
+		return false
+	}
+	waiting := t.Waiting(s.c.Loop().ID(), s) // Hub confirms no one who left
+	s.unsubscribe(topic)
+	j.topics = slices.Delete(j.topics, i, i+1)
+	delete(j.since, topic)
+	j.left = append(j.left, topic)
+	if waiting {
+		if j.waiting--; j.waiting == 0 {
+			s.joined()
+		}
+	}
+	return true
 }
 
 // disconnect closes the connection with 4002 for the server API (POST
