@@ -243,7 +243,7 @@ func TestClusterUnsubscribeJoining(t *testing.T) {
 	// "warm" is in place on the node (another user holds it): not waited for.
 	warm := dialToken(t, s, hs(t, tokenClaims("7", time.Hour, "topics", []string{"*"})), "&topics=warm")
 	expectReply(t, warm, map[string]any{"op": "subscribed", "topic": "warm"})
-	proxy.SetDelay(time.Second)       // the interest in "cold" takes a 2 s round trip
+	proxy.SetDelay(time.Second) // the interest in "cold" takes a 2 s round trip
 	type dialed struct {
 		c   *websocket.Conn
 		err error
