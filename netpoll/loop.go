@@ -202,8 +202,8 @@ type Loop struct {
 	dirty    []*Conn
 	after    []func() // run once after the next flushDirty (AfterFlush)
 	sweeping bool     // flushDirty after onWake's tasks: it may take the tasks posted meanwhile
-	freeq    []*outq
-	freein   []*inq
+	freeq    freeList[outq]
+	freein   freeList[inq]
 	wheel    *wheel
 	fire     func(*Conn)
 	now      time.Time
@@ -626,37 +626,19 @@ func (l *Loop) closeFds() {
 }
 
 // getin is an input holder for a connection that keeps a tail.
-func (l *Loop) getin() *inq {
-	if n := len(l.freein); n > 0 {
-		q := l.freein[n-1]
-		l.freein[n-1] = nil
-		l.freein = l.freein[:n-1]
-		return q
-	}
-	return &inq{}
-}
+func (l *Loop) getin() *inq { return l.freein.get() }
 
 // putin takes back a holder whose tail went back to the pool.
 func (l *Loop) putin(q *inq) {
 	q.tail = nil
-	if len(l.freein) < 1024 {
-		l.freein = append(l.freein, q)
-	}
+	l.freein.put(q)
 }
 
 // maxCopiedKept bounds the QueueCopy room a queue keeps in the loop's free
 // list: a few handshake answers' worth (a 101 is about 130 bytes).
 const maxCopiedKept = 1024
 
-func (l *Loop) getq() *outq {
-	if n := len(l.freeq); n > 0 {
-		q := l.freeq[n-1]
-		l.freeq[n-1] = nil
-		l.freeq = l.freeq[:n-1]
-		return q
-	}
-	return &outq{}
-}
+func (l *Loop) getq() *outq { return l.freeq.get() }
 
 func (l *Loop) putq(q *outq) {
 	clear(q.bufs)
@@ -668,9 +650,7 @@ func (l *Loop) putq(q *outq) {
 	if cap(q.bufs) > 4*maxIovecs {
 		return // a queue that grew for a burst is not kept
 	}
-	if len(l.freeq) < 1024 {
-		l.freeq = append(l.freeq, q)
-	}
+	l.freeq.put(q)
 }
 
 // writev is writev(2) over the loop's iovec array, without the allocation

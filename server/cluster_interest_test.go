@@ -197,19 +197,8 @@ func TestClusterDisconnectJoining(t *testing.T) {
 	})
 	// The cluster's interest takes a 2 s round trip: the 101 waits for it.
 	proxy.SetDelay(time.Second)
-	type dialed struct {
-		c   *websocket.Conn
-		err error
-	}
-	done := make(chan dialed, 1)
 	token := hs(t, tokenClaims("42", time.Hour, "topics", []string{"*"}))
-	opts := dialOptions(t, s, nil)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, _, err := websocket.Dial(ctx, s.wsURL("/ws?topics=cold&token="+token), opts)
-		done <- dialed{c, err}
-	}()
+	done := dialAsync(t, s, "/ws?topics=cold&token="+token)
 	testsupport.WaitFor(t, "the connection upgraded", func() bool { return s.Conns() == 1 })
 	if len(done) > 0 {
 		t.Fatal("the 101 came before the disconnect: the connection was not joining")
@@ -244,19 +233,8 @@ func TestClusterUnsubscribeJoining(t *testing.T) {
 	warm := dialToken(t, s, hs(t, tokenClaims("7", time.Hour, "topics", []string{"*"})), "&topics=warm")
 	expectReply(t, warm, map[string]any{"op": "subscribed", "topic": "warm"})
 	proxy.SetDelay(time.Second) // the interest in "cold" takes a 2 s round trip
-	type dialed struct {
-		c   *websocket.Conn
-		err error
-	}
-	done := make(chan dialed, 1)
 	token := hs(t, tokenClaims("42", time.Hour, "topics", []string{"*"}))
-	opts := dialOptions(t, s, nil)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, _, err := websocket.Dial(ctx, s.wsURL("/ws?topics=cold,warm&token="+token), opts)
-		done <- dialed{c, err}
-	}()
+	done := dialAsync(t, s, "/ws?topics=cold,warm&token="+token)
 	testsupport.WaitFor(t, "the connection upgraded", func() bool { return s.Conns() == 2 })
 	if len(done) > 0 {
 		t.Fatal("the 101 came before the unsubscribe: the connection was not joining")
@@ -284,4 +262,26 @@ func TestClusterUnsubscribeJoining(t *testing.T) {
 		t.Fatalf("got %+v, want only the warm push %d", p, seq)
 	}
 	readPush(t, warm)
+}
+
+// dialed is the outcome of dialAsync.
+type dialed struct {
+	c   *websocket.Conn
+	err error
+}
+
+// dialAsync dials pathAndQuery on s from another goroutine, for a
+// handshake whose 101 is expected to wait (at most 10 s); the outcome
+// arrives on the channel.
+func dialAsync(t *testing.T, s *Server, pathAndQuery string) <-chan dialed {
+	t.Helper()
+	done := make(chan dialed, 1)
+	opts := dialOptions(t, s, nil)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, s.wsURL(pathAndQuery), opts)
+		done <- dialed{c, err}
+	}()
+	return done
 }
