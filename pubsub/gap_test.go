@@ -23,15 +23,9 @@ func (r *missRecorder) Missed(*Topic) { r.missed++ }
 // predecessor aged out of the stream), is no gap. The loop's tasks run in
 // order: the subscriber is told before the message after the gap.
 func TestGapChecks(t *testing.T) {
-	var queued []func()
-	h := NewHub([]Executor{postFunc(func(fn func()) { queued = append(queued, fn) })}, func(string, bool) {})
-	run := func() {
-		for len(queued) > 0 {
-			fn := queued[0]
-			queued = queued[1:]
-			fn()
-		}
-	}
+	loop := &taskQueue{}
+	h := NewHub([]Executor{loop}, func(string, bool) {})
+	run := loop.run
 	ctx := context.Background()
 	s := &missRecorder{}
 	h.Subscribe(0, s, "t")
@@ -103,15 +97,9 @@ func TestLoseForgetsTopicsWhileSubscribed(t *testing.T) {
 // loop's last seq moves on, and after Release at E it gets exactly the
 // pushes above E, including those already queued.
 func TestHoldRelease(t *testing.T) {
-	var queued []func()
-	h := NewHub([]Executor{postFunc(func(fn func()) { queued = append(queued, fn) })}, nil)
-	run := func() {
-		for len(queued) > 0 {
-			fn := queued[0]
-			queued = queued[1:]
-			fn()
-		}
-	}
+	loop := &taskQueue{}
+	h := NewHub([]Executor{loop}, nil)
+	run := loop.run
 	s := &confirmRecorder{}
 	top, at, _ := h.Subscribe(0, s, "t")
 	h.Ingest("t", 3, []byte(`3`))
@@ -147,12 +135,8 @@ func TestHoldRelease(t *testing.T) {
 // broker once passed NoPrev-1, which became the seq: every later message
 // was dropped as old).
 func TestCheckPositionUnknown(t *testing.T) {
-	h := NewHub([]Executor{testsupport.Inline{}}, func(string, bool) {})
+	h, s := subscribedAt5(t)
 	ctx := context.Background()
-	s := &missRecorder{}
-	h.Subscribe(0, s, "t")
-	h.InterestReady("t", 4)
-	h.IngestAfter(ctx, "t", 5, 4, []byte(`5`))
 	if !h.CheckPosition("t", NoPrev) || s.missed != 1 {
 		t.Fatalf("unknown position: subscriber told %d times, want 1", s.missed)
 	}
@@ -170,15 +154,23 @@ func TestCheckPositionUnknown(t *testing.T) {
 // message after it, whose predecessor it is, does not look like it
 // follows a gap (which closed every subscriber of the topic with 4003).
 func TestInvalidIngestIsNoGap(t *testing.T) {
-	h := NewHub([]Executor{testsupport.Inline{}}, func(string, bool) {})
+	h, s := subscribedAt5(t)
 	ctx := context.Background()
-	s := &missRecorder{}
-	h.Subscribe(0, s, "t")
-	h.InterestReady("t", 4)
-	h.IngestAfter(ctx, "t", 5, 4, []byte(`5`))
 	h.IngestAfter(ctx, "t", 6, 5, []byte("\"\xff\""))
 	h.IngestAfter(ctx, "t", 7, 6, []byte(`7`))
 	if s.missed != 0 || !slices.Equal(s.seqs(), []uint64{5, 7}) {
 		t.Fatalf("missed %d, pushes %v: want 0 and [5 7]", s.missed, s.seqs())
 	}
+}
+
+// subscribedAt5 is a cluster Hub on one inline loop whose topic "t" has a
+// subscriber, its interest in place at seq 4, and message 5 pushed.
+func subscribedAt5(t *testing.T) (*Hub, *missRecorder) {
+	t.Helper()
+	h := NewHub([]Executor{testsupport.Inline{}}, func(string, bool) {})
+	s := &missRecorder{}
+	h.Subscribe(0, s, "t")
+	h.InterestReady("t", 4)
+	h.IngestAfter(context.Background(), "t", 5, 4, []byte(`5`))
+	return h, s
 }

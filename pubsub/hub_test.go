@@ -182,6 +182,22 @@ type postFunc func(func())
 
 func (p postFunc) Post(fn func()) { p(fn) }
 
+// taskQueue is an Executor whose tasks wait until the test runs them: a
+// loop whose turns the test drives.
+type taskQueue struct{ tasks []func() }
+
+func (q *taskQueue) Post(fn func()) { q.tasks = append(q.tasks, fn) }
+
+// run runs the queued tasks in order, and those they post, until none is
+// left.
+func (q *taskQueue) run() {
+	for len(q.tasks) > 0 {
+		fn := q.tasks[0]
+		q.tasks = q.tasks[1:]
+		fn()
+	}
+}
+
 func TestTopicForgottenWithLastSubscriber(t *testing.T) {
 	var interest []string
 	h := NewHub([]Executor{testsupport.Inline{}, testsupport.Inline{}}, func(topic string, on bool) {

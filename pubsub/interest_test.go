@@ -35,18 +35,12 @@ func (r *confirmRecorder) seqs() []uint64 {
 // waiting subscriber, every push above it does, and the confirmation comes
 // between them.
 func TestPendingSubscriptionOrdering(t *testing.T) {
-	var queued []func()
+	loop := &taskQueue{}
 	var interest []string
-	h := NewHub([]Executor{postFunc(func(fn func()) { queued = append(queued, fn) })}, func(topic string, on bool) {
+	h := NewHub([]Executor{loop}, func(topic string, on bool) {
 		interest = append(interest, fmt.Sprintf("%s %v", topic, on))
 	})
-	run := func() {
-		for len(queued) > 0 {
-			fn := queued[0]
-			queued = queued[1:]
-			fn()
-		}
-	}
+	run := loop.run
 	s := &confirmRecorder{}
 	top, _, _ := h.Subscribe(0, s, "t")
 	if !top.Waiting(0, s) {
