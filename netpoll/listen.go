@@ -24,7 +24,8 @@ func listenReusePort(addr *net.TCPAddr, backlog int) (int, error) {
 // per listener instead of one or two per connection (TCP_NODELAY alone was
 // about 2.5 % of the server's CPU in a connection storm, docs/benchmarks.md
 // "Handshakes against nbio"). TestAcceptedSocketsInheritOptions checks the
-// kernel does so.
+// kernel does so. It also sets the listener's own TCP_DEFER_ACCEPT
+// (deferAcceptSeconds), which decides when a connection is accepted at all.
 func setAcceptedOptions(lfd, sndbuf int) error {
 	if err := unix.SetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return fmt.Errorf("listener TCP_NODELAY: %w", err)
