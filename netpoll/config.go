@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/wspush/wspush/internal/bufpool"
 	"github.com/wspush/wspush/internal/defaults"
 )
 
@@ -45,6 +46,7 @@ func Defaults() Config {
 	return Config{
 		Loops:      1,
 		ReadBuffer: 64 << 10,
+		PoolIdle:   bufpool.DefaultMaxIdle,
 		Tick:       100 * time.Millisecond,
 		Backlog:    4096,
 		Logger:     slog.Default(),

@@ -142,7 +142,7 @@ func (h *Hub) queueBatch(t *Topic, seq uint64, data []byte, accepted int64, perL
 		h.keep(t, seq, data)
 		return 0
 	}
-	push := &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
+	push := h.NewPush(t.name, seq, data)
 	h.lat.start(push, accepted, loops)
 	t.record(seq, push)
 	for i := range t.sets {

@@ -90,9 +90,9 @@ func digits(v uint64) int {
 	return n
 }
 
-// NewPush encodes one message of topic as a push for a replay from
-// elsewhere (a cluster node's recovery from the stream): the same frame a
-// fan-out would make, compressed on demand from the Hub's shared pool.
+// NewPush encodes one message of topic as a push: the frame every fan-out,
+// history entry and replay from elsewhere (a cluster node's recovery from
+// the stream) uses, compressed on demand from the Hub's shared pool.
 func (h *Hub) NewPush(topic string, seq uint64, data []byte) *Push {
 	return &Push{Frame: PushFrame(topic, seq, data), deflaters: &h.deflaters}
 }

@@ -110,7 +110,7 @@ func (h *Hub) keep(t *Topic, seq uint64, data []byte) {
 	}
 	var p *Push
 	if h.store.cfg.Size > 0 {
-		p = &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
+		p = h.NewPush(t.name, seq, data)
 	}
 	t.hist.Append(seq, p, time.Now())
 }

@@ -245,7 +245,7 @@ func (h *Hub) fanOut(t *Topic, seq uint64, data []byte, done func()) int {
 		left.Store(loops)
 	}
 	accepted := h.lat.now()
-	push := &Push{Frame: PushFrame(t.name, seq, data), deflaters: &h.deflaters}
+	push := h.NewPush(t.name, seq, data)
 	h.lat.start(push, accepted, loops)
 	t.record(seq, push)
 	for i := range t.sets {
