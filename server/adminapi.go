@@ -60,26 +60,15 @@ func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
 	return n, true
 }
 
-// eachUserSession runs fn on every open connection of user, each on its own
-// loop, and returns how many fn counted.
-func (s *Server) eachUserSession(user string, fn func(*session) bool) int {
-	return s.userSessions(user, func(ss *session) bool { return ss.state == stateOpen }, fn)
-}
-
-// eachUserConn is eachUserSession with the connections whose 101 waits for
-// the cluster (stateJoining) too.
+// eachUserConn runs fn on every open connection of user and every one
+// whose 101 waits for the cluster (stateJoining), each on its own loop, and
+// returns how many fn counted.
 func (s *Server) eachUserConn(user string, fn func(*session) bool) int {
-	return s.userSessions(user, func(ss *session) bool { return ss.state == stateOpen || ss.state == stateJoining }, fn)
-}
-
-// userSessions runs fn on every connection of user that which admits, each
-// on its own loop, and returns how many fn counted.
-func (s *Server) userSessions(user string, which, fn func(*session) bool) int {
 	counts := make([]int, len(s.loops))
 	s.group.Each(func(l *netpoll.Loop) {
 		// fn may close connections, which edits the index: walk a copy.
 		for _, ss := range slices.Clone(s.loops[l.ID()].auth.users[user]) {
-			if which(ss) && fn(ss) {
+			if (ss.state == stateOpen || ss.state == stateJoining) && fn(ss) {
 				counts[l.ID()]++
 			}
 		}

@@ -135,11 +135,7 @@ func (s *session) mayJoin(topic string) bool {
 }
 
 // subscribe adds one topic and answers with its last sequence number.
-func (s *session) subscribe(topic string) { s.subscribeAs(topic, false) }
-
-// subscribeAs is subscribe; unrecovered adds "recovered":false to the
-// answer (a since this node cannot recover from).
-func (s *session) subscribeAs(topic string, unrecovered bool) {
+func (s *session) subscribe(topic string) {
 	if !s.mayJoin(topic) {
 		return
 	}
@@ -153,14 +149,10 @@ func (s *session) subscribeAs(topic string, unrecovered bool) {
 		return // dropped while answering (limits.go)
 	case waiting:
 		p := s.pending()
-		p.waitOn, p.unrecovered = t, unrecovered // answered by Subscribed (pending.go)
+		p.waitOn = t // answered by Subscribed (pending.go)
 		return
 	}
-	r := reply{Op: "subscribed", Topic: topic, Seq: &seq, Epoch: t.Epoch()}
-	if unrecovered {
-		r.Recovered = ptr(false)
-	}
-	s.reply(r)
+	s.reply(reply{Op: "subscribed", Topic: topic, Seq: &seq, Epoch: t.Epoch()})
 }
 
 // add subscribes to a valid topic, if not yet held, within the limit the

@@ -324,9 +324,10 @@ func (s *session) upgrade(r handshakeResult) {
 }
 
 // open starts the WebSocket of an upgraded connection subscribed to topics:
-// the 101, then one "subscribed" answer per topic, at its position now. A
-// topic named in since (cluster mode, where recovery is pending) is answered
-// "recovered":false.
+// the 101, then one "subscribed" answer per topic, at its position now. From
+// the first topic named in since (cluster mode only: a single node's resume
+// goes through upgradeSince) the answers wait for the stream
+// (joinFromStream, clusterjoin.go).
 func (s *session) open(resp []byte, topics []string, since map[string]pubsub.Position) {
 	s.state = stateOpen
 	s.sendCopy(resp)
@@ -346,12 +347,7 @@ func (s *session) open(resp []byte, topics []string, since map[string]pubsub.Pos
 			return
 		}
 		seq := t.Position(loop, s)
-		r := reply{Op: "subscribed", Topic: name, Seq: &seq, Epoch: t.Epoch()}
-		if _, ok := since[name]; ok {
-			s.srv.metrics.recovery(false)
-			r.Recovered = ptr(false)
-		}
-		s.reply(r)
+		s.reply(reply{Op: "subscribed", Topic: name, Seq: &seq, Epoch: t.Epoch()})
 	}
 }
 

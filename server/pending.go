@@ -33,14 +33,11 @@ var errEarlyData = errors.New("data before the 101")
 
 // pendingState is a session's deferred work; the zero value holds nothing.
 type pendingState struct {
-	waitOn *pubsub.Topic              // the pending subscription of a command, nil if none
-	rest   []string                   // the topics of that "sub" command after it
-	since  map[string]pubsub.Position // their positions, of that command's "since"
-	// unrecovered: the pending topic was named in since but cannot be
-	// recovered: its answer says "recovered":false.
-	unrecovered bool
-	held        [][]byte // commands received since, copied, in order
-	heldBytes   int
+	waitOn    *pubsub.Topic              // the pending subscription of a command, nil if none
+	rest      []string                   // the topics of that "sub" command after it
+	since     map[string]pubsub.Position // their positions, of that command's "since"
+	held      [][]byte                   // commands received since, copied, in order
+	heldBytes int
 
 	// recov: waitOn is being recovered from the cluster stream
 	// (clusterrecovery.go); answered when that ends.
@@ -56,7 +53,7 @@ type pendingState struct {
 type joinState struct {
 	resp    []byte
 	topics  []string
-	since   map[string]pubsub.Position // ?since= (cluster mode: answered recovered:false)
+	since   map[string]pubsub.Position // ?since= (cluster mode: recovered from the stream, clusterjoin.go)
 	waiting int                        // pending topics not yet confirmed
 	left    []string                   // topics the server API took meanwhile: answered "unsubscribed" after the 101
 }
@@ -131,12 +128,8 @@ func (s *session) Subscribed(t *pubsub.Topic, seq uint64) {
 	case t == p.waitOn && p.recov != nil:
 		s.startRecovery(t.Hold(s.c.Loop().ID(), s)) // answered when it ends
 	case t == p.waitOn:
-		r := reply{Op: "subscribed", Topic: t.Name(), Seq: &seq, Epoch: t.Epoch()}
-		if p.unrecovered {
-			r.Recovered = ptr(false)
-		}
-		p.waitOn, p.unrecovered = nil, false
-		s.reply(r)
+		p.waitOn = nil
+		s.reply(reply{Op: "subscribed", Topic: t.Name(), Seq: &seq, Epoch: t.Epoch()})
 		s.resumeHeld()
 	}
 }
@@ -235,6 +228,6 @@ func (s *session) abandonWait(topic string) {
 	if p.recov != nil {
 		p.recov.gone.Store(true)
 	}
-	p.waitOn, p.recov, p.unrecovered = nil, nil, false
+	p.waitOn, p.recov = nil, nil
 	s.resumeHeld()
 }
