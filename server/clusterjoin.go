@@ -81,7 +81,7 @@ func (s *session) settleJoin() {
 	loop := s.c.Loop().ID()
 	for _, jt := range j.topics {
 		r := jt.r
-		if r == nil || r.fail || r.end >= max(r.at, r.t.LoopLast(loop)) {
+		if r == nil || r.fail || r.end >= r.live(loop) {
 			continue
 		}
 		if r.reads >= maxRecoveryReads || !s.readMore(r, pubsub.Position{Epoch: r.from.Epoch, Seq: r.end}) {

@@ -171,7 +171,7 @@ func (s *session) readMore(r *clusterRecovery, after pubsub.Position) bool {
 	}
 	rd := recoveryRead{s: s, r: r, topic: r.t.Name(), after: after,
 		limit: max(int(s.srv.cfg.streamPerTopic())-len(r.msgs), 1), maxBytes: s.srv.cfg.MaxBuffered - held,
-		live: max(r.at, r.t.LoopLast(s.c.Loop().ID()))}
+		live: r.live(s.c.Loop().ID())}
 	select {
 	case s.srv.recoveries <- rd:
 		return true
@@ -200,6 +200,11 @@ func (s *session) abandonRecoveries() {
 	}
 }
 
+// live is the last seq of r's topic the held subscriber has skipped on
+// loop: the later of where it was held and what the loop has handed out
+// since. A read that reaches it leaves nothing missing.
+func (r *clusterRecovery) live(loop int) uint64 { return max(r.at, r.t.LoopLast(loop)) }
+
 // recoveryRead is a worker's read, on the session's loop.
 func (s *session) recoveryRead(r *clusterRecovery, res natsbroker.Read, err error) {
 	p := s.pend() // nil once nothing is pending: a late read
@@ -227,7 +232,7 @@ func (s *session) recoveryRead(r *clusterRecovery, res natsbroker.Read, err erro
 		return
 	}
 	loop := s.c.Loop().ID()
-	live := max(r.at, r.t.LoopLast(loop))
+	live := r.live(loop)
 	switch {
 	case res.End >= live:
 		s.endRecovery(r, true, res.End)
@@ -251,7 +256,11 @@ func (s *session) took(r *clusterRecovery, res natsbroker.Read, err error) bool 
 	for _, m := range res.Messages {
 		r.bytes += len(m.Data) + len(r.t.Name()) + ingestFrameOverhead
 	}
-	r.msgs = append(r.msgs, res.Messages...)
+	if r.msgs == nil {
+		r.msgs = res.Messages // shared with other readers, read-only; clipped, so an append below copies
+	} else {
+		r.msgs = append(r.msgs, res.Messages...)
+	}
 	return true
 }
 
@@ -272,7 +281,7 @@ func (s *session) endRecovery(r *clusterRecovery, recovered bool, end uint64) {
 	p.waitOn, p.recov = nil, nil
 	s.srv.metrics.recovery(recovered)
 	if !recovered {
-		pos := max(r.at, r.t.LoopLast(loop))
+		pos := r.live(loop)
 		r.t.Release(loop, s, pos)
 		s.reply(subscribedReply(r.t.Name(), pubsub.Position{Epoch: r.t.Epoch(), Seq: pos}, false))
 		s.resumeHeld()

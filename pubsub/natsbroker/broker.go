@@ -361,14 +361,11 @@ func (b *Broker) ingest(ctx context.Context, m *nats.Msg) {
 	b.log.Warn("dropping a message the stream did not republish", "subject", m.Subject, "err", err)
 }
 
-// lastSequenceHeader is the header in which the stream's republish says
-// the seq of the subject's message before this one (0 for the first).
-const lastSequenceHeader = "Nats-Last-Sequence"
-
-// prevSeq is the seq of the topic's message before m in the stream,
-// pubsub.NoPrev when m does not say.
+// prevSeq is the seq of the topic's message before m in the stream, which
+// the stream's republish puts in its Nats-Last-Sequence header (0 for the
+// first), pubsub.NoPrev when m does not say.
 func prevSeq(m *nats.Msg) uint64 {
-	prev, err := strconv.ParseUint(m.Header.Get(lastSequenceHeader), 10, 64)
+	prev, err := strconv.ParseUint(m.Header.Get(jetstream.LastSequenceHeader), 10, 64)
 	if err != nil {
 		return pubsub.NoPrev
 	}

@@ -81,7 +81,7 @@ func TestIngestGap(t *testing.T) {
 	send := func(seq, prev uint64) {
 		m := nats.NewMsg(outPrefix + "g")
 		m.Header.Set("Nats-Sequence", strconv.FormatUint(seq, 10))
-		m.Header.Set(lastSequenceHeader, strconv.FormatUint(prev, 10))
+		m.Header.Set(jetstream.LastSequenceHeader, strconv.FormatUint(prev, 10))
 		m.Data = []byte(strconv.FormatUint(seq, 10))
 		if err := nc.PublishMsg(m); err != nil {
 			t.Fatal(err)
