@@ -31,13 +31,22 @@ func appendPublished(b []byte, p pubsub.Published) []byte {
 	return append(b, '}')
 }
 
-// appendJSONString appends s as a JSON string as encoding/json writes it:
-// by hand for printable ASCII, as topic names and epochs are
-// (appendASCIIString, replyencode.go), else through encoding/json.
+// appendJSONString appends s as a JSON string. Topic names and epochs are
+// printable ASCII, where only '"' and '\' need escaping; anything else goes
+// through encoding/json.
 func appendJSONString(b []byte, s string) []byte {
-	if out, ok := appendASCIIString(b, s); ok {
-		return out
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
 	}
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
 }
