@@ -280,6 +280,13 @@ func TestAuthCommandRefusals(t *testing.T) {
 	if got := refusals(s, auth.ReasonForbidden); got != before+1 {
 		t.Fatalf("forbidden refusals %v, want %v", got, before+1)
 	}
+	// A resume from a position is checked like any subscription.
+	sendJSON(t, c, `{"op":"sub","topics":["secret","news.b"],"since":{"secret":{"epoch":"x","seq":0},"news.b":{"epoch":"x","seq":0}}}`)
+	expectReply(t, c, map[string]any{"op": "error", "error": "forbidden", "topic": "secret"})
+	expectReply(t, c, map[string]any{"op": "subscribed", "topic": "news.b"})
+	if got := refusals(s, auth.ReasonForbidden); got != before+2 {
+		t.Fatalf("forbidden refusals %v, want %v", got, before+2)
+	}
 
 	sendJSON(t, c, `{"op":"pub","topic":"news.a","data":1}`)
 	expectReply(t, c, map[string]any{"op": "error", "error": "forbidden", "topic": "news.a"})

@@ -117,8 +117,7 @@ func (s *session) replay() {
 // subscribeSince is subscribe from a position: the answer, then the
 // replay, in the same loop turn (see pubsub.Hub.Resume).
 func (s *session) subscribeSince(topic string, from pubsub.Position) {
-	if err := pubsub.CheckTopic(topic); err != nil {
-		s.reply(errorReply(err.Error()))
+	if !s.mayJoin(topic) {
 		return
 	}
 	if !s.holds(topic) && len(s.topics) >= s.srv.cfg.MaxSubs {
