@@ -3,6 +3,7 @@
 package netpoll
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"unsafe"
 
@@ -23,17 +24,26 @@ func (c *Conn) AcceptedPeer() (netip.Addr, bool) {
 	if l.opening != c {
 		return netip.Addr{}, false
 	}
-	return SockaddrIP(&l.peer), true
+	return SockaddrAddrPort(&l.peer).Addr(), true
 }
 
-// SockaddrIP is the IP address of an AF_INET or AF_INET6 socket address
-// (IPv4-mapped IPv6 addresses unmapped), the zero Addr for anything else.
-func SockaddrIP(rsa *unix.RawSockaddrAny) netip.Addr {
+// SockaddrAddrPort is the address and port of an AF_INET or AF_INET6 socket
+// address (IPv4-mapped IPv6 addresses unmapped), the zero AddrPort for
+// anything else.
+func SockaddrAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 	switch rsa.Addr.Family {
 	case unix.AF_INET:
-		return netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(rsa)).Addr)
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), networkPort(sa.Port))
 	case unix.AF_INET6:
-		return netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(rsa)).Addr).Unmap()
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), networkPort(sa.Port))
 	}
-	return netip.Addr{}
+	return netip.AddrPort{}
+}
+
+// networkPort reads a sockaddr's port, which is in network byte order.
+func networkPort(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return binary.BigEndian.Uint16(b[:])
 }

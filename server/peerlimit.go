@@ -24,22 +24,22 @@ func peerAddr(c *netpoll.Conn) netip.Addr {
 	if a, ok := c.AcceptedPeer(); ok {
 		return a
 	}
-	return peerAddrOf(c.Fd())
+	return socketPeer(c.Fd()).Addr()
 }
 
-// peerAddrOf is getpeername(2) of fd without an allocation: unix.Getpeername
-// puts its sockaddr buffer and the Sockaddr it returns on the heap, about
-// 140 bytes of garbage per accepted connection, which a connection storm
-// leaves resident until the runtime returns it (docs/benchmarks.md, idle
-// memory).
-func peerAddrOf(fd int) netip.Addr {
+// socketPeer is getpeername(2) of fd, the zero AddrPort if the socket has
+// no peer any more, without an allocation: unix.Getpeername puts its
+// sockaddr buffer and the Sockaddr it returns on the heap, about 140 bytes
+// of garbage per connection, which a connection storm leaves resident
+// until the runtime returns it (docs/benchmarks.md, idle memory).
+func socketPeer(fd int) netip.AddrPort {
 	var rsa unix.RawSockaddrAny
 	n := uint32(unix.SizeofSockaddrAny)
 	_, _, errno := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)))
 	if errno != 0 {
-		return netip.Addr{}
+		return netip.AddrPort{}
 	}
-	return netpoll.SockaddrIP(&rsa)
+	return netpoll.SockaddrAddrPort(&rsa)
 }
 
 // peerIP is the address a connection is counted under: an IPv6 address, or

@@ -94,10 +94,10 @@ func TestPeerTableHoldsOnlyOpenAddresses(t *testing.T) {
 	testsupport.WaitFor(t, "the table to empty", func() bool { return s.peers.addresses() == 0 })
 }
 
-// TestPeerAddrOf reads the peer of real loopback sockets, IPv4 from a
+// TestSocketPeer reads the peer of real loopback sockets, IPv4 from a
 // source address of its own and IPv6 when the machine has ::1, with no
-// allocation; a descriptor that is gone gives the zero Addr.
-func TestPeerAddrOf(t *testing.T) {
+// allocation, its port too; a descriptor that is gone gives the zero AddrPort.
+func TestSocketPeer(t *testing.T) {
 	for _, tc := range []struct{ network, listen, src string }{
 		{"tcp4", "127.0.0.1:0", "127.0.0.3"},
 		{"tcp6", "[::1]:0", "::1"},
@@ -124,20 +124,25 @@ func TestPeerAddrOf(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got netip.Addr
+		var port uint16
 		var allocs float64
 		raw.Control(func(fd uintptr) {
-			got = peerAddrOf(int(fd))
-			allocs = testing.AllocsPerRun(100, func() { peerAddrOf(int(fd)) })
+			ap := socketPeer(int(fd))
+			got, port = ap.Addr(), ap.Port()
+			allocs = testing.AllocsPerRun(100, func() { socketPeer(int(fd)) })
 		})
+		if want := uint16(client.LocalAddr().(*net.TCPAddr).Port); port != want {
+			t.Errorf("%s: socketPeer port %d, want %d", tc.network, port, want)
+		}
 		if want := netip.MustParseAddr(tc.src); got != want {
-			t.Errorf("%s: peerAddrOf = %v, want %v", tc.network, got, want)
+			t.Errorf("%s: socketPeer = %v, want %v", tc.network, got, want)
 		}
 		if allocs != 0 {
-			t.Errorf("%s: peerAddrOf allocates %.0f times, want 0", tc.network, allocs)
+			t.Errorf("%s: socketPeer allocates %.0f times, want 0", tc.network, allocs)
 		}
 	}
-	if got := peerAddrOf(-1); got.IsValid() {
-		t.Errorf("peerAddrOf(-1) = %v, want the zero Addr", got)
+	if got := socketPeer(-1); got.IsValid() {
+		t.Errorf("socketPeer(-1) = %v, want the zero AddrPort", got)
 	}
 }
 

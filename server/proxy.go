@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/internal/proxyproto"
 )
@@ -121,20 +120,4 @@ func (s *session) clientAddr() netip.AddrPort {
 		return s.proxy.client
 	}
 	return socketPeer(s.c.Fd())
-}
-
-// socketPeer is the remote address of a socket (the zero AddrPort if the
-// socket has none any more).
-func socketPeer(fd int) netip.AddrPort {
-	sa, err := unix.Getpeername(fd)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
-	}
-	return netip.AddrPort{}
 }
