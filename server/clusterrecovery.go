@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -136,8 +135,7 @@ func (s *session) subscribeFromStream(topic string, from pubsub.Position) {
 		s.reply(subscribedReply(topic, pos, pos == from))
 		return
 	}
-	if len(s.topics) >= s.srv.cfg.MaxSubs {
-		s.reply(errorReply(fmt.Sprintf("cannot subscribe to %q: at most %d topics per connection", topic, s.srv.cfg.MaxSubs)))
+	if !s.roomFor(topic) {
 		return
 	}
 	t, _, waiting := s.add(topic)

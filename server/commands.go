@@ -120,6 +120,16 @@ func (s *session) subscribeAll(topics iter.Seq[string], since map[string]pubsub.
 	}
 }
 
+// roomFor reports whether the connection may take topic within -max-subs
+// (a topic it holds always fits), answering the error when it may not.
+func (s *session) roomFor(topic string) bool {
+	if s.holds(topic) || len(s.topics) < s.srv.cfg.MaxSubs {
+		return true
+	}
+	s.reply(errorReply(fmt.Sprintf("cannot subscribe to %q: at most %d topics per connection", topic, s.srv.cfg.MaxSubs)))
+	return false
+}
+
 // mayJoin reports whether topic is a valid name the connection may
 // subscribe to, answering the error when it is not.
 func (s *session) mayJoin(topic string) bool {
@@ -139,8 +149,7 @@ func (s *session) subscribe(topic string) {
 	if !s.mayJoin(topic) {
 		return
 	}
-	if !s.holds(topic) && len(s.topics) >= s.srv.cfg.MaxSubs {
-		s.reply(errorReply(fmt.Sprintf("cannot subscribe to %q: at most %d topics per connection", topic, s.srv.cfg.MaxSubs)))
+	if !s.roomFor(topic) {
 		return
 	}
 	t, seq, waiting := s.add(topic)

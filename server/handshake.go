@@ -297,9 +297,7 @@ func (s *session) upgrade(r handshakeResult) {
 		// replay (v1.1 ?since=) follows the answers (since.go).
 		s.state = stateOpen
 		s.upgradeSince(r)
-		now := time.Now()
-		s.lastRead = s.srv.mono(now)
-		s.setOpenTimer(now.Add(s.srv.cfg.PingInterval))
+		s.startKeepalive()
 		return
 	}
 	// Subscribed before the 101 leaves, answered right after it; in cluster
@@ -323,6 +321,14 @@ func (s *session) upgrade(r handshakeResult) {
 	s.open(r.resp, r.topics, r.since)
 }
 
+// startKeepalive starts an opened connection's idle clock: it has just been
+// heard from, and is pinged after -ping-interval of silence.
+func (s *session) startKeepalive() {
+	now := time.Now()
+	s.lastRead = s.srv.mono(now)
+	s.setOpenTimer(now.Add(s.srv.cfg.PingInterval))
+}
+
 // open starts the WebSocket of an upgraded connection subscribed to topics:
 // the 101, then one "subscribed" answer per topic, at its position now. From
 // the first topic named in since (cluster mode only: a single node's resume
@@ -332,9 +338,7 @@ func (s *session) open(resp []byte, topics []string, since map[string]pubsub.Pos
 	s.state = stateOpen
 	s.sendCopy(resp)
 	loop := s.c.Loop().ID()
-	now := time.Now()
-	s.lastRead = s.srv.mono(now)
-	s.setOpenTimer(now.Add(s.srv.cfg.PingInterval))
+	s.startKeepalive()
 	for i, name := range topics {
 		t := s.topic(name)
 		if t == nil {

@@ -80,17 +80,18 @@ func (s *session) resume(topic string, from pubsub.Position, planned int) (reply
 			return subscribedReply(topic, pos, pos == from), 0
 		}
 	}
-	start := len(s.ls().replay)
-	res, _ := s.srv.hub.Resume(loop, s, topic, from, s.ls().replay) // valid: checked by the caller
+	ls := s.ls()
+	start := len(ls.replay)
+	res, _ := s.srv.hub.Resume(loop, s, topic, from, ls.replay) // valid: checked by the caller
 	s.topics = append(s.topics, res.Topic)
-	s.ls().replay = res.Replay
+	ls.replay = res.Replay
 	bytes := 0
 	for _, m := range res.Replay[start:] {
 		bytes += len(m.Push.Frame) // a compressed frame is never larger
 	}
 	if res.Recovered && s.c.Buffered()+planned+bytes > s.srv.cfg.MaxBuffered {
-		clear(s.ls().replay[start:])
-		s.ls().replay = s.ls().replay[:start]
+		clear(ls.replay[start:])
+		ls.replay = ls.replay[:start]
 		res.Recovered, bytes = false, 0
 		res.Position = pubsub.Position{Epoch: res.Topic.Epoch(), Seq: res.Topic.Position(loop, s)}
 		s.srv.log.Debug("replay larger than -max-buffered: answered recovered:false", "topic", topic)
@@ -106,12 +107,13 @@ func subscribedReply(topic string, pos pubsub.Position, recovered bool) reply {
 // replay queues the loop's replay scratch to the connection as ordinary
 // pushes, then empties it so that it pins no push.
 func (s *session) replay() {
-	for _, m := range s.ls().replay {
+	ls := s.ls()
+	for _, m := range ls.replay {
 		s.Push(m.Push)
 	}
-	s.srv.metrics.replayed.Add(float64(len(s.ls().replay)))
-	clear(s.ls().replay)
-	s.ls().replay = s.ls().replay[:0]
+	s.srv.metrics.replayed.Add(float64(len(ls.replay)))
+	clear(ls.replay)
+	ls.replay = ls.replay[:0]
 }
 
 // subscribeSince is subscribe from a position: the answer, then the
@@ -120,8 +122,7 @@ func (s *session) subscribeSince(topic string, from pubsub.Position) {
 	if !s.mayJoin(topic) {
 		return
 	}
-	if !s.holds(topic) && len(s.topics) >= s.srv.cfg.MaxSubs {
-		s.reply(errorReply(fmt.Sprintf("cannot subscribe to %q: at most %d topics per connection", topic, s.srv.cfg.MaxSubs)))
+	if !s.roomFor(topic) {
 		return
 	}
 	r, _ := s.resume(topic, from, 0)
