@@ -46,18 +46,19 @@ func (s *session) command(payload []byte) {
 		s.reply(errorReply("malformed command: " + err.Error()))
 		return
 	}
-	if cmd.Op != "sub" && cmd.Op != "unsub" {
-		s.admitted(0, len(payload))
+	topics := 0 // a sub or unsub costs a token per topic (ratelimit.go)
+	if cmd.Op == "sub" || cmd.Op == "unsub" {
+		if !s.chargeTopics(cmd.Op, cmd.Topics.n, len(payload)) {
+			return // over the rate: nothing is answered but the refusal
+		}
+		topics = cmd.Topics.n
 	}
+	s.admitted(topics, len(payload))
 	switch cmd.Op {
 	case "sub":
 		if cmd.Topics.empty() {
 			s.reply(errorReply(`"sub" needs "topics": a non-empty array of topic names`))
 		}
-		if !s.chargeTopics(cmd.Op, cmd.Topics.n, len(payload)) {
-			return // over the rate: nothing is answered but the refusal (ratelimit.go)
-		}
-		s.admitted(cmd.Topics.n, len(payload))
 		since, err := parseSince(cmd.Since, cmd.Topics.has, s.srv.cfg.MaxSubs)
 		if err != nil {
 			s.reply(errorReply(err.Error()))
@@ -68,10 +69,6 @@ func (s *session) command(payload []byte) {
 		if cmd.Topics.empty() {
 			s.reply(errorReply(`"unsub" needs "topics": a non-empty array of topic names`))
 		}
-		if !s.chargeTopics(cmd.Op, cmd.Topics.n, len(payload)) {
-			return
-		}
-		s.admitted(cmd.Topics.n, len(payload))
 		for t := range cmd.Topics.all() {
 			if s.gone() {
 				return

@@ -66,27 +66,23 @@ func truncate(s string) string {
 // message), and a queue that held nothing is not a slow consumer. Once the
 // session drains, its last word (a close frame, an HTTP answer) is out and
 // nothing more is queued.
-func (s *session) send(b []byte) {
-	if s.state == stateDraining {
-		return
-	}
-	s.queue(b)
-	if n := s.c.Buffered(); n > s.srv.cfg.MaxBuffered && n > len(b) {
-		s.dropSlow()
-	}
-}
+func (s *session) send(b []byte) { s.put(b, false) }
 
 // sendCopy is send for bytes the caller reuses (the loop's handshake
 // scratch): a copy is queued, in the connection's queue's own room
 // (netpoll.Conn.QueueCopy); over TLS the record is a copy anyway.
-func (s *session) sendCopy(b []byte) {
+func (s *session) sendCopy(b []byte) { s.put(b, true) }
+
+// put is send and sendCopy: b queued by reference or as a copy, then the
+// bufferedAmount check.
+func (s *session) put(b []byte, copied bool) {
 	if s.state == stateDraining {
 		return
 	}
-	if s.tls != nil {
-		s.sendTLS(b)
-	} else {
+	if copied && s.tls == nil {
 		s.c.QueueCopy(b)
+	} else {
+		s.queue(b)
 	}
 	if n := s.c.Buffered(); n > s.srv.cfg.MaxBuffered && n > len(b) {
 		s.dropSlow()
