@@ -43,8 +43,7 @@ func (s *session) joinFromStream(names []string, since map[string]pubsub.Positio
 		jt := joinTopic{t: t, at: t.Hold(loop, s)}
 		if from, ok := since[name]; ok {
 			// Read in turn by settleJoin; another stream's position fails.
-			jt.r = &clusterRecovery{t: t, from: from, at: jt.at, join: j, done: true}
-			jt.r.unread, jt.r.fail = from.Epoch == t.Epoch(), from.Epoch != t.Epoch()
+			jt.r = &clusterRecovery{t: t, from: from, at: jt.at, join: j, fail: from.Epoch != t.Epoch()}
 		}
 		j.topics = append(j.topics, jt)
 	}
@@ -58,22 +57,17 @@ func (s *session) joinFromStream(names []string, since map[string]pubsub.Positio
 
 // settleJoin starts the handshake's next read, one at a time: first each
 // topic's, then, once all were read, the next for a recovered topic that
-// has not caught up with its loop. With none left to start it answers.
+// has not caught up with its loop. With none left to start it answers. It
+// runs when no read is in flight: at the start (joinFromStream) and when
+// the one read ends (recoveryRead).
 func (s *session) settleJoin() {
 	j := s.pending().joinRec
 	for _, jt := range j.topics {
-		if jt.r != nil && !jt.r.done {
-			return // a read in flight
-		}
-	}
-	for _, jt := range j.topics {
 		r := jt.r
-		if r == nil || !r.unread {
+		if r == nil || !r.unread() {
 			continue
 		}
-		r.unread = false
 		if s.readMore(r, r.from) {
-			r.done = false
 			return
 		}
 		r.fail = true // no worker free
@@ -89,7 +83,6 @@ func (s *session) settleJoin() {
 			r.fail, r.msgs, r.bytes = true, nil, 0
 			continue
 		}
-		r.done = false
 		return
 	}
 	s.answerJoin()

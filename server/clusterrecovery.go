@@ -57,12 +57,13 @@ type clusterRecovery struct {
 	bytes int // their frames' size, against -max-buffered
 	reads int
 
-	join   *joinRecovery // the handshake's recoveries it is one of (clusterjoin.go); nil for a sub command's
-	end    uint64        // join: the read's end, when done and not failed
-	done   bool          // join: no read in flight
-	fail   bool          // join: not recoverable
-	unread bool          // join: its first read is yet to start (settleJoin)
+	join *joinRecovery // the handshake's recoveries it is one of (clusterjoin.go); nil for a sub command's
+	end  uint64        // join: the last read's end, when not failed
+	fail bool          // join: not recoverable
 }
+
+// unread reports whether r's first read is yet to start (settleJoin).
+func (r *clusterRecovery) unread() bool { return r.reads == 0 && !r.fail }
 
 // recoveryRead is one read handed to a worker: values only.
 type recoveryRead struct {
@@ -218,7 +219,7 @@ func (s *session) recoveryRead(r *clusterRecovery, res natsbroker.Read, err erro
 		return
 	}
 	if r.join != nil {
-		r.done, r.fail, r.end = true, !ok, res.End
+		r.fail, r.end = !ok, res.End
 		if !ok {
 			r.msgs, r.bytes = nil, 0 // what an earlier read took is not replayed
 		}
