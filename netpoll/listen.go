@@ -13,9 +13,18 @@ import (
 // listenReusePort opens a non-blocking listening TCP socket on addr with
 // SO_REUSEPORT set, so that every loop can own a listener on the same port and
 // the kernel spreads incoming connections over them. A nil or unspecified IP
-// listens on all IPv4 and IPv6 addresses, as net.Listen does.
-func listenReusePort(addr *net.TCPAddr, backlog int) (int, error) {
-	return bindSocket(addr, backlog, true)
+// listens on all IPv4 and IPv6 addresses, as net.Listen does. The listener
+// carries the options its connections inherit (setAcceptedOptions).
+func listenReusePort(addr *net.TCPAddr, backlog, sndbuf int) (int, error) {
+	lfd, err := bindSocket(addr, backlog, true)
+	if err != nil {
+		return -1, err
+	}
+	if err := setAcceptedOptions(lfd, sndbuf); err != nil {
+		unix.Close(lfd)
+		return -1, err
+	}
+	return lfd, nil
 }
 
 // setAcceptedOptions sets on the listener the options every connection

@@ -73,13 +73,7 @@ func Listen(cfg Config) (*Group, error) {
 	}
 	g := &Group{}
 	for i := 0; i < cfg.Loops; i++ {
-		lfd, err := listenReusePort(addr, cfg.Backlog)
-		if err == nil {
-			err = setAcceptedOptions(lfd, cfg.SendBuffer)
-			if err != nil {
-				unix.Close(lfd)
-			}
-		}
+		lfd, err := listenReusePort(addr, cfg.Backlog, cfg.SendBuffer)
 		if err != nil {
 			g.Close()
 			return nil, err

@@ -165,10 +165,7 @@ func (h *Hub) lockBatch(items []BatchItem, res []BatchResult, topics []*Topic) [
 			if res[i].Err != nil {
 				continue
 			}
-			t := h.topics[it.Topic]
-			if t == nil && h.store != nil && (h.maxTopics <= 0 || len(h.topics) < h.maxTopics) {
-				t = h.newTopic(it.Topic)
-			}
+			t := h.topicFor(it.Topic)
 			topics[i] = t
 			if t != nil {
 				distinct = append(distinct, t)

@@ -66,6 +66,17 @@ func (h *Hub) newTopic(topic string) *Topic {
 // the Hub is used.
 func (h *Hub) SetMaxTopics(n int) { h.maxTopics = n }
 
+// topicFor is topic's Topic for a publish: made when missing if the Hub
+// keeps history and has room (SetMaxTopics), else nil when nobody
+// subscribes. h.mu is held.
+func (h *Hub) topicFor(topic string) *Topic {
+	t := h.topics[topic]
+	if t == nil && h.store != nil && (h.maxTopics <= 0 || len(h.topics) < h.maxTopics) {
+		t = h.newTopic(topic)
+	}
+	return t
+}
+
 // lockTopic returns topic's Topic locked (Topic.mu) for a publish: made
 // when missing if the Hub keeps history (within SetMaxTopics), nil when it
 // does not and nobody subscribes. A topic Sweep forgot between the lookup
@@ -74,12 +85,7 @@ func (h *Hub) SetMaxTopics(n int) { h.maxTopics = n }
 func (h *Hub) lockTopic(topic string) *Topic {
 	for {
 		h.mu.Lock()
-		t := h.topics[topic]
-		if t == nil && h.store != nil {
-			if h.maxTopics <= 0 || len(h.topics) < h.maxTopics {
-				t = h.newTopic(topic)
-			}
-		}
+		t := h.topicFor(topic)
 		h.mu.Unlock()
 		if t == nil {
 			return nil
